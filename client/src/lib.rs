@@ -1,0 +1,676 @@
+//! A Rust client for Switchyard: the public signaling protocol over WebSocket plus two webrtc-rs
+//! (`rtc`, sans-IO) peer connections, as a browser would use them.
+//!
+//! Used by the integration tests, and meant for the load tester and the recorder: it can
+//! publish synthetic audio and video RTP, receives every track it is offered without decoding
+//! it, and reports what it sees as [`ClientEvent`]s. It also sends raw frames on request, so
+//! tests can play a misbehaving client.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use protocol::{ClientMessage, IceCandidate, ServerMessage, Target, TrackKind};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+/// Client failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the signaling server at {url}: {source}")]
+    Connect {
+        url: String,
+        source: tokio_tungstenite::tungstenite::Error,
+    },
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("WebRTC engine: {0}")]
+    Engine(#[from] rtc::shared::error::Error),
+    #[error("the client task has stopped")]
+    Stopped,
+}
+
+/// What the client observed.
+#[derive(Debug, Clone)]
+pub enum ClientEvent {
+    /// A signaling message from the server.
+    Message(ServerMessage),
+    /// The server offered a track (stream id = publisher's participant id).
+    TrackOpened {
+        participant_id: String,
+        track_id: String,
+        kind: TrackKind,
+    },
+    /// One received RTP packet.
+    Rtp {
+        participant_id: String,
+        kind: TrackKind,
+        sequence_number: u16,
+        timestamp: u32,
+        ssrc: u32,
+        payload_len: usize,
+    },
+    /// A peer connection changed state (`connected`, `failed`, ...).
+    PeerState { target: Target, state: String },
+    /// The WebSocket closed (close code if the server sent one).
+    Closed { code: Option<u16>, reason: String },
+}
+
+enum Command {
+    Send(ClientMessage),
+    SendText(String),
+    SendBinary(Vec<u8>),
+    Publish { audio: bool, video: bool },
+    Disconnect,
+}
+
+/// A connected client. Dropping it drops the WebSocket without a goodbye.
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    /// Everything the client observes, in order.
+    pub events: mpsc::UnboundedReceiver<ClientEvent>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Client {
+    /// Opens the signaling WebSocket at `url` (for example `ws://127.0.0.1:8080/ws`).
+    pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|source| ClientError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        let publisher = Peer::new().await?;
+        let subscriber = Peer::new().await?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut engine = Engine {
+                ws,
+                publisher,
+                subscriber,
+                events: event_tx,
+                media: None,
+            };
+            engine.run(command_rx).await;
+        });
+        Ok(Client {
+            commands,
+            events,
+            task,
+        })
+    }
+
+    /// Sends `join`.
+    pub fn join(&self, room: &str, token: &str) {
+        self.send(ClientMessage::Join {
+            room: room.to_owned(),
+            token: token.to_owned(),
+        });
+    }
+
+    /// Sends any protocol message.
+    pub fn send(&self, message: ClientMessage) {
+        let _ = self.commands.send(Command::Send(message));
+    }
+
+    /// Sends a raw text frame (for testing how the server treats bad input).
+    pub fn send_text(&self, text: impl Into<String>) {
+        let _ = self.commands.send(Command::SendText(text.into()));
+    }
+
+    /// Sends a raw binary frame.
+    pub fn send_binary(&self, data: Vec<u8>) {
+        let _ = self.commands.send(Command::SendBinary(data));
+    }
+
+    /// Adds synthetic tracks (Opus-shaped audio every 20 ms, VP8 keyframes at 30 fps) to the
+    /// publisher connection, offers them, and starts sending once connected.
+    pub fn publish(&self, audio: bool, video: bool) {
+        let _ = self.commands.send(Command::Publish { audio, video });
+    }
+
+    /// Says `leave` and closes the WebSocket cleanly.
+    pub fn leave(&self) {
+        let _ = self.commands.send(Command::Send(ClientMessage::Leave));
+        let _ = self.commands.send(Command::Disconnect);
+    }
+
+    /// Waits up to `timeout` for an event matching `want`, skipping others.
+    pub async fn wait_for<T>(
+        &mut self,
+        timeout: Duration,
+        mut want: impl FnMut(&ClientEvent) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .ok()??;
+            if let Some(t) = want(&event) {
+                return Some(t);
+            }
+        }
+    }
+
+    /// Waits for the next server message matching `want`.
+    pub async fn wait_message<T>(
+        &mut self,
+        timeout: Duration,
+        mut want: impl FnMut(&ServerMessage) -> Option<T>,
+    ) -> Option<T> {
+        self.wait_for(timeout, |e| match e {
+            ClientEvent::Message(m) => want(m),
+            _ => None,
+        })
+        .await
+    }
+}
+
+struct Peer {
+    pc: RTCPeerConnection,
+    socket: UdpSocket,
+    local: SocketAddr,
+    buf: Vec<u8>,
+    /// Track id → (publisher participant id, kind), for received tracks.
+    tracks: std::collections::HashMap<String, (String, TrackKind)>,
+    connected: bool,
+}
+
+fn client_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
+    vec![
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: opus(),
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        ),
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: vp8(),
+                payload_type: 96,
+            },
+            RtpCodecKind::Video,
+        ),
+    ]
+}
+
+fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+impl Peer {
+    async fn new() -> Result<Peer, ClientError> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let local = socket.local_addr()?;
+        let mut media_engine = MediaEngine::default();
+        for (codec, kind) in client_codecs() {
+            media_engine.register_codec(codec, kind)?;
+        }
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(
+                SettingEngineBuilder::new()
+                    .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+                    .build(),
+            )
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(Instant::now())?;
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local.ip().to_string(),
+                port: local.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+        pc.add_local_candidate(RTCIceCandidateInit::default())?;
+        Ok(Peer {
+            pc,
+            socket,
+            local,
+            buf: vec![0; 2048],
+            tracks: Default::default(),
+            connected: false,
+        })
+    }
+}
+
+struct Media {
+    audio: Option<(RTCRtpSenderId, u32)>,
+    video: Option<(RTCRtpSenderId, u32)>,
+    audio_seq: u16,
+    video_seq: u16,
+    next_audio: Instant,
+    next_video: Instant,
+    started: Instant,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Engine {
+    ws: Ws,
+    publisher: Peer,
+    subscriber: Peer,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    media: Option<Media>,
+}
+
+impl Engine {
+    async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            self.drain(Target::Publisher).await;
+            self.drain(Target::Subscriber).await;
+            let now = Instant::now();
+            let mut deadline = now + Duration::from_millis(200);
+            for pc in [&mut self.publisher.pc, &mut self.subscriber.pc] {
+                if let Some(t) = pc.poll_timeout() {
+                    deadline = deadline.min(t);
+                }
+            }
+            if let Some(m) = &self.media {
+                if self.publisher.connected {
+                    deadline = deadline.min(m.next_audio.min(m.next_video));
+                }
+            }
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None | Some(Command::Disconnect) => {
+                        let _ = self.ws.close(None).await;
+                        return;
+                    }
+                    Some(c) => self.on_command(c).await,
+                },
+                frame = self.ws.next() => {
+                    if !self.on_frame(frame).await {
+                        return;
+                    }
+                }
+                r = self.publisher.socket.recv_from(&mut self.publisher.buf) => {
+                    if let Ok((n, peer)) = r {
+                        read(&mut self.publisher, n, peer);
+                    }
+                }
+                r = self.subscriber.socket.recv_from(&mut self.subscriber.buf) => {
+                    if let Ok((n, peer)) = r {
+                        read(&mut self.subscriber, n, peer);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    let now = Instant::now();
+                    let _ = self.publisher.pc.handle_timeout(now);
+                    let _ = self.subscriber.pc.handle_timeout(now);
+                    self.send_media(now);
+                }
+            }
+        }
+    }
+
+    fn emit(&self, event: ClientEvent) {
+        let _ = self.events.send(event);
+    }
+
+    async fn send_ws(&mut self, message: &ClientMessage) {
+        if let Ok(text) = serde_json::to_string(message) {
+            let _ = self.ws.send(Message::text(text)).await;
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Send(m) => self.send_ws(&m).await,
+            Command::SendText(t) => {
+                let _ = self.ws.send(Message::text(t)).await;
+            }
+            Command::SendBinary(b) => {
+                let _ = self.ws.send(Message::binary(b)).await;
+            }
+            Command::Publish { audio, video } => {
+                if let Err(e) = self.start_publishing(audio, video).await {
+                    tracing::warn!(error = %e, "publish failed");
+                }
+            }
+            Command::Disconnect => {}
+        }
+    }
+
+    async fn start_publishing(&mut self, audio: bool, video: bool) -> Result<(), ClientError> {
+        let stream = format!("stream-{}", rand::random::<u32>());
+        let mut add = |kind: RtpCodecKind,
+                       codec: RTCRtpCodec|
+         -> Result<(RTCRtpSenderId, u32), ClientError> {
+            let ssrc = rand::random::<u32>();
+            let track = MediaStreamTrack::new(
+                stream.clone(),
+                format!("{kind}-{ssrc}"),
+                format!("{kind}"),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec,
+                    ..Default::default()
+                }],
+            );
+            Ok((self.publisher.pc.add_track(track)?, ssrc))
+        };
+        let audio = if audio {
+            Some(add(RtpCodecKind::Audio, opus())?)
+        } else {
+            None
+        };
+        let video = if video {
+            Some(add(RtpCodecKind::Video, vp8())?)
+        } else {
+            None
+        };
+        let offer = self.publisher.pc.create_offer(None)?;
+        self.publisher
+            .pc
+            .set_local_description(Instant::now(), offer.clone())?;
+        let now = Instant::now();
+        self.media = Some(Media {
+            audio,
+            video,
+            audio_seq: rand::random(),
+            video_seq: rand::random(),
+            next_audio: now,
+            next_video: now,
+            started: now,
+        });
+        self.send_ws(&ClientMessage::Offer {
+            target: Target::Publisher,
+            sdp: offer.sdp,
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Writes the synthetic media that is due: 20 ms Opus-sized audio packets and one
+    /// single-packet VP8 keyframe per 33 ms.
+    fn send_media(&mut self, now: Instant) {
+        if !self.publisher.connected {
+            return;
+        }
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        if let Some((sender, ssrc)) = media.audio {
+            while media.next_audio <= now {
+                let ts =
+                    (media.next_audio.duration_since(media.started).as_micros() * 48 / 1000) as u32;
+                media.audio_seq = media.audio_seq.wrapping_add(1);
+                let packet = rtp_packet(
+                    111,
+                    media.audio_seq,
+                    ts,
+                    ssrc,
+                    Bytes::from_static(&[0xfc; 60]),
+                );
+                if let Some(mut s) = self.publisher.pc.rtp_sender(sender) {
+                    let _ = s.write_rtp(now, packet);
+                }
+                media.next_audio += Duration::from_millis(20);
+            }
+        }
+        if let Some((sender, ssrc)) = media.video {
+            while media.next_video <= now {
+                let ts =
+                    (media.next_video.duration_since(media.started).as_micros() * 90 / 1000) as u32;
+                // VP8 payload descriptor (S=1, PID=0) and a keyframe frame tag.
+                let mut payload = vec![0x10, 0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a];
+                payload.resize(900, 0);
+                media.video_seq = media.video_seq.wrapping_add(1);
+                let packet = rtp_packet(96, media.video_seq, ts, ssrc, Bytes::from(payload));
+                if let Some(mut s) = self.publisher.pc.rtp_sender(sender) {
+                    let _ = s.write_rtp(now, packet);
+                }
+                media.next_video += Duration::from_millis(33);
+            }
+        }
+    }
+
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> bool {
+        let text = match frame {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = match frame {
+                    Some(CloseFrame { code, reason }) => {
+                        (Some(u16::from(code)), reason.to_string())
+                    }
+                    None => (None, String::new()),
+                };
+                self.emit(ClientEvent::Closed { code, reason });
+                return false;
+            }
+            Some(Ok(_)) => return true,
+            Some(Err(e)) => {
+                self.emit(ClientEvent::Closed {
+                    code: None,
+                    reason: e.to_string(),
+                });
+                return false;
+            }
+            None => {
+                self.emit(ClientEvent::Closed {
+                    code: None,
+                    reason: "connection ended".into(),
+                });
+                return false;
+            }
+        };
+        let Ok(message) = serde_json::from_str::<ServerMessage>(text.as_str()) else {
+            tracing::warn!(%text, "unparsable server message");
+            return true;
+        };
+        match &message {
+            ServerMessage::Answer {
+                target: Target::Publisher,
+                sdp,
+            } => {
+                let result = RTCSessionDescription::answer(sdp.clone())
+                    .and_then(|a| self.publisher.pc.set_remote_description(Instant::now(), a));
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "publisher answer refused");
+                }
+            }
+            ServerMessage::Offer {
+                target: Target::Subscriber,
+                sdp,
+            } => {
+                let result = (|| {
+                    let offer = RTCSessionDescription::offer(sdp.clone())?;
+                    let pc = &mut self.subscriber.pc;
+                    pc.set_remote_description(Instant::now(), offer)?;
+                    let answer = pc.create_answer(None)?;
+                    pc.set_local_description(Instant::now(), answer.clone())?;
+                    Ok::<_, rtc::shared::error::Error>(answer.sdp)
+                })();
+                match result {
+                    Ok(sdp) => {
+                        self.send_ws(&ClientMessage::Answer {
+                            target: Target::Subscriber,
+                            sdp,
+                        })
+                        .await
+                    }
+                    Err(e) => tracing::warn!(error = %e, "subscriber offer refused"),
+                }
+            }
+            ServerMessage::Candidate {
+                target,
+                candidate: Some(IceCandidate { candidate, .. }),
+            } => {
+                let peer = match target {
+                    Target::Publisher => &mut self.publisher,
+                    Target::Subscriber => &mut self.subscriber,
+                };
+                let _ = peer.pc.add_remote_candidate(RTCIceCandidateInit {
+                    candidate: candidate.clone(),
+                    ..Default::default()
+                });
+            }
+            _ => {}
+        }
+        self.emit(ClientEvent::Message(message));
+        true
+    }
+
+    async fn drain(&mut self, target: Target) {
+        let events = self.events.clone();
+        let peer = match target {
+            Target::Publisher => &mut self.publisher,
+            Target::Subscriber => &mut self.subscriber,
+        };
+        loop {
+            while let Some(out) = peer.pc.poll_write() {
+                let _ = peer
+                    .socket
+                    .send_to(&out.message, out.transport.peer_addr)
+                    .await;
+            }
+            if let Some(event) = peer.pc.poll_event() {
+                match event {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                        peer.connected =
+                            state == rtc::peer_connection::state::RTCPeerConnectionState::Connected;
+                        let _ = events.send(ClientEvent::PeerState {
+                            target,
+                            state: state.to_string(),
+                        });
+                    }
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        let kind = match peer
+                            .pc
+                            .rtp_receiver(init.receiver_id)
+                            .map(|r| r.track().kind())
+                        {
+                            Some(RtpCodecKind::Audio) => TrackKind::Audio,
+                            _ => TrackKind::Video,
+                        };
+                        let participant_id = init.stream_ids.first().cloned().unwrap_or_default();
+                        peer.tracks
+                            .insert(init.track_id.clone(), (participant_id.clone(), kind));
+                        let _ = events.send(ClientEvent::TrackOpened {
+                            participant_id,
+                            track_id: init.track_id,
+                            kind,
+                        });
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            if let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+                if let RTCMessage::RtpPacket(track_id, packet) = message {
+                    let (participant_id, kind) = peer
+                        .tracks
+                        .get(&track_id)
+                        .cloned()
+                        .unwrap_or_else(|| (String::new(), TrackKind::Video));
+                    let _ = events.send(ClientEvent::Rtp {
+                        participant_id,
+                        kind,
+                        sequence_number: packet.header.sequence_number,
+                        timestamp: packet.header.timestamp,
+                        ssrc: packet.header.ssrc,
+                        payload_len: packet.payload.len(),
+                    });
+                }
+                continue;
+            }
+            break;
+        }
+    }
+}
+
+fn read(peer: &mut Peer, n: usize, from: SocketAddr) {
+    let _ = peer.pc.handle_read(TaggedBytesMut {
+        now: Instant::now(),
+        transport: TransportContext {
+            local_addr: peer.local,
+            peer_addr: from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        },
+        message: BytesMut::from(&peer.buf[..n]),
+    });
+}
+
+fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: Bytes) -> rtc::rtp::Packet {
+    rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            marker: true,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            ..Default::default()
+        },
+        payload,
+    }
+}

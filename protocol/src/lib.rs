@@ -1,0 +1,339 @@
+//! The wire contract of Switchyard's signaling WebSocket (`docs/signaling.md`), as serde types.
+//!
+//! Shared by the server (`signaling`) and the Rust clients (`client`, the load test, the
+//! recorder) so that both ends parse exactly the same JSON. This crate holds data only: no I/O,
+//! no validation beyond what serde does.
+
+use serde::{Deserialize, Serialize};
+
+/// Which of a participant's two peer connections a message is about.
+///
+/// The client offers on `publisher` (its own tracks); the server offers on `subscriber`
+/// (everyone else's tracks). Each side only ever answers on the other one, so offers never cross.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Target {
+    Publisher,
+    Subscriber,
+}
+
+/// Media kind of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+impl std::fmt::Display for TrackKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TrackKind::Audio => "audio",
+            TrackKind::Video => "video",
+        })
+    }
+}
+
+/// An ICE candidate as the browser's `RTCIceCandidateInit` serialises it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// One published track as other participants see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackInfo {
+    pub id: String,
+    pub kind: TrackKind,
+    pub codec: String,
+    pub muted: bool,
+}
+
+/// One participant as other participants see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantInfo {
+    pub id: String,
+    pub identity: String,
+    pub name: String,
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// An entry of the `iceServers` list handed to clients on join.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ClientMessage {
+    Join {
+        room: String,
+        token: String,
+    },
+    Offer {
+        target: Target,
+        sdp: String,
+    },
+    Answer {
+        target: Target,
+        sdp: String,
+    },
+    Candidate {
+        target: Target,
+        candidate: Option<IceCandidate>,
+    },
+    Mute {
+        kind: TrackKind,
+        muted: bool,
+    },
+    Leave,
+    Ping {
+        #[serde(default)]
+        ts: u64,
+    },
+}
+
+/// Why a participant left the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// It said `leave` or closed its WebSocket.
+    Left,
+    /// Its connection went silent (keepalive timeout, ICE failure).
+    Disconnected,
+    /// An admin removed it.
+    Removed,
+    /// The same identity joined again from another connection.
+    Replaced,
+    /// The room was closed.
+    RoomClosed,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+/// Why the server is closing this client's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    ServerShutdown,
+    RoomClosed,
+    Removed,
+    Replaced,
+    Disconnected,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage {
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        room: String,
+        you: ParticipantInfo,
+        participants: Vec<ParticipantInfo>,
+        ice_servers: Vec<IceServer>,
+    },
+    Offer {
+        target: Target,
+        sdp: String,
+    },
+    Answer {
+        target: Target,
+        sdp: String,
+    },
+    Candidate {
+        target: Target,
+        candidate: Option<IceCandidate>,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    #[serde(rename_all = "camelCase")]
+    ParticipantLeft {
+        participant_id: String,
+        identity: String,
+        reason: LeaveReason,
+    },
+    #[serde(rename_all = "camelCase")]
+    TrackPublished {
+        participant_id: String,
+        track: TrackInfo,
+    },
+    #[serde(rename_all = "camelCase")]
+    TrackUnpublished {
+        participant_id: String,
+        track_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    TrackMuted {
+        participant_id: String,
+        track_id: String,
+        muted: bool,
+    },
+    Pong {
+        ts: u64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Closed {
+        reason: CloseReason,
+    },
+}
+
+/// Typed error codes (see `docs/signaling.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadJson,
+    UnknownType,
+    InvalidMessage,
+    InvalidSdp,
+    InvalidCandidate,
+    NotJoined,
+    AlreadyJoined,
+    PermissionDenied,
+    Unauthorized,
+    TokenExpired,
+    WrongRoom,
+    RoomFull,
+    MessageTooLarge,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The WebSocket close code that follows this error, or `None` when the connection stays
+    /// open.
+    pub fn close_code(self) -> Option<u16> {
+        match self {
+            ErrorCode::Unauthorized | ErrorCode::TokenExpired => Some(4001),
+            ErrorCode::WrongRoom | ErrorCode::RoomFull => Some(4003),
+            ErrorCode::MessageTooLarge => Some(1009),
+            ErrorCode::Internal => Some(1011),
+            _ => None,
+        }
+    }
+}
+
+/// What a token allows its bearer to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Grants {
+    pub can_publish: bool,
+    pub can_subscribe: bool,
+    pub can_publish_data: bool,
+    pub hidden: bool,
+    pub room_admin: bool,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Grants {
+            can_publish: true,
+            can_subscribe: true,
+            can_publish_data: true,
+            hidden: false,
+            room_admin: false,
+        }
+    }
+}
+
+/// The claims of a Switchyard access token (a JWT signed with HS256).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The API key that signed the token.
+    pub iss: String,
+    /// The participant's identity, unique within a room.
+    pub sub: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// The room the token admits to; empty for admin-only tokens.
+    #[serde(default)]
+    pub room: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Not valid before, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_parses_from_documented_json() {
+        let msg: ClientMessage =
+            serde_json::from_str(r#"{"type":"join","room":"demo","token":"t"}"#).unwrap();
+        assert_eq!(
+            msg,
+            ClientMessage::Join {
+                room: "demo".into(),
+                token: "t".into()
+            }
+        );
+    }
+
+    #[test]
+    fn candidate_uses_browser_field_names() {
+        let msg: ClientMessage = serde_json::from_str(
+            r#"{"type":"candidate","target":"subscriber","candidate":{"candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"u"}}"#,
+        )
+        .unwrap();
+        let ClientMessage::Candidate { target, candidate } = msg else {
+            panic!("wrong variant")
+        };
+        assert_eq!(target, Target::Subscriber);
+        let c = candidate.unwrap();
+        assert_eq!(c.sdp_m_line_index, Some(0));
+        assert_eq!(c.username_fragment.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn server_messages_use_camel_case_tags() {
+        let json = serde_json::to_string(&ServerMessage::ParticipantLeft {
+            participant_id: "PA_1".into(),
+            identity: "bob".into(),
+            reason: LeaveReason::Left,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"participantLeft","participantId":"PA_1","identity":"bob","reason":"left"}"#
+        );
+        let json = serde_json::to_string(&ServerMessage::Error {
+            code: ErrorCode::BadJson,
+            message: "m".into(),
+        })
+        .unwrap();
+        assert_eq!(json, r#"{"type":"error","code":"bad_json","message":"m"}"#);
+    }
+
+    #[test]
+    fn fatal_errors_carry_close_codes() {
+        assert_eq!(ErrorCode::Unauthorized.close_code(), Some(4001));
+        assert_eq!(ErrorCode::WrongRoom.close_code(), Some(4003));
+        assert_eq!(ErrorCode::MessageTooLarge.close_code(), Some(1009));
+        assert_eq!(ErrorCode::BadJson.close_code(), None);
+    }
+}

@@ -1,0 +1,129 @@
+//! The Switchyard server: composes signaling, the SFU and the web demo into one service.
+//!
+//! [`start`] binds everything and returns a handle with the bound addresses (tests use it with
+//! port 0); `main` is a thin shell over it that reads the configuration and turns Ctrl-C into
+//! a graceful shutdown.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use sfu::{Sfu, SfuConfig};
+use signaling::{AppState, SignalingConfig, TokenAuthority};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Cli, Config};
+
+/// A running server.
+pub struct Server {
+    /// The HTTP address actually bound.
+    pub http_addr: SocketAddr,
+    /// The media addresses announced in ICE candidates.
+    pub media_addrs: Vec<SocketAddr>,
+    /// Present in dev mode: the generated API key and secret.
+    pub dev_credentials: Option<(String, String)>,
+    /// Signs tokens with this server's key and secret.
+    pub tokens: TokenAuthority,
+    cancel: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    sfu: Sfu,
+}
+
+fn random_string(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Binds the HTTP and media ports and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    let cancel = CancellationToken::new();
+    let (credentials, dev_credentials) = match config.credentials.clone() {
+        Some(c) => (c, None),
+        None => {
+            let c = (format!("APIdev{}", random_string(10)), random_string(40));
+            (c.clone(), Some(c))
+        }
+    };
+    let tokens = TokenAuthority::new(&credentials.0, &credentials.1);
+    let sfu = Sfu::start(
+        SfuConfig {
+            rtc_port: config.rtc_port,
+            announce_ip: config.announce_ip,
+            empty_room_timeout: config.empty_room_timeout,
+            max_participants: config.max_participants,
+            ..SfuConfig::default()
+        },
+        cancel.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the media plane on UDP port {}",
+            config.rtc_port
+        )
+    })?;
+    let state = AppState {
+        config: Arc::new(SignalingConfig {
+            max_message_size: config.max_message_size,
+            dev_mode: dev_credentials.is_some(),
+            ..SignalingConfig::default()
+        }),
+        sfu: sfu.clone(),
+        tokens: tokens.clone(),
+        cancel: cancel.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.http_bind)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http_bind))?;
+    let http_addr = listener.local_addr()?;
+    let app = signaling::app(state);
+    let shutdown = cancel.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    });
+    Ok(Server {
+        http_addr,
+        media_addrs: sfu.media_addresses(),
+        dev_credentials,
+        tokens,
+        cancel,
+        http,
+        sfu,
+    })
+}
+
+impl Server {
+    /// Tells every participant the server is going away, closes rooms, sockets and the HTTP
+    /// listener, and waits (at most `grace`) for connections to finish.
+    pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        let drained = async {
+            self.sfu.closed().await;
+            self.http.await
+        };
+        match tokio::time::timeout(grace, drained).await {
+            Ok(Ok(result)) => result.context("HTTP server failed"),
+            Ok(Err(e)) => Err(anyhow::anyhow!("HTTP server task failed: {e}")),
+            Err(_) => {
+                tracing::warn!("connections did not close within {grace:?}; exiting anyway");
+                Ok(())
+            }
+        }
+    }
+
+    /// A token for the given identity and room, signed by this server.
+    pub fn token(&self, identity: &str, room: &str, grants: protocol::Grants) -> String {
+        self.tokens.mint(identity, identity, room, grants, 3600)
+    }
+}

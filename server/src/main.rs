@@ -1,0 +1,65 @@
+//! `switchyard`: run the whole service (`cargo run --release`).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use switchyard::{Cli, Config};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::load(Cli::parse()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("switchyard: configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let server = match switchyard::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("switchyard: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some((key, secret)) = &server.dev_credentials {
+        println!("Dev mode: no API secret configured; generated for this run:");
+        println!("  API key:    {key}");
+        println!("  API secret: {secret}");
+        println!("  GET /api/dev-token hands out tokens; set api_key/api_secret for production.");
+    }
+    let media: Vec<String> = server.media_addrs.iter().map(|a| a.to_string()).collect();
+    println!(
+        "Switchyard is up: open http://localhost:{}/ (media on UDP {})",
+        server.http_addr.port(),
+        media.join(", ")
+    );
+    if tokio::signal::ctrl_c().await.is_err() {
+        tracing::error!("cannot listen for Ctrl-C");
+    }
+    println!("Shutting down: telling participants, closing rooms (Ctrl-C again to force)...");
+    let forced = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::select! {
+        result = server.shutdown(Duration::from_secs(5)) => match result {
+            Ok(()) => {
+                println!("Switchyard stopped.");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchyard: shutdown: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        _ = forced => {
+            eprintln!("Forced exit.");
+            ExitCode::from(130)
+        }
+    }
+}

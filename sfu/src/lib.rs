@@ -1,0 +1,296 @@
+//! Switchyard's selective forwarding unit: the media plane.
+//!
+//! Rooms own their participants, each with two server-side peer connections (webrtc-rs `rtc`,
+//! sans-IO): a *publisher* connection the browser offers on, and a *subscriber* connection the
+//! server offers on whenever tracks come and go. Every room is one task that owns all of its
+//! state (no locks on the media path); RTP read from a publisher is rewritten per subscription by
+//! a [`Forwarder`] and written to each subscriber without being decoded.
+//!
+//! All peer connections share one UDP port ([`socket`]). The signaling layer talks to rooms only
+//! through [`Sfu::join`] and the returned [`Session`]; it never touches a media socket.
+//!
+//! What this crate must never do: decode media, block or take a lock per packet, or panic on
+//! anything a network peer sends.
+
+pub mod forwarder;
+mod ids;
+pub mod keyframe;
+mod peer;
+mod room;
+mod socket;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protocol::{CloseReason, Grants, IceCandidate, IceServer, LeaveReason, ServerMessage};
+use protocol::{Target, TrackKind};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use forwarder::{Decision, Forwarder};
+pub use ids::{InvalidRoomId, ParticipantId, RoomId, TrackId};
+
+use room::{RoomControl, SignalCommand};
+use socket::MediaSockets;
+
+/// Settings of the media plane.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The one UDP port every peer connection uses (0 picks a free one, for tests).
+    pub rtc_port: u16,
+    /// The address announced in ICE candidates. `None`: every local IPv4 address.
+    pub announce_ip: Option<IpAddr>,
+    /// How long a room stays open after its last participant left.
+    pub empty_room_timeout: Duration,
+    /// Largest number of visible participants in one room.
+    pub max_participants: usize,
+    /// Least time between two keyframe requests (PLI) to one publisher's track.
+    pub keyframe_request_interval: Duration,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        SfuConfig {
+            rtc_port: 7882,
+            announce_ip: None,
+            empty_room_timeout: Duration::from_secs(20),
+            max_participants: 50,
+            keyframe_request_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Failures of the media plane itself.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("media socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("WebRTC engine: {0}")]
+    Engine(String),
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JoinError {
+    #[error("room {room} is full ({max} participants)")]
+    RoomFull { room: RoomId, max: usize },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("could not set up the peer connections: {0}")]
+    Engine(String),
+}
+
+/// Who is joining, as the signaling layer verified it from the access token.
+#[derive(Debug, Clone)]
+pub struct JoinParams {
+    pub identity: String,
+    pub name: String,
+    pub grants: Grants,
+    /// Handed back to the client in `joined` (TURN servers and credentials).
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// What a participant's connection asks of its room.
+#[derive(Debug, Clone)]
+pub enum SessionCommand {
+    /// The client's offer on its publisher connection.
+    PublisherOffer(String),
+    /// The client's answer to our offer on its subscriber connection.
+    SubscriberAnswer(String),
+    /// A trickled ICE candidate (`None`: end of candidates).
+    Candidate(Target, Option<IceCandidate>),
+    /// The client muted or unmuted its track of this kind.
+    Mute(TrackKind, bool),
+    /// The participant is gone.
+    Leave(LeaveReason),
+}
+
+/// What a room tells one participant's connection.
+#[derive(Debug, Clone)]
+pub enum SessionEvent {
+    /// A protocol message to pass on to the client.
+    Message(ServerMessage),
+    /// The room ended this session; the connection should say why and close.
+    Closed(CloseReason),
+}
+
+/// One participant's membership of a room, held by its signaling connection.
+pub struct Session {
+    pub participant_id: ParticipantId,
+    pub room: RoomId,
+    pub events: mpsc::Receiver<SessionEvent>,
+    pub handle: SessionHandle,
+}
+
+/// Sends a participant's commands to its room. Dropping it removes the participant (as
+/// `disconnected`) unless it already left.
+pub struct SessionHandle {
+    key: u64,
+    signals: mpsc::Sender<SignalCommand>,
+    left: bool,
+}
+
+impl SessionHandle {
+    /// Queues a command for the room, waiting while the room is busy (back-pressure on the
+    /// client's WebSocket). Returns false when the room is gone.
+    pub async fn send(&mut self, command: SessionCommand) -> bool {
+        if matches!(command, SessionCommand::Leave(_)) {
+            self.left = true;
+        }
+        self.signals
+            .send(SignalCommand {
+                participant: self.key,
+                command,
+            })
+            .await
+            .is_ok()
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        if !self.left {
+            let _ = self.signals.try_send(SignalCommand {
+                participant: self.key,
+                command: SessionCommand::Leave(LeaveReason::Disconnected),
+            });
+        }
+    }
+}
+
+struct RoomEntry {
+    generation: u64,
+    control: mpsc::UnboundedSender<RoomControl>,
+}
+
+struct Inner {
+    config: SfuConfig,
+    sockets: MediaSockets,
+    rooms: Mutex<HashMap<RoomId, RoomEntry>>,
+    next_key: AtomicU64,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// The media plane: a handle to every room. Cloning is cheap.
+#[derive(Clone)]
+pub struct Sfu {
+    inner: Arc<Inner>,
+}
+
+impl Sfu {
+    /// Binds the media port and gets ready to host rooms. Cancelling `cancel` closes every room
+    /// (participants are told `server_shutdown`); [`Sfu::closed`] then resolves.
+    pub async fn start(config: SfuConfig, cancel: CancellationToken) -> Result<Sfu, SfuError> {
+        let sockets =
+            MediaSockets::bind(config.rtc_port, config.announce_ip, cancel.clone()).await?;
+        Ok(Sfu {
+            inner: Arc::new(Inner {
+                config,
+                sockets,
+                rooms: Mutex::new(HashMap::new()),
+                next_key: AtomicU64::new(1),
+                cancel,
+                tasks: TaskTracker::new(),
+            }),
+        })
+    }
+
+    /// The addresses announced as ICE host candidates.
+    pub fn media_addresses(&self) -> Vec<SocketAddr> {
+        self.inner.sockets.announced().collect()
+    }
+
+    /// Number of open rooms.
+    pub fn room_count(&self) -> usize {
+        self.rooms().len()
+    }
+
+    /// Joins `room` (creating it if needed). The first event of the session is `joined`.
+    pub async fn join(&self, room: RoomId, params: JoinParams) -> Result<Session, JoinError> {
+        if self.inner.cancel.is_cancelled() {
+            return Err(JoinError::ShuttingDown);
+        }
+        let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let mut message = RoomControl::Join {
+            key,
+            params,
+            reply: reply_tx,
+        };
+        {
+            let mut rooms = self.rooms();
+            // A room that is just closing refuses the message; then we start a fresh one.
+            for _ in 0..2 {
+                let entry = rooms
+                    .entry(room.clone())
+                    .or_insert_with(|| self.spawn_room(room.clone()));
+                match entry.control.send(message) {
+                    Ok(()) => break,
+                    Err(mpsc::error::SendError(m)) => {
+                        message = m;
+                        rooms.remove(&room);
+                    }
+                }
+            }
+        }
+        reply_rx.await.map_err(|_| JoinError::ShuttingDown)?
+    }
+
+    /// Resolves when every room task has finished after cancellation.
+    pub async fn closed(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, RoomEntry>> {
+        // The map is only touched in short, non-panicking sections; recover from poisoning.
+        self.inner
+            .rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn spawn_room(&self, id: RoomId) -> RoomEntry {
+        let generation = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let sfu = self.clone();
+        let room = room::Room::new(
+            id.clone(),
+            self.inner.config.clone(),
+            self.inner.sockets.clone(),
+        );
+        self.inner.tasks.spawn(room::run(
+            room,
+            control_rx,
+            self.inner.cancel.clone(),
+            move |control_rx| sfu.remove_room_if_idle(&id, generation, control_rx),
+        ));
+        RoomEntry {
+            generation,
+            control: control_tx,
+        }
+    }
+
+    /// Called by a room that has been empty long enough. Holding the registry lock while
+    /// checking for pending joins guarantees that no join is lost to a closing room.
+    fn remove_room_if_idle(
+        &self,
+        id: &RoomId,
+        generation: u64,
+        control_rx: &mpsc::UnboundedReceiver<RoomControl>,
+    ) -> bool {
+        let mut rooms = self.rooms();
+        if !control_rx.is_empty() {
+            return false;
+        }
+        if rooms.get(id).is_some_and(|e| e.generation == generation) {
+            rooms.remove(id);
+        }
+        true
+    }
+}

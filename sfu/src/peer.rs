@@ -1,0 +1,160 @@
+//! Building the server's side of a peer connection (webrtc-rs `rtc`, sans-IO) and the codec
+//! list it accepts.
+//!
+//! The codecs are the ones every browser we support can both send and receive (Opus; VP8, VP9,
+//! H.264 with packetization-mode 1), without RTX or FEC so that a retransmission arrives on the
+//! media SSRC the forwarder already knows. Default interceptors add NACK, receiver/sender
+//! reports and transport-wide congestion feedback towards publishers.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+
+use crate::SfuError;
+
+fn random_token(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn video_feedback() -> Vec<RTCPFeedback> {
+    [
+        ("goog-remb", ""),
+        ("ccm", "fir"),
+        ("nack", ""),
+        ("nack", "pli"),
+    ]
+    .into_iter()
+    .map(|(typ, parameter)| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    })
+    .collect()
+}
+
+/// The codecs Switchyard negotiates, in order of preference.
+pub(crate) fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
+    let video = |mime: &str, fmtp: &str, pt: u8| {
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: mime.to_owned(),
+                    clock_rate: 90000,
+                    channels: 0,
+                    sdp_fmtp_line: fmtp.to_owned(),
+                    rtcp_feedback: video_feedback(),
+                },
+                payload_type: pt,
+            },
+            RtpCodecKind::Video,
+        )
+    };
+    vec![
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_OPUS.to_owned(),
+                    clock_rate: 48000,
+                    channels: 2,
+                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        ),
+        video(MIME_TYPE_VP8, "", 96),
+        video(
+            MIME_TYPE_H264,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            102,
+        ),
+        video(
+            MIME_TYPE_H264,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+            108,
+        ),
+        video(
+            MIME_TYPE_H264,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f",
+            127,
+        ),
+        video(MIME_TYPE_VP9, "profile-id=0", 98),
+    ]
+}
+
+/// A server-side peer connection together with the ICE ufrag that routes datagrams to it.
+pub(crate) struct ServerPeer {
+    pub pc: RTCPeerConnection,
+    pub ufrag: String,
+}
+
+impl ServerPeer {
+    /// Builds a peer connection with its own ICE credentials and our host candidates added.
+    pub fn new(now: Instant, candidates: &[SocketAddr]) -> Result<Self, SfuError> {
+        let ufrag = random_token(16);
+        let password = random_token(32);
+        let setting_engine = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_ice_credentials(ufrag.clone(), password)
+            .build();
+        let mut media_engine = MediaEngine::default();
+        for (codec, kind) in supported_codecs() {
+            media_engine
+                .register_codec(codec, kind)
+                .map_err(|e| SfuError::Engine(e.to_string()))?;
+        }
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+            .map_err(|e| SfuError::Engine(e.to_string()))?;
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(setting_engine)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(|e| SfuError::Engine(e.to_string()))?;
+        for addr in candidates {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .map_err(|e| SfuError::Engine(e.to_string()))?;
+            let init = RTCIceCandidate::from(&candidate)
+                .to_json()
+                .map_err(|e| SfuError::Engine(e.to_string()))?;
+            pc.add_local_candidate(init)
+                .map_err(|e| SfuError::Engine(e.to_string()))?;
+        }
+        // All our candidates are known up front: gathering is complete.
+        pc.add_local_candidate(RTCIceCandidateInit::default())
+            .map_err(|e| SfuError::Engine(e.to_string()))?;
+        Ok(ServerPeer { pc, ufrag })
+    }
+}

@@ -1,0 +1,1224 @@
+//! One room: its participants, their publications and the forwarding table, owned by one task.
+//!
+//! Inputs are data: datagrams from the media sockets, commands from participants' signaling
+//! connections, timer expiries. Each input is fed to the sans-IO peer connection it belongs to,
+//! then everything that connection wants to say is drained: datagrams to send, state changes,
+//! received RTP/RTCP. RTP from a publisher is rewritten per subscription and written to the
+//! subscribers' connections in the same pass, with no lock and no extra task hop.
+//!
+//! Never panics on input: every failure from the engine becomes a log line, an error message to
+//! the client that caused it, or the removal of that one participant.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use protocol::{
+    CloseReason, ErrorCode, IceCandidate, LeaveReason, ParticipantInfo, ServerMessage, Target,
+    TrackInfo, TrackKind,
+};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::forwarder::{Decision, Forwarder};
+use crate::keyframe::VideoCodec;
+use crate::peer::ServerPeer;
+use crate::socket::{Datagram, MediaSockets, PcKey, Route};
+use crate::{
+    JoinError, JoinParams, ParticipantId, RoomId, Session, SessionCommand, SessionEvent,
+    SessionHandle, SfuConfig, TrackId,
+};
+
+/// Datagrams queued for a room before the socket task starts dropping them.
+const MEDIA_QUEUE: usize = 4096;
+/// Signaling commands queued for a room before senders wait.
+const SIGNAL_QUEUE: usize = 256;
+/// Events queued for one participant's connection before it counts as stuck.
+const EVENT_QUEUE: usize = 512;
+/// Remote candidates held while a connection has no remote description yet.
+const MAX_EARLY_CANDIDATES: usize = 64;
+
+pub(crate) enum RoomInput {
+    Datagram(Datagram),
+}
+
+pub(crate) enum RoomControl {
+    Join {
+        key: u64,
+        params: JoinParams,
+        reply: oneshot::Sender<Result<Session, JoinError>>,
+    },
+}
+
+pub(crate) struct SignalCommand {
+    pub participant: u64,
+    pub command: SessionCommand,
+}
+
+/// One server-side peer connection of a participant.
+struct Peer {
+    inner: ServerPeer,
+    deadline: Option<Instant>,
+    early_candidates: Vec<RTCIceCandidateInit>,
+    connected: bool,
+}
+
+impl Peer {
+    fn pc(&mut self) -> &mut RTCPeerConnection {
+        &mut self.inner.pc
+    }
+}
+
+/// The subscriber connection's offer/answer state: at most one offer in flight.
+#[derive(Default)]
+struct Negotiation {
+    awaiting_answer: bool,
+    again: bool,
+    ever_offered: bool,
+}
+
+struct Participant {
+    id: ParticipantId,
+    identity: String,
+    name: String,
+    grants: protocol::Grants,
+    events: mpsc::Sender<SessionEvent>,
+    publisher: Peer,
+    subscriber: Peer,
+    /// The publisher connection's track ids → our publication ids.
+    published: HashMap<String, TrackId>,
+    /// Mute state the client asked for before the track was published.
+    wanted_mute: [bool; 2],
+    negotiation: Negotiation,
+    /// Set when the participant must be removed after the current pass (stuck or failed).
+    doomed: Option<LeaveReason>,
+}
+
+impl Participant {
+    fn peer(&mut self, subscriber: bool) -> &mut Peer {
+        if subscriber {
+            &mut self.subscriber
+        } else {
+            &mut self.publisher
+        }
+    }
+
+    fn send(&mut self, message: ServerMessage) {
+        self.send_event(SessionEvent::Message(message));
+    }
+
+    fn send_event(&mut self, event: SessionEvent) {
+        if self.events.try_send(event).is_err() && self.doomed.is_none() {
+            warn!(participant = %self.id, "signaling connection is not keeping up; removing it");
+            self.doomed = Some(LeaveReason::Disconnected);
+        }
+    }
+}
+
+/// One subscription: a publication delivered to one participant.
+struct DownTrack {
+    subscriber: u64,
+    sender_id: RTCRtpSenderId,
+    ssrc: u32,
+    /// Payload type the subscriber negotiated for the publication's codec; `None` until the
+    /// subscriber's answer arrives (or when it cannot receive that codec).
+    payload_type: Option<u8>,
+    forwarder: Forwarder,
+}
+
+/// A published track.
+struct Publication {
+    id: TrackId,
+    owner: u64,
+    kind: TrackKind,
+    codec: RTCRtpCodec,
+    video_codec: VideoCodec,
+    receiver_id: RTCRtpReceiverId,
+    media_ssrc: u32,
+    muted: bool,
+    downtracks: Vec<DownTrack>,
+    last_keyframe_request: Option<Instant>,
+}
+
+impl Publication {
+    fn info(&self) -> TrackInfo {
+        TrackInfo {
+            id: self.id.to_string(),
+            kind: self.kind,
+            codec: self
+                .codec
+                .mime_type
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            muted: self.muted,
+        }
+    }
+}
+
+pub(crate) struct Room {
+    id: RoomId,
+    config: SfuConfig,
+    sockets: MediaSockets,
+    media_tx: mpsc::Sender<RoomInput>,
+    media_rx: Option<mpsc::Receiver<RoomInput>>,
+    signal_tx: mpsc::Sender<SignalCommand>,
+    signal_rx: Option<mpsc::Receiver<SignalCommand>>,
+    participants: HashMap<u64, Participant>,
+    publications: HashMap<TrackId, Publication>,
+    empty_since: Option<Instant>,
+}
+
+fn kind_index(kind: TrackKind) -> usize {
+    match kind {
+        TrackKind::Audio => 0,
+        TrackKind::Video => 1,
+    }
+}
+
+/// Drains every datagram a peer connection wants to send onto the media sockets.
+fn flush(sockets: &MediaSockets, peer: &mut Peer) {
+    while let Some(out) = peer.pc().poll_write() {
+        sockets.send(
+            out.transport.local_addr,
+            out.transport.peer_addr,
+            &out.message,
+        );
+    }
+}
+
+/// The runs of a room task: serve inputs until cancelled, or until the room has been empty for
+/// the configured time and `remove_if_idle` confirms no join is pending.
+pub(crate) async fn run<F>(
+    mut room: Room,
+    mut control: mpsc::UnboundedReceiver<RoomControl>,
+    cancel: CancellationToken,
+    remove_if_idle: F,
+) where
+    F: Fn(&mpsc::UnboundedReceiver<RoomControl>) -> bool + Send + 'static,
+{
+    info!(room = %room.id, "room opened");
+    let (Some(mut media_rx), Some(mut signal_rx)) = (room.media_rx.take(), room.signal_rx.take())
+    else {
+        return;
+    };
+    loop {
+        let deadline = room.next_deadline();
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                room.close_all(LeaveReason::ServerShutdown, CloseReason::ServerShutdown);
+                break;
+            }
+            Some(message) = control.recv() => match message {
+                RoomControl::Join { key, params, reply } => {
+                    let result = room.join(key, params);
+                    if let Err(Ok(session)) = reply.send(result) {
+                        // The joiner gave up waiting; undo the join.
+                        drop(session);
+                    }
+                }
+            },
+            Some(signal) = signal_rx.recv() => {
+                room.on_signal(signal.participant, signal.command);
+            }
+            Some(RoomInput::Datagram(datagram)) = media_rx.recv() => {
+                room.on_datagram(datagram);
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                room.on_timeout(now);
+                if room.idle_expired(now) && remove_if_idle(&control) {
+                    break;
+                }
+            }
+        }
+        room.reap();
+    }
+    info!(room = %room.id, "room closed");
+}
+
+impl Room {
+    pub(crate) fn new(id: RoomId, config: SfuConfig, sockets: MediaSockets) -> Self {
+        let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
+        let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
+        Room {
+            id,
+            config,
+            sockets,
+            media_tx,
+            media_rx: Some(media_rx),
+            signal_tx,
+            signal_rx: Some(signal_rx),
+            participants: HashMap::new(),
+            publications: HashMap::new(),
+            empty_since: Some(Instant::now()),
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut next = Instant::now() + Duration::from_secs(1);
+        for p in self.participants.values() {
+            for d in [p.publisher.deadline, p.subscriber.deadline]
+                .into_iter()
+                .flatten()
+            {
+                next = next.min(d);
+            }
+        }
+        if let Some(since) = self.empty_since {
+            next = next.min(since + self.config.empty_room_timeout);
+        }
+        next
+    }
+
+    fn idle_expired(&self, now: Instant) -> bool {
+        self.empty_since
+            .is_some_and(|since| now >= since + self.config.empty_room_timeout)
+    }
+
+    fn visible_count(&self) -> usize {
+        self.participants
+            .values()
+            .filter(|p| !p.grants.hidden)
+            .count()
+    }
+
+    fn participant_info(&self, key: u64) -> Option<ParticipantInfo> {
+        let p = self.participants.get(&key)?;
+        let mut tracks: Vec<TrackInfo> = p
+            .published
+            .values()
+            .filter_map(|t| self.publications.get(t))
+            .map(Publication::info)
+            .collect();
+        tracks.sort_by_key(|t| kind_index(t.kind));
+        Some(ParticipantInfo {
+            id: p.id.to_string(),
+            identity: p.identity.clone(),
+            name: p.name.clone(),
+            tracks,
+        })
+    }
+
+    /// Sends `message` to every participant but `except`.
+    fn broadcast(&mut self, except: u64, message: ServerMessage) {
+        for (key, p) in self.participants.iter_mut() {
+            if *key != except {
+                p.send(message.clone());
+            }
+        }
+    }
+
+    fn join(&mut self, key: u64, params: JoinParams) -> Result<Session, JoinError> {
+        // The same identity joining again replaces the old session (a reconnect).
+        let previous: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.identity == params.identity)
+            .map(|(k, _)| *k)
+            .collect();
+        for old in previous {
+            self.remove(old, LeaveReason::Replaced, Some(CloseReason::Replaced));
+        }
+        if !params.grants.hidden && self.visible_count() >= self.config.max_participants {
+            return Err(JoinError::RoomFull {
+                room: self.id.clone(),
+                max: self.config.max_participants,
+            });
+        }
+        let now = Instant::now();
+        let candidates: Vec<_> = self.sockets.announced().collect();
+        let new_peer = || -> Result<Peer, JoinError> {
+            let inner =
+                ServerPeer::new(now, &candidates).map_err(|e| JoinError::Engine(e.to_string()))?;
+            Ok(Peer {
+                inner,
+                deadline: None,
+                early_candidates: Vec::new(),
+                connected: false,
+            })
+        };
+        let publisher = new_peer()?;
+        let subscriber = new_peer()?;
+        for (peer, is_sub) in [(&publisher, false), (&subscriber, true)] {
+            self.sockets.register(
+                &peer.inner.ufrag,
+                Route {
+                    room: self.media_tx.clone(),
+                    pc: PcKey {
+                        participant: key,
+                        subscriber: is_sub,
+                    },
+                },
+            );
+        }
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let id = ParticipantId::random();
+        let participant = Participant {
+            id: id.clone(),
+            identity: params.identity,
+            name: params.name,
+            grants: params.grants,
+            events: events_tx,
+            publisher,
+            subscriber,
+            published: HashMap::new(),
+            wanted_mute: [false; 2],
+            negotiation: Negotiation::default(),
+            doomed: None,
+        };
+        let hidden = participant.grants.hidden;
+        let can_subscribe = participant.grants.can_subscribe;
+        info!(room = %self.id, participant = %id, identity = %participant.identity, "participant joined");
+        self.participants.insert(key, participant);
+        self.empty_since = None;
+
+        let you = self.participant_info(key).ok_or(JoinError::ShuttingDown)?;
+        let others: Vec<ParticipantInfo> = self
+            .participants
+            .iter()
+            .filter(|(k, p)| **k != key && !p.grants.hidden)
+            .filter_map(|(k, _)| self.participant_info(*k))
+            .collect();
+        if let Some(p) = self.participants.get_mut(&key) {
+            p.send(ServerMessage::Joined {
+                room: self.id.to_string(),
+                you: you.clone(),
+                participants: others,
+                ice_servers: params.ice_servers,
+            });
+        }
+        if !hidden {
+            self.broadcast(key, ServerMessage::ParticipantJoined { participant: you });
+        }
+        if can_subscribe {
+            let existing: Vec<TrackId> = self.publications.keys().cloned().collect();
+            for track in existing {
+                self.subscribe(key, &track);
+            }
+            self.negotiate_subscriber(key);
+        }
+        Ok(Session {
+            participant_id: id,
+            room: self.id.clone(),
+            events: events_rx,
+            handle: SessionHandle {
+                key,
+                signals: self.signal_tx.clone(),
+                left: false,
+            },
+        })
+    }
+
+    /// Removes a participant: its publications leave every subscriber, the others are told.
+    fn remove(&mut self, key: u64, reason: LeaveReason, close: Option<CloseReason>) {
+        let Some(mut p) = self.participants.remove(&key) else {
+            return;
+        };
+        info!(room = %self.id, participant = %p.id, ?reason, "participant left");
+        if let Some(close) = close {
+            p.send_event(SessionEvent::Closed(close));
+        }
+        for peer in [&mut p.publisher, &mut p.subscriber] {
+            self.sockets.unregister(&peer.inner.ufrag);
+            let _ = peer.pc().close();
+            flush(&self.sockets, peer);
+        }
+        let tracks: Vec<TrackId> = p.published.values().cloned().collect();
+        for track in tracks {
+            self.unpublish(&track);
+        }
+        for publication in self.publications.values_mut() {
+            publication.downtracks.retain(|d| d.subscriber != key);
+        }
+        if !p.grants.hidden {
+            self.broadcast(
+                key,
+                ServerMessage::ParticipantLeft {
+                    participant_id: p.id.to_string(),
+                    identity: p.identity.clone(),
+                    reason,
+                },
+            );
+        }
+        if self.participants.is_empty() {
+            self.empty_since = Some(Instant::now());
+        }
+    }
+
+    /// Removes participants marked for removal during the last pass.
+    fn reap(&mut self) {
+        let doomed: Vec<(u64, LeaveReason)> = self
+            .participants
+            .iter()
+            .filter_map(|(k, p)| p.doomed.map(|r| (*k, r)))
+            .collect();
+        for (key, reason) in doomed {
+            self.remove(key, reason, Some(CloseReason::Disconnected));
+        }
+    }
+
+    fn close_all(&mut self, reason: LeaveReason, close: CloseReason) {
+        let keys: Vec<u64> = self.participants.keys().copied().collect();
+        for key in keys {
+            self.remove(key, reason, Some(close));
+        }
+    }
+
+    fn on_datagram(&mut self, d: Datagram) {
+        let Some(p) = self.participants.get_mut(&d.pc.participant) else {
+            return;
+        };
+        let peer = p.peer(d.pc.subscriber);
+        let result = peer.pc().handle_read(TaggedBytesMut {
+            now: d.received_at,
+            transport: TransportContext {
+                local_addr: d.local,
+                peer_addr: d.peer,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: d.data,
+        });
+        if let Err(e) = result {
+            debug!(error = %e, "peer connection rejected a datagram");
+        }
+        self.service(d.pc, Instant::now());
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        let due: Vec<PcKey> = self
+            .participants
+            .iter()
+            .flat_map(|(k, p)| {
+                [(false, p.publisher.deadline), (true, p.subscriber.deadline)]
+                    .into_iter()
+                    .filter(|(_, d)| d.is_some_and(|d| d <= now))
+                    .map(|(subscriber, _)| PcKey {
+                        participant: *k,
+                        subscriber,
+                    })
+            })
+            .collect();
+        for pc in due {
+            if let Some(p) = self.participants.get_mut(&pc.participant) {
+                if let Err(e) = p.peer(pc.subscriber).pc().handle_timeout(now) {
+                    debug!(error = %e, "peer connection timeout handling failed");
+                }
+            }
+            self.service(pc, now);
+        }
+    }
+
+    fn on_signal(&mut self, key: u64, command: SessionCommand) {
+        let now = Instant::now();
+        match command {
+            SessionCommand::PublisherOffer(sdp) => self.on_publisher_offer(key, sdp, now),
+            SessionCommand::SubscriberAnswer(sdp) => self.on_subscriber_answer(key, sdp, now),
+            SessionCommand::Candidate(target, candidate) => {
+                self.on_candidate(key, target, candidate, now)
+            }
+            SessionCommand::Mute(kind, muted) => self.on_mute(key, kind, muted),
+            SessionCommand::Leave(reason) => self.remove(key, reason, None),
+        }
+    }
+
+    fn on_publisher_offer(&mut self, key: u64, sdp: String, now: Instant) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if !p.grants.can_publish && offers_to_send_media(&sdp) {
+            p.send(ServerMessage::Error {
+                code: ErrorCode::PermissionDenied,
+                message: "your token does not grant canPublish: offer without audio or video \
+                          tracks to send"
+                    .into(),
+            });
+            return;
+        }
+        let result = (|| {
+            let offer = RTCSessionDescription::offer(sdp)?;
+            let pc = p.publisher.pc();
+            pc.set_remote_description(now, offer)?;
+            let answer = pc.create_answer(None)?;
+            pc.set_local_description(now, answer.clone())?;
+            Ok::<_, rtc::shared::error::Error>(answer.sdp)
+        })();
+        match result {
+            Ok(answer) => {
+                p.send(ServerMessage::Answer {
+                    target: Target::Publisher,
+                    sdp: answer,
+                });
+                let early = std::mem::take(&mut p.publisher.early_candidates);
+                for c in early {
+                    let _ = p.publisher.pc().add_remote_candidate(c);
+                }
+            }
+            Err(e) => p.send(ServerMessage::Error {
+                code: ErrorCode::InvalidSdp,
+                message: format!("the publisher offer was refused: {e}"),
+            }),
+        }
+        self.service(
+            PcKey {
+                participant: key,
+                subscriber: false,
+            },
+            now,
+        );
+    }
+
+    fn on_subscriber_answer(&mut self, key: u64, sdp: String, now: Instant) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if !p.negotiation.awaiting_answer {
+            p.send(ServerMessage::Error {
+                code: ErrorCode::InvalidSdp,
+                message: "no subscriber offer is waiting for an answer".into(),
+            });
+            return;
+        }
+        let result = RTCSessionDescription::answer(sdp)
+            .and_then(|answer| p.subscriber.pc().set_remote_description(now, answer));
+        if let Err(e) = result {
+            p.send(ServerMessage::Error {
+                code: ErrorCode::InvalidSdp,
+                message: format!("the subscriber answer was refused: {e}"),
+            });
+            return;
+        }
+        p.negotiation.awaiting_answer = false;
+        let early = std::mem::take(&mut p.subscriber.early_candidates);
+        for c in early {
+            let _ = p.subscriber.pc().add_remote_candidate(c);
+        }
+        self.resolve_payload_types(key);
+        let again = self
+            .participants
+            .get_mut(&key)
+            .map(|p| std::mem::take(&mut p.negotiation.again))
+            .unwrap_or(false);
+        if again {
+            self.negotiate_subscriber(key);
+        }
+        self.service(
+            PcKey {
+                participant: key,
+                subscriber: true,
+            },
+            now,
+        );
+    }
+
+    fn on_candidate(
+        &mut self,
+        key: u64,
+        target: Target,
+        candidate: Option<IceCandidate>,
+        now: Instant,
+    ) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let Some(c) = candidate else {
+            return; // End of candidates: nothing to do for a full ICE agent with host candidates.
+        };
+        if c.candidate.is_empty() {
+            return;
+        }
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_m_line_index,
+            username_fragment: c.username_fragment,
+            url: None,
+        };
+        let subscriber = target == Target::Subscriber;
+        let peer = p.peer(subscriber);
+        if peer.pc().remote_description().is_none() {
+            if peer.early_candidates.len() < MAX_EARLY_CANDIDATES {
+                peer.early_candidates.push(init);
+            }
+            return;
+        }
+        if let Err(e) = peer.pc().add_remote_candidate(init) {
+            p.send(ServerMessage::Error {
+                code: ErrorCode::InvalidCandidate,
+                message: format!("the ICE candidate was refused: {e}"),
+            });
+        }
+        self.service(
+            PcKey {
+                participant: key,
+                subscriber,
+            },
+            now,
+        );
+    }
+
+    fn on_mute(&mut self, key: u64, kind: TrackKind, muted: bool) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        p.wanted_mute[kind_index(kind)] = muted;
+        let participant_id = p.id.to_string();
+        let track = p
+            .published
+            .values()
+            .find(|t| self.publications.get(*t).is_some_and(|pb| pb.kind == kind))
+            .cloned();
+        let Some(track) = track else { return };
+        if let Some(publication) = self.publications.get_mut(&track) {
+            if publication.muted == muted {
+                return;
+            }
+            publication.muted = muted;
+        }
+        self.broadcast(
+            key,
+            ServerMessage::TrackMuted {
+                participant_id,
+                track_id: track.to_string(),
+                muted,
+            },
+        );
+    }
+
+    /// Drains everything a peer connection produced: datagrams, events, RTP/RTCP.
+    fn service(&mut self, pc: PcKey, now: Instant) {
+        loop {
+            let Some(p) = self.participants.get_mut(&pc.participant) else {
+                return;
+            };
+            let peer = p.peer(pc.subscriber);
+            flush(&self.sockets, peer);
+            if let Some(event) = peer.pc().poll_event() {
+                self.on_pc_event(pc, event, now);
+                continue;
+            }
+            if let Some(message) = peer.pc().poll_read() {
+                self.on_pc_message(pc, message);
+                continue;
+            }
+            peer.deadline = peer.pc().poll_timeout();
+            return;
+        }
+    }
+
+    fn on_pc_event(&mut self, pc: PcKey, event: RTCPeerConnectionEvent, now: Instant) {
+        let key = pc.participant;
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                let Some(p) = self.participants.get_mut(&key) else {
+                    return;
+                };
+                debug!(participant = %p.id, subscriber = pc.subscriber, %state, "connection state");
+                match state {
+                    RTCPeerConnectionState::Connected => {
+                        p.peer(pc.subscriber).connected = true;
+                        if pc.subscriber {
+                            // Video needs a keyframe to start; ask for one from every
+                            // publisher this participant receives.
+                            let tracks: Vec<TrackId> = self
+                                .publications
+                                .iter()
+                                .filter(|(_, pb)| pb.downtracks.iter().any(|d| d.subscriber == key))
+                                .map(|(t, _)| t.clone())
+                                .collect();
+                            for t in tracks {
+                                self.request_keyframe(&t, now);
+                            }
+                        }
+                    }
+                    RTCPeerConnectionState::Failed => {
+                        p.doomed.get_or_insert(LeaveReason::Disconnected);
+                    }
+                    RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Closed => {
+                        p.peer(pc.subscriber).connected = false;
+                    }
+                    _ => {}
+                }
+            }
+            RTCPeerConnectionEvent::OnIceCandidateEvent(event) => {
+                let Some(p) = self.participants.get_mut(&key) else {
+                    return;
+                };
+                if let Ok(init) = event.candidate.to_json() {
+                    p.send(ServerMessage::Candidate {
+                        target: if pc.subscriber {
+                            Target::Subscriber
+                        } else {
+                            Target::Publisher
+                        },
+                        candidate: Some(IceCandidate {
+                            candidate: init.candidate,
+                            sdp_mid: init.sdp_mid,
+                            sdp_m_line_index: init.sdp_mline_index,
+                            username_fragment: init.username_fragment,
+                        }),
+                    });
+                }
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) if !pc.subscriber => {
+                self.publish(key, init.track_id, init.receiver_id, init.ssrc);
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) if !pc.subscriber => {
+                let track = self
+                    .participants
+                    .get_mut(&key)
+                    .and_then(|p| p.published.remove(&track_id));
+                if let Some(track) = track {
+                    self.unpublish(&track);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_pc_message(&mut self, pc: PcKey, message: TaggedRTCMessage) {
+        let now = message.now;
+        match message.message {
+            RTCMessage::RtpPacket(track_id, packet) if !pc.subscriber => {
+                self.forward(pc.participant, &track_id, packet, now);
+            }
+            RTCMessage::RtcpPacket(track_id, packets) if pc.subscriber => {
+                // Feedback from a subscriber about one of our down-tracks: relay keyframe
+                // requests to the publisher. NACKs are answered by the sender's interceptor.
+                let wants_keyframe = packets.iter().any(|p| {
+                    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+                });
+                if wants_keyframe {
+                    let track = self
+                        .publications
+                        .keys()
+                        .find(|t| t.as_str() == track_id)
+                        .cloned();
+                    if let Some(track) = track {
+                        self.request_keyframe(&track, Instant::now());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The per-packet path: one publisher packet to every subscription of its track.
+    fn forward(
+        &mut self,
+        publisher: u64,
+        rtc_track_id: &str,
+        mut packet: rtc::rtp::Packet,
+        now: Instant,
+    ) {
+        let Some(track) = self
+            .participants
+            .get(&publisher)
+            .and_then(|p| p.published.get(rtc_track_id))
+            .cloned()
+        else {
+            return;
+        };
+        let Some(publication) = self.publications.get_mut(&track) else {
+            return;
+        };
+        let keyframe = publication.kind == TrackKind::Video
+            && publication.video_codec.is_keyframe_start(&packet.payload);
+        // Header extension ids are negotiated per connection; the publisher's mean nothing to
+        // the subscriber, so they are not forwarded.
+        packet.header.extension = false;
+        packet.header.extension_profile = 0;
+        packet.header.extensions.clear();
+        let (source_ssrc, seq, ts) = (
+            packet.header.ssrc,
+            packet.header.sequence_number,
+            packet.header.timestamp,
+        );
+        let mut need_keyframe = false;
+        for down in publication.downtracks.iter_mut() {
+            let Some(sub) = self.participants.get_mut(&down.subscriber) else {
+                continue;
+            };
+            let Some(payload_type) = down.payload_type else {
+                continue;
+            };
+            if !sub.subscriber.connected {
+                continue;
+            }
+            match down.forwarder.forward(source_ssrc, seq, ts, keyframe) {
+                Decision::Forward {
+                    sequence_number,
+                    timestamp,
+                } => {
+                    let mut out = packet.clone();
+                    out.header.ssrc = down.ssrc;
+                    out.header.payload_type = payload_type;
+                    out.header.sequence_number = sequence_number;
+                    out.header.timestamp = timestamp;
+                    if let Some(mut sender) = sub.subscriber.pc().rtp_sender(down.sender_id) {
+                        if let Err(e) = sender.write_rtp(now, out) {
+                            debug!(error = %e, "down-track write failed");
+                        }
+                    }
+                    flush(&self.sockets, &mut sub.subscriber);
+                    sub.subscriber.deadline = sub.subscriber.pc().poll_timeout();
+                }
+                Decision::Drop => {}
+                Decision::DropNeedKeyframe => need_keyframe = true,
+            }
+        }
+        if need_keyframe {
+            self.request_keyframe(&track, now);
+        }
+    }
+
+    /// Sends a PLI to the publisher of `track`, at most once per configured interval.
+    fn request_keyframe(&mut self, track: &TrackId, now: Instant) {
+        let Some(publication) = self.publications.get_mut(track) else {
+            return;
+        };
+        if publication.kind != TrackKind::Video {
+            return;
+        }
+        if publication
+            .last_keyframe_request
+            .is_some_and(|t| now < t + self.config.keyframe_request_interval)
+        {
+            return;
+        }
+        publication.last_keyframe_request = Some(now);
+        let (owner, receiver_id, media_ssrc) = (
+            publication.owner,
+            publication.receiver_id,
+            publication.media_ssrc,
+        );
+        let Some(p) = self.participants.get_mut(&owner) else {
+            return;
+        };
+        if let Some(mut receiver) = p.publisher.pc().rtp_receiver(receiver_id) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                debug!(error = %e, "keyframe request failed");
+            }
+        }
+        flush(&self.sockets, &mut p.publisher);
+        p.publisher.deadline = p.publisher.pc().poll_timeout();
+    }
+
+    fn publish(
+        &mut self,
+        key: u64,
+        rtc_track_id: String,
+        receiver_id: RTCRtpReceiverId,
+        ssrc: u32,
+    ) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if p.published.contains_key(&rtc_track_id) {
+            return;
+        }
+        let Some(mut receiver) = p.publisher.pc().rtp_receiver(receiver_id) else {
+            return;
+        };
+        let rtc_kind = receiver.track().kind();
+        let codec = receiver.track().codec(ssrc).cloned().or_else(|| {
+            receiver
+                .get_parameters()
+                .rtp_parameters
+                .codecs
+                .first()
+                .map(|c| c.rtp_codec.clone())
+        });
+        let Some(codec) = codec else {
+            warn!(participant = %p.id, "published track has no negotiated codec; ignored");
+            return;
+        };
+        let kind = match rtc_kind {
+            RtpCodecKind::Audio => TrackKind::Audio,
+            RtpCodecKind::Video => TrackKind::Video,
+            _ => return,
+        };
+        // One track of each kind per participant: a new one replaces the old.
+        let replaced: Vec<(String, TrackId)> = p
+            .published
+            .iter()
+            .filter(|(_, t)| self.publications.get(*t).is_some_and(|pb| pb.kind == kind))
+            .map(|(r, t)| (r.clone(), t.clone()))
+            .collect();
+        for (rtc_id, _) in &replaced {
+            p.published.remove(rtc_id);
+        }
+        let id = TrackId::random();
+        p.published.insert(rtc_track_id, id.clone());
+        let muted = p.wanted_mute[kind_index(kind)];
+        let participant_id = p.id.to_string();
+        info!(room = %self.id, participant = %participant_id, track = %id, %kind, codec = %codec.mime_type, "track published");
+        for (_, old) in replaced {
+            self.unpublish(&old);
+        }
+        let publication = Publication {
+            id: id.clone(),
+            owner: key,
+            kind,
+            video_codec: VideoCodec::from_mime(&codec.mime_type),
+            codec,
+            receiver_id,
+            media_ssrc: ssrc,
+            muted,
+            downtracks: Vec::new(),
+            last_keyframe_request: None,
+        };
+        let info = publication.info();
+        self.publications.insert(id.clone(), publication);
+        self.broadcast(
+            key,
+            ServerMessage::TrackPublished {
+                participant_id,
+                track: info,
+            },
+        );
+        let subscribers: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(k, p)| **k != key && p.grants.can_subscribe)
+            .map(|(k, _)| *k)
+            .collect();
+        for sub in subscribers {
+            self.subscribe(sub, &id);
+            self.negotiate_subscriber(sub);
+        }
+    }
+
+    fn unpublish(&mut self, track: &TrackId) {
+        let Some(publication) = self.publications.remove(track) else {
+            return;
+        };
+        let owner_id = self.participants.get_mut(&publication.owner).map(|p| {
+            p.published.retain(|_, t| t != track);
+            p.id.to_string()
+        });
+        for down in &publication.downtracks {
+            if let Some(sub) = self.participants.get_mut(&down.subscriber) {
+                if let Err(e) = sub.subscriber.pc().remove_track(down.sender_id) {
+                    debug!(error = %e, "removing a down-track failed");
+                }
+            }
+        }
+        let subscribers: Vec<u64> = publication
+            .downtracks
+            .iter()
+            .map(|d| d.subscriber)
+            .collect();
+        for sub in subscribers {
+            self.negotiate_subscriber(sub);
+        }
+        if let Some(participant_id) = owner_id {
+            self.broadcast(
+                publication.owner,
+                ServerMessage::TrackUnpublished {
+                    participant_id,
+                    track_id: track.to_string(),
+                },
+            );
+        }
+    }
+
+    /// Adds a down-track of `track` to `subscriber`'s connection (negotiated separately).
+    fn subscribe(&mut self, subscriber: u64, track: &TrackId) {
+        let Some(publication) = self.publications.get_mut(track) else {
+            return;
+        };
+        if publication.owner == subscriber
+            || publication
+                .downtracks
+                .iter()
+                .any(|d| d.subscriber == subscriber)
+        {
+            return;
+        }
+        let Some(owner_id) = self
+            .participants
+            .get(&publication.owner)
+            .map(|p| p.id.to_string())
+        else {
+            return;
+        };
+        let Some(sub) = self.participants.get_mut(&subscriber) else {
+            return;
+        };
+        let ssrc = rand::random::<u32>();
+        let local = MediaStreamTrack::new(
+            owner_id,
+            publication.id.to_string(),
+            format!("{} {}", publication.kind, publication.id),
+            match publication.kind {
+                TrackKind::Audio => RtpCodecKind::Audio,
+                TrackKind::Video => RtpCodecKind::Video,
+            },
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: publication.codec.clone(),
+                ..Default::default()
+            }],
+        );
+        match sub.subscriber.pc().add_track(local) {
+            Ok(sender_id) => publication.downtracks.push(DownTrack {
+                subscriber,
+                sender_id,
+                ssrc,
+                payload_type: None,
+                forwarder: Forwarder::new(
+                    publication.kind == TrackKind::Video,
+                    rand::random(),
+                    rand::random(),
+                ),
+            }),
+            Err(e) => warn!(participant = %sub.id, error = %e, "could not add a down-track"),
+        }
+    }
+
+    /// Offers the subscriber connection's current tracks, or queues another round if an offer
+    /// is already waiting for its answer.
+    fn negotiate_subscriber(&mut self, key: u64) {
+        let now = Instant::now();
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if p.negotiation.awaiting_answer {
+            p.negotiation.again = true;
+            return;
+        }
+        let has_tracks = p.subscriber.pc().get_senders().next().is_some();
+        if !has_tracks && !p.negotiation.ever_offered {
+            return;
+        }
+        let result = (|| {
+            let pc = p.subscriber.pc();
+            let offer = pc.create_offer(None)?;
+            pc.set_local_description(now, offer.clone())?;
+            Ok::<_, rtc::shared::error::Error>(offer.sdp)
+        })();
+        match result {
+            Ok(sdp) => {
+                p.negotiation.awaiting_answer = true;
+                p.negotiation.ever_offered = true;
+                p.send(ServerMessage::Offer {
+                    target: Target::Subscriber,
+                    sdp,
+                });
+            }
+            Err(e) => warn!(participant = %p.id, error = %e, "could not create a subscriber offer"),
+        }
+        self.service(
+            PcKey {
+                participant: key,
+                subscriber: true,
+            },
+            now,
+        );
+    }
+
+    /// After an answer, finds the payload type each of this subscriber's down-tracks must use.
+    fn resolve_payload_types(&mut self, key: u64) {
+        let Some(sub) = self.participants.get_mut(&key) else {
+            return;
+        };
+        for publication in self.publications.values_mut() {
+            for down in publication
+                .downtracks
+                .iter_mut()
+                .filter(|d| d.subscriber == key)
+            {
+                let Some(mut sender) = sub.subscriber.pc().rtp_sender(down.sender_id) else {
+                    continue;
+                };
+                let codecs = &sender.get_parameters().rtp_parameters.codecs;
+                let wanted = &publication.codec;
+                let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
+                    c.rtp_codec
+                        .mime_type
+                        .eq_ignore_ascii_case(&wanted.mime_type)
+                };
+                let found = codecs
+                    .iter()
+                    .filter(same_mime)
+                    .find(|c| c.rtp_codec.sdp_fmtp_line == wanted.sdp_fmtp_line)
+                    .or_else(|| codecs.iter().find(same_mime));
+                down.payload_type = found.map(|c| c.payload_type);
+                if down.payload_type.is_none() {
+                    warn!(
+                        participant = %sub.id,
+                        codec = %wanted.mime_type,
+                        "subscriber cannot receive this codec; track not forwarded"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// True when an SDP offer has an audio or video section the offerer would send on.
+fn offers_to_send_media(sdp: &str) -> bool {
+    let mut in_media = false;
+    let mut sends = false;
+    let mut any = false;
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("m=") {
+            if in_media && sends {
+                any = true;
+            }
+            in_media = rest.starts_with("audio") || rest.starts_with("video");
+            sends = true; // sendrecv is the default direction
+        } else if in_media {
+            match line {
+                "a=recvonly" | "a=inactive" => sends = false,
+                "a=sendonly" | "a=sendrecv" => sends = true,
+                _ => {}
+            }
+        }
+    }
+    any || (in_media && sends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offers_to_send_media;
+
+    #[test]
+    fn detects_offers_that_send_media() {
+        let send = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\nm=application 9 x\r\n";
+        assert!(offers_to_send_media(send));
+        let recv = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n";
+        assert!(!offers_to_send_media(recv));
+        let data = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert!(!offers_to_send_media(data));
+        let default_dir = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n";
+        assert!(offers_to_send_media(default_dir));
+    }
+}

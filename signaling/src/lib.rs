@@ -1,0 +1,155 @@
+//! Switchyard's HTTP face: the signaling WebSocket (`/ws`), the dev-mode token endpoint, the
+//! embedded web demo, and health checks.
+//!
+//! It turns a browser's JSON messages into typed commands for the room that owns the state
+//! (through the `sfu` crate's [`sfu::Session`]) and the room's events back into JSON. It never
+//! touches a media socket. [`app`] builds the router so tests can drive it without a listener.
+
+pub mod auth;
+mod ws;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use protocol::{Grants, IceServer};
+use serde::Deserialize;
+use sfu::{RoomId, Sfu};
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{AuthError, TokenAuthority};
+
+/// Settings of the signaling layer.
+#[derive(Debug, Clone)]
+pub struct SignalingConfig {
+    /// Largest WebSocket message accepted.
+    pub max_message_size: usize,
+    /// A joined client that sends nothing for this long is removed.
+    pub keepalive_timeout: Duration,
+    /// When true, `GET /api/dev-token` mints tokens for anyone (no secret was configured).
+    pub dev_mode: bool,
+    /// ICE servers handed to clients on join.
+    pub ice_servers: Vec<IceServer>,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        SignalingConfig {
+            max_message_size: 1024 * 1024,
+            keepalive_timeout: Duration::from_secs(15),
+            dev_mode: false,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+/// Shared by every request handler. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: std::sync::Arc<SignalingConfig>,
+    pub sfu: Sfu,
+    pub tokens: TokenAuthority,
+    pub cancel: CancellationToken,
+}
+
+/// The HTTP application: every route of the service.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/", get(|| async { static_file("index.html") }))
+        .route("/room/{room}", get(room_page))
+        .route("/static/{*path}", get(static_asset))
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok" }));
+    if state.config.dev_mode {
+        router = router.route("/api/dev-token", get(dev_token));
+    }
+    router.with_state(state)
+}
+
+async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    let limit = state.config.max_message_size;
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| ws::serve(socket, state))
+}
+
+fn static_file(name: &str) -> Response {
+    match web_demo::asset(name) {
+        Some(asset) => (
+            [
+                (header::CONTENT_TYPE, asset.content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            asset.bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+async fn static_asset(Path(path): Path<String>) -> Response {
+    static_file(&path)
+}
+
+async fn room_page(Path(room): Path<String>) -> Response {
+    match RoomId::new(&room) {
+        Ok(_) => static_file("room.html"),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct DevTokenQuery {
+    room: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+}
+
+/// Dev mode only: a token for anyone, so the web demo works with no setup.
+async fn dev_token(State(state): State<AppState>, Query(q): Query<DevTokenQuery>) -> Response {
+    if let Err(e) = RoomId::new(&q.room) {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"code": "invalid_room", "message": e.to_string()})),
+        )
+            .into_response();
+    }
+    let name: String = q.name.unwrap_or_default().trim().chars().take(64).collect();
+    let identity = q
+        .identity
+        .filter(|i| !i.is_empty() && i.len() <= 64)
+        .unwrap_or_else(|| {
+            let base: String = name
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(16)
+                .collect();
+            let base = if base.is_empty() {
+                "guest".into()
+            } else {
+                base
+            };
+            format!("{base}-{:04x}", rand::random::<u16>())
+        });
+    let display = if name.is_empty() {
+        identity.clone()
+    } else {
+        name
+    };
+    let token = state
+        .tokens
+        .mint(&identity, &display, &q.room, Grants::default(), 6 * 3600);
+    axum::Json(serde_json::json!({
+        "token": token,
+        "identity": identity,
+        "room": q.room,
+    }))
+    .into_response()
+}

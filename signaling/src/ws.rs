@@ -1,0 +1,406 @@
+//! One browser's signaling WebSocket: authenticate the join, then relay between the client's
+//! JSON messages and its room's session.
+//!
+//! Every client mistake gets a typed `error` message (see `docs/signaling.md`); fatal ones are
+//! followed by a close code. A connection that goes silent for the keepalive timeout, or that
+//! closes, removes its participant at once. Nothing a client sends can panic this task or
+//! affect another connection.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use protocol::{ClientMessage, CloseReason, ErrorCode, LeaveReason, ServerMessage};
+use sfu::{JoinError, JoinParams, RoomId, Session, SessionCommand, SessionEvent};
+use tracing::{debug, info, warn};
+
+use crate::AppState;
+use crate::auth::AuthError;
+
+/// How long a new connection may take to send `join`.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Close code for a connection that stopped sending keepalives.
+const CLOSE_KEEPALIVE: u16 = 4008;
+
+/// The message types clients may send, for telling `unknown_type` from `invalid_message`.
+const CLIENT_TYPES: &[&str] = &[
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "mute",
+    "leave",
+    "ping",
+];
+
+/// A failure that ends the connection: the error to send and the close code.
+struct Fatal {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Fatal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Fatal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+enum Incoming {
+    Message(ClientMessage),
+    /// A recoverable mistake: tell the client and keep going.
+    Mistake(ErrorCode, String),
+    Fatal(Fatal),
+    Closed {
+        clean: bool,
+    },
+    /// Control frames (ping/pong) that only prove the client is alive.
+    Alive,
+}
+
+/// Parses one frame into a client message or a precise error.
+fn parse_frame(frame: Option<Result<Message, axum::Error>>, max_size: usize) -> Incoming {
+    let text = match frame {
+        None => return Incoming::Closed { clean: false },
+        Some(Err(e)) => {
+            let message = e.to_string();
+            if message.contains("too long")
+                || message.contains("too big")
+                || message.contains("Space limit")
+            {
+                return Incoming::Fatal(Fatal::new(
+                    ErrorCode::MessageTooLarge,
+                    format!("messages are limited to {max_size} bytes"),
+                ));
+            }
+            debug!(error = %message, "websocket read failed");
+            return Incoming::Closed { clean: false };
+        }
+        Some(Ok(Message::Text(text))) => text,
+        Some(Ok(Message::Binary(_))) => {
+            return Incoming::Mistake(
+                ErrorCode::BadJson,
+                "binary frames are not part of the protocol; send JSON text".into(),
+            );
+        }
+        Some(Ok(Message::Close(_))) => return Incoming::Closed { clean: true },
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Incoming::Alive,
+    };
+    let value: serde_json::Value = match serde_json::from_str(text.as_str()) {
+        Ok(v) => v,
+        Err(e) => {
+            return Incoming::Mistake(
+                ErrorCode::BadJson,
+                format!("the message is not valid JSON: {e}"),
+            );
+        }
+    };
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return Incoming::Mistake(
+            ErrorCode::InvalidMessage,
+            "every message needs a string \"type\" field".into(),
+        );
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        let kind: String = kind.chars().take(40).collect();
+        return Incoming::Mistake(
+            ErrorCode::UnknownType,
+            format!("unknown message type {kind:?}; see docs/signaling.md for the list"),
+        );
+    }
+    let kind = kind.to_owned();
+    match serde_json::from_value::<ClientMessage>(value) {
+        Ok(m) => Incoming::Message(m),
+        Err(e) => Incoming::Mistake(
+            ErrorCode::InvalidMessage,
+            format!("the {kind:?} message has wrong or missing fields: {e}"),
+        ),
+    }
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
+    let text = match serde_json::to_string(message) {
+        Ok(t) => t,
+        Err(_) => return false,
+    };
+    socket
+        .send(Message::Text(Utf8Bytes::from(text)))
+        .await
+        .is_ok()
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason.to_owned()),
+        })))
+        .await;
+}
+
+async fn fail(socket: &mut WebSocket, fatal: Fatal) {
+    let _ = send(
+        socket,
+        &ServerMessage::Error {
+            code: fatal.code,
+            message: fatal.message.clone(),
+        },
+    )
+    .await;
+    let close_code = fatal.code.close_code().unwrap_or(1008);
+    close(socket, close_code, fatal.code_str()).await;
+}
+
+impl Fatal {
+    fn code_str(&self) -> &'static str {
+        match self.code {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::WrongRoom => "wrong_room",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::Internal => "internal",
+            _ => "error",
+        }
+    }
+}
+
+/// Serves one WebSocket until the client leaves, goes silent, or the server shuts down.
+pub async fn serve(mut socket: WebSocket, state: AppState) {
+    let session = tokio::select! {
+        joined = wait_for_join(&mut socket, &state) => joined,
+        _ = state.cancel.cancelled() => {
+            close(&mut socket, 1001, "server shutting down").await;
+            return;
+        }
+    };
+    let session = match session {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(fatal) => {
+            fail(&mut socket, fatal).await;
+            return;
+        }
+    };
+    relay(socket, session, &state).await;
+}
+
+/// Reads messages until a valid `join`; answers mistakes before it without giving up.
+async fn wait_for_join(socket: &mut WebSocket, state: &AppState) -> Result<Option<Session>, Fatal> {
+    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
+            Ok(f) => f,
+            Err(_) => {
+                return Err(Fatal::new(
+                    ErrorCode::Unauthorized,
+                    "send a join message with an access token within 10 seconds",
+                ));
+            }
+        };
+        match parse_frame(frame, state.config.max_message_size) {
+            Incoming::Message(ClientMessage::Join { room, token }) => {
+                return join(state, &room, &token).await.map(Some);
+            }
+            Incoming::Message(ClientMessage::Ping { ts }) => {
+                send(socket, &ServerMessage::Pong { ts }).await;
+            }
+            Incoming::Message(_) => {
+                send(
+                    socket,
+                    &ServerMessage::Error {
+                        code: ErrorCode::NotJoined,
+                        message: "send join first".into(),
+                    },
+                )
+                .await;
+            }
+            Incoming::Mistake(code, message) => {
+                send(socket, &ServerMessage::Error { code, message }).await;
+            }
+            Incoming::Fatal(f) => return Err(f),
+            Incoming::Closed { .. } => return Ok(None),
+            Incoming::Alive => {}
+        }
+    }
+}
+
+async fn join(state: &AppState, room: &str, token: &str) -> Result<Session, Fatal> {
+    if token.is_empty() {
+        return Err(Fatal::new(
+            ErrorCode::Unauthorized,
+            "the join message has no access token",
+        ));
+    }
+    let claims = state.tokens.verify(token).map_err(|e| match e {
+        AuthError::Expired => Fatal::new(ErrorCode::TokenExpired, e.to_string()),
+        other => Fatal::new(ErrorCode::Unauthorized, other.to_string()),
+    })?;
+    let room_id = RoomId::new(room).map_err(|e| Fatal::new(ErrorCode::WrongRoom, e.to_string()))?;
+    if claims.room != room {
+        return Err(Fatal::new(
+            ErrorCode::WrongRoom,
+            format!(
+                "this token admits to room {:?}, not {:?}; get a token for this room",
+                claims.room, room
+            ),
+        ));
+    }
+    let name = if claims.name.is_empty() {
+        claims.sub.clone()
+    } else {
+        claims.name.clone()
+    };
+    let params = JoinParams {
+        identity: claims.sub,
+        name,
+        grants: claims.grants,
+        ice_servers: state.config.ice_servers.clone(),
+    };
+    state.sfu.join(room_id, params).await.map_err(|e| match e {
+        JoinError::RoomFull { .. } => Fatal::new(ErrorCode::RoomFull, e.to_string()),
+        JoinError::ShuttingDown => Fatal::new(ErrorCode::Internal, e.to_string()),
+        JoinError::Engine(_) => {
+            warn!(error = %e, "join failed");
+            Fatal::new(
+                ErrorCode::Internal,
+                "the server could not set up media; try again",
+            )
+        }
+    })
+}
+
+/// Relays between a joined client and its room.
+async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
+    info!(room = %session.room, participant = %session.participant_id, "signaling session started");
+    let keepalive = state.config.keepalive_timeout;
+    let mut last_heard = Instant::now();
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    let leave_reason = loop {
+        tokio::select! {
+            event = session.events.recv() => match event {
+                Some(SessionEvent::Message(m)) => {
+                    if !send(&mut socket, &m).await {
+                        break LeaveReason::Disconnected;
+                    }
+                }
+                Some(SessionEvent::Closed(reason)) => {
+                    send(&mut socket, &ServerMessage::Closed { reason }).await;
+                    let code = if reason == CloseReason::ServerShutdown { 1001 } else { 1000 };
+                    close(&mut socket, code, "closed").await;
+                    // The room has already removed this participant.
+                    return;
+                }
+                None => {
+                    close(&mut socket, 1011, "room closed").await;
+                    return;
+                }
+            },
+            frame = socket.recv() => {
+                last_heard = Instant::now();
+                match parse_frame(frame, state.config.max_message_size) {
+                    Incoming::Message(message) => {
+                        if let Some(reply) = handle(&mut session, message).await {
+                            if let Some(reason) = reply.leave {
+                                break reason;
+                            }
+                            if let Some(m) = reply.send {
+                                send(&mut socket, &m).await;
+                            }
+                        }
+                    }
+                    Incoming::Mistake(code, message) => {
+                        send(&mut socket, &ServerMessage::Error { code, message }).await;
+                    }
+                    Incoming::Fatal(f) => {
+                        fail(&mut socket, f).await;
+                        break LeaveReason::Disconnected;
+                    }
+                    Incoming::Closed { clean } => {
+                        break if clean { LeaveReason::Left } else { LeaveReason::Disconnected };
+                    }
+                    Incoming::Alive => {}
+                }
+            }
+            _ = check.tick() => {
+                if last_heard.elapsed() > keepalive {
+                    info!(participant = %session.participant_id, "no keepalive; disconnecting");
+                    close(&mut socket, CLOSE_KEEPALIVE, "keepalive timeout").await;
+                    break LeaveReason::Disconnected;
+                }
+            }
+        }
+    };
+    session
+        .handle
+        .send(SessionCommand::Leave(leave_reason))
+        .await;
+    if leave_reason == LeaveReason::Left {
+        close(&mut socket, 1000, "bye").await;
+    }
+    info!(participant = %session.participant_id, ?leave_reason, "signaling session ended");
+}
+
+struct Reply {
+    send: Option<ServerMessage>,
+    leave: Option<LeaveReason>,
+}
+
+async fn handle(session: &mut Session, message: ClientMessage) -> Option<Reply> {
+    use protocol::Target;
+    let command = match message {
+        ClientMessage::Join { .. } => {
+            return Some(Reply {
+                send: Some(ServerMessage::Error {
+                    code: ErrorCode::AlreadyJoined,
+                    message: "this connection has already joined a room".into(),
+                }),
+                leave: None,
+            });
+        }
+        ClientMessage::Ping { ts } => {
+            return Some(Reply {
+                send: Some(ServerMessage::Pong { ts }),
+                leave: None,
+            });
+        }
+        ClientMessage::Leave => {
+            return Some(Reply {
+                send: None,
+                leave: Some(LeaveReason::Left),
+            });
+        }
+        ClientMessage::Offer {
+            target: Target::Publisher,
+            sdp,
+        } => SessionCommand::PublisherOffer(sdp),
+        ClientMessage::Answer {
+            target: Target::Subscriber,
+            sdp,
+        } => SessionCommand::SubscriberAnswer(sdp),
+        ClientMessage::Offer { .. } | ClientMessage::Answer { .. } => {
+            return Some(Reply {
+                send: Some(ServerMessage::Error {
+                    code: ErrorCode::InvalidMessage,
+                    message: "offers go on the publisher connection and answers on the \
+                              subscriber connection"
+                        .into(),
+                }),
+                leave: None,
+            });
+        }
+        ClientMessage::Candidate { target, candidate } => {
+            SessionCommand::Candidate(target, candidate)
+        }
+        ClientMessage::Mute { kind, muted } => SessionCommand::Mute(kind, muted),
+    };
+    if !session.handle.send(command).await {
+        return Some(Reply {
+            send: None,
+            leave: Some(LeaveReason::Disconnected),
+        });
+    }
+    None
+}

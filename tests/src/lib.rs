@@ -1,0 +1,51 @@
+//! Helpers shared by the end-to-end tests: an in-process Switchyard server on free ports, and
+//! small waiting utilities. The server is the real one (`switchyard::start`), not a double.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+pub use switchyard::Server;
+use switchyard::{Cli, Config};
+
+/// Starts a server on free ports. `announce` limits media to one address (127.0.0.1 for
+/// Rust clients); `None` announces every local address, as in production.
+pub async fn start_server(announce: Option<IpAddr>, tweak: impl FnOnce(&mut Config)) -> Server {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let mut config = Config::load(Cli::default()).expect("default config is valid");
+    config.http_bind = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    config.rtc_port = 0;
+    config.announce_ip = announce;
+    tweak(&mut config);
+    switchyard::start(config).await.expect("server starts")
+}
+
+/// Starts a server whose media is announced on 127.0.0.1 only.
+pub async fn start_local_server() -> Server {
+    start_server(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), |_| {}).await
+}
+
+/// The WebSocket URL of a running server.
+pub fn ws_url(server: &Server) -> String {
+    format!("ws://{}/ws", server.http_addr)
+}
+
+/// Polls `check` every 100 ms until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,116 @@
+//! The signaling protocol and media path with Rust-side webrtc-rs clients (no browser): join,
+//! publish, subscribe, renegotiation when a third participant arrives, leave.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use client::{Client, ClientEvent};
+use protocol::{Grants, LeaveReason, ServerMessage, TrackKind};
+use switchyard_tests::{start_local_server, ws_url};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn joined(server: &switchyard_tests::Server, identity: &str, room: &str) -> (Client, String) {
+    let mut c = Client::connect(&ws_url(server)).await.expect("connect");
+    c.join(room, &server.token(identity, room, Grants::default()));
+    let id = c
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::Joined { you, .. } => Some(you.id.clone()),
+            _ => None,
+        })
+        .await
+        .expect("joined");
+    (c, id)
+}
+
+/// Counts RTP packets per (publisher participant id, kind) until every wanted pair has at
+/// least `min` packets.
+async fn receive_from(
+    c: &mut Client,
+    wanted: &[(String, TrackKind)],
+    min: usize,
+) -> HashMap<(String, TrackKind), usize> {
+    let mut counts: HashMap<(String, TrackKind), usize> = HashMap::new();
+    let done = c
+        .wait_for(Duration::from_secs(20), |e| {
+            if let ClientEvent::Rtp {
+                participant_id,
+                kind,
+                ..
+            } = e
+            {
+                *counts.entry((participant_id.clone(), *kind)).or_default() += 1;
+            }
+            wanted
+                .iter()
+                .all(|w| counts.get(w).copied().unwrap_or(0) >= min)
+                .then_some(())
+        })
+        .await;
+    assert!(
+        done.is_some(),
+        "did not receive {min} packets of each of {wanted:?}; got {counts:?}"
+    );
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_subscribe_renegotiate_and_leave() {
+    let server = start_local_server().await;
+    let room = "protocol-room";
+
+    let (a, a_id) = joined(&server, "alice", room).await;
+    a.publish(true, true);
+    let (mut b, b_id) = joined(&server, "bob", room).await;
+    b.publish(true, true);
+
+    // Bob receives Alice's audio and video through the SFU, rewritten to its own SSRCs.
+    let wanted = vec![
+        (a_id.clone(), TrackKind::Audio),
+        (a_id.clone(), TrackKind::Video),
+    ];
+    receive_from(&mut b, &wanted, 30).await;
+
+    // A third participant arrives: everyone renegotiates and gets its tracks.
+    let (mut c, c_id) = joined(&server, "carol", room).await;
+    c.publish(true, true);
+    let wanted = vec![
+        (a_id.clone(), TrackKind::Video),
+        (b_id.clone(), TrackKind::Video),
+        (a_id.clone(), TrackKind::Audio),
+        (b_id.clone(), TrackKind::Audio),
+    ];
+    receive_from(&mut c, &wanted, 20).await;
+    let wanted = vec![
+        (c_id.clone(), TrackKind::Video),
+        (c_id.clone(), TrackKind::Audio),
+    ];
+    receive_from(&mut b, &wanted, 20).await;
+
+    // Alice leaves: the others are told at once, with the reason.
+    a.leave();
+    let left = b
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::ParticipantLeft {
+                participant_id,
+                reason,
+                ..
+            } if *participant_id == a_id => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(left, Some(LeaveReason::Left));
+    let unpublished = c
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::ParticipantLeft { participant_id, .. } if *participant_id == a_id => {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(unpublished.is_some());
+
+    // The call goes on between Bob and Carol.
+    let wanted = vec![(c_id.clone(), TrackKind::Video)];
+    receive_from(&mut b, &wanted, 30).await;
+}

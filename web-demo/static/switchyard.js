@@ -1,0 +1,569 @@
+/**
+ * Switchyard browser client: a small, dependency-free ES module that joins a Switchyard room.
+ *
+ * It owns the signaling WebSocket and the two RTCPeerConnections of the protocol
+ * (docs/signaling.md): the *publisher* PC, on which this client offers its own audio/video,
+ * and the *subscriber* PC, on which the server offers everyone else's tracks and this client
+ * only answers. ICE candidates trickle both ways; it pings every 5 s. After an unexpected
+ * WebSocket drop (or 15 s of silence, or a failed media connection) it reconnects by itself with
+ * a fresh join, republishing the same local stream: back-off 0.5 s doubling to 8 s, until
+ * `leave()`. It gives up (state 'failed') after close codes 4001/4003 or a `closed` message with
+ * reason removed / room_closed / replaced.
+ *
+ * @example
+ * import { SwitchyardClient } from '/static/switchyard.js';
+ * const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+ * const client = new SwitchyardClient({ room: 'demo', name: 'Alice' }); // dev token fetched
+ * client.addEventListener('remoteTrack', (e) => {
+ *   const { participantId, kind, track, stream } = e.detail;
+ *   if (kind === 'video') document.querySelector('video').srcObject = stream;
+ * });
+ * client.addEventListener('state', (e) => console.log(e.detail.state, e.detail.message));
+ * await client.connect(stream);   // resolves on the first `joined`
+ * client.setMuted('audio', true); // disables the local track and tells the room
+ * client.leave();
+ *
+ * Events (all `CustomEvent`, payload in `event.detail`):
+ * - `state`            {state, message, attempt?, unreachable?} where state is one of
+ *                      'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'failed'
+ * - `joined`           {room, you, participants, iceServers}   (after every (re)join)
+ * - `participantJoined` {participant}
+ * - `participantLeft`  {participantId, identity, reason, participant}
+ * - `trackPublished`   {participantId, track}
+ * - `trackUnpublished` {participantId, trackId, track}
+ * - `trackMuted`       {participantId, trackId, kind, muted}
+ * - `remoteTrack`      {participantId, kind, track, stream}
+ * - `error`            {code, message}   server `error` messages, plus client-side codes
+ *                      'ice_failed' (media connection failed; reconnecting), 'no_turn',
+ *                      'unauthorized' (dev tokens disabled), 'client' (could not apply a message)
+ *
+ * `client.participants` is a Map participantId -> {id, identity, name, tracks} of the *other*
+ * participants; `client.you` is this participant as the server described it in `joined`.
+ */
+
+const PING_INTERVAL_MS = 5000;
+/** Consider the server gone when nothing at all arrived for this long (it answers every ping). */
+const SILENCE_TIMEOUT_MS = 15000;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 8000;
+/** Close codes after which reconnecting cannot help (bad token, wrong room, room full). */
+const FATAL_CLOSE_CODES = new Set([4001, 4003]);
+/** `closed` reasons after which the client must not come back by itself. */
+const FINAL_CLOSE_REASONS = {
+  removed: 'You were removed from the room.',
+  room_closed: 'The room was closed.',
+  replaced: 'You joined this room from another tab or device, so this one was disconnected.',
+};
+
+/** A fatal problem: stop trying, report state 'failed'. */
+class FatalError extends Error {}
+
+export class SwitchyardClient extends EventTarget {
+  /**
+   * @param {object} opts
+   * @param {string} [opts.url]   WebSocket URL; default `ws(s)://<this host>/ws`.
+   * @param {string} opts.room    Room to join.
+   * @param {string|(() => Promise<string>)} [opts.token]  Access token (JWT), or an async
+   *        function returning a fresh one for each (re)join. Without it the dev-token endpoint
+   *        is used (servers without a secret only).
+   * @param {string} [opts.name]  Display name (used for dev tokens).
+   * @param {boolean} [opts.relay] Force `iceTransportPolicy: 'relay'` (TURN only).
+   * @param {(args: {room: string, name: string, identity?: string}) =>
+   *         Promise<{token: string, identity: string}>} [opts.fetchDevToken]
+   *        Override how dev tokens are fetched (default: `GET /api/dev-token`).
+   */
+  constructor({ url, room, token, name = '', relay = false, fetchDevToken } = {}) {
+    super();
+    if (!room) throw new TypeError('SwitchyardClient: `room` is required');
+    this.url = url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    this.room = room;
+    this.token = token;
+    this.name = name;
+    this.relay = !!relay;
+    this.fetchDevToken = fetchDevToken || ((args) => this.#defaultDevToken(args));
+
+    /** @type {'connecting'|'connected'|'reconnecting'|'disconnected'|'failed'} */
+    this.state = 'disconnected';
+    this.stateMessage = '';
+    /** This participant as the server sees it (set by `joined`). */
+    this.you = null;
+    /** @type {Map<string, {id: string, identity: string, name: string, tracks: object[]}>} */
+    this.participants = new Map();
+    /** Identity handed out by the dev-token endpoint, reused on reconnect. */
+    this.identity = null;
+    this.localStream = null;
+    /** Round-trip time of the last ping, in ms. */
+    this.rtt = null;
+
+    this.publisherPc = null;
+    this.subscriberPc = null;
+
+    this._ws = null;
+    this._gen = 0; // bumped on every (re)connect; events of older sockets are ignored
+    this._stopped = true;
+    this._attempt = 0;
+    this._retryTimer = null;
+    this._pingTimer = null;
+    this._lastRx = 0;
+    this._muted = { audio: false, video: false };
+    this._published = false; // publisher answer applied for the current session
+    this._pending = { publisher: [], subscriber: [] }; // remote candidates awaiting a remote description
+    this._inbox = Promise.resolve(); // serialises handling of server messages
+    this._remoteStreams = new Map(); // participantId -> MediaStream (subscriber PC)
+    this._receiverOwner = new Map(); // RTCRtpReceiver -> participantId
+    this._connectWaiters = null;
+    this._finalReason = null; // a `closed` reason that forbids reconnecting
+    this._lastError = null; // last server `error`, explains a fatal close
+  }
+
+  /**
+   * Join the room and publish `localStream` (may be null or have no tracks: receive-only).
+   * Resolves on the first `joined`; rejects on a fatal failure or `leave()` before that.
+   * After that the client keeps itself connected until `leave()`.
+   * @param {MediaStream|null} [localStream]
+   */
+  connect(localStream = null) {
+    if (!this._stopped) throw new Error('SwitchyardClient: already connected');
+    this.localStream = localStream;
+    this._stopped = false;
+    this._attempt = 0;
+    for (const kind of ['audio', 'video']) {
+      const track = this.#localTrack(kind);
+      if (track) this._muted[kind] = !track.enabled;
+    }
+    const done = new Promise((resolve, reject) => (this._connectWaiters = { resolve, reject }));
+    this.#open();
+    return done;
+  }
+
+  /**
+   * Mute or unmute the local track of `kind` ('audio' | 'video'): disables the track (silence /
+   * black frames, no renegotiation) and tells the other participants.
+   */
+  setMuted(kind, muted) {
+    muted = !!muted;
+    this._muted[kind] = muted;
+    const track = this.#localTrack(kind);
+    if (track) track.enabled = !muted;
+    if (track && this._published) this.#send({ type: 'mute', kind, muted });
+  }
+
+  /** Whether the local track of `kind` is muted. */
+  isMuted(kind) {
+    return this._muted[kind];
+  }
+
+  /** Leave the room for good: says `leave`, closes everything, no reconnect. */
+  leave() {
+    if (this._stopped && this.state === 'disconnected') return;
+    this.#send({ type: 'leave' });
+    this.#stop('disconnected', 'You left the call.');
+  }
+
+  /**
+   * Receive statistics of the subscriber PC, one entry per inbound RTP stream:
+   * `[{participantId, identity, kind, framesDecoded, packetsReceived, bytesReceived}]`.
+   * Receivers whose track no longer belongs to a remote participant are left out.
+   */
+  async getStats() {
+    const pc = this.subscriberPc;
+    if (!pc) return [];
+    const out = [];
+    for (const receiver of pc.getReceivers()) {
+      const participantId = this.#ownerOf(receiver);
+      if (!participantId) continue;
+      const kind = receiver.track.kind;
+      const entry = {
+        participantId,
+        identity: this.participants.get(participantId)?.identity ?? null,
+        kind,
+        framesDecoded: 0,
+        packetsReceived: 0,
+        bytesReceived: 0,
+      };
+      let report;
+      try {
+        report = await receiver.getStats();
+      } catch {
+        continue; // PC closed meanwhile
+      }
+      report.forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        entry.framesDecoded += s.framesDecoded ?? 0;
+        entry.packetsReceived += s.packetsReceived ?? 0;
+        entry.bytesReceived += s.bytesReceived ?? 0;
+      });
+      out.push(entry);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- connection lifecycle
+
+  async #open() {
+    const gen = ++this._gen;
+    if (this._attempt === 0) this.#setState('connecting', 'Connecting…');
+    let token;
+    try {
+      token = await this.#getToken();
+    } catch (err) {
+      if (gen !== this._gen) return;
+      if (err instanceof FatalError) return this.#fail(err.message, 'unauthorized');
+      return this.#scheduleReconnect(false);
+    }
+    if (gen !== this._gen || this._stopped) return;
+
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      return this.#fail(`Invalid server URL ${this.url}: ${err.message}`, 'bad_url');
+    }
+    this._ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      if (gen !== this._gen) return;
+      opened = true;
+      this._lastRx = Date.now();
+      this.#send({ type: 'join', room: this.room, token });
+      this._pingTimer = setInterval(() => this.#keepalive(gen), PING_INTERVAL_MS);
+    };
+    ws.onmessage = (ev) => {
+      if (gen !== this._gen) return;
+      this._lastRx = Date.now();
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return console.warn('switchyard: ignoring non-JSON frame', ev.data);
+      }
+      // `error` and `closed` are noted at once: the socket close that may follow them must
+      // see them even while an earlier message (say an SDP) is still being applied.
+      if (msg.type === 'error') {
+        this._lastError = msg;
+        return this.#emit('error', { code: msg.code, message: msg.message });
+      }
+      if (msg.type === 'closed') {
+        if (msg.reason in FINAL_CLOSE_REASONS) this._finalReason = msg.reason;
+        return;
+      }
+      this._inbox = this._inbox
+        .then(() => gen === this._gen && this.#handle(msg))
+        .catch((err) => {
+          console.error('switchyard: handling', msg.type, err);
+          this.#emit('error', { code: 'client', message: `Could not handle "${msg.type}": ${err.message}` });
+        });
+    };
+    ws.onclose = (ev) => {
+      if (gen !== this._gen) return;
+      this.#onDrop(ev.code, ev.reason, opened);
+    };
+    ws.onerror = () => {}; // always followed by close
+  }
+
+  #keepalive(gen) {
+    if (gen !== this._gen) return;
+    if (Date.now() - this._lastRx > SILENCE_TIMEOUT_MS) {
+      console.warn('switchyard: server silent for 15 s, reconnecting');
+      return this.#onDrop(4000, 'keepalive timeout', true);
+    }
+    this.#send({ type: 'ping', ts: Date.now() });
+  }
+
+  /** The WebSocket is gone (or declared dead). Decide between reconnect and give up. */
+  #onDrop(code, reason, wasOpen) {
+    if (this._stopped) return;
+    if (this._finalReason) {
+      return this.#stop('failed', FINAL_CLOSE_REASONS[this._finalReason]);
+    }
+    if (FATAL_CLOSE_CODES.has(code)) {
+      const why = this._lastError?.message || reason || `Connection refused by the server (code ${code}).`;
+      return this.#stop('failed', why);
+    }
+    this.#scheduleReconnect(wasOpen);
+  }
+
+  #scheduleReconnect(serverWasReachable) {
+    this.#teardown();
+    this._attempt += 1;
+    const delay = Math.min(BACKOFF_MIN_MS * 2 ** (this._attempt - 1), BACKOFF_MAX_MS);
+    const unreachable = !serverWasReachable;
+    const message = unreachable
+      ? `Server unreachable – retrying (attempt ${this._attempt})`
+      : `Reconnecting (attempt ${this._attempt})…`;
+    this.#setState('reconnecting', message, { attempt: this._attempt, unreachable });
+    this._retryTimer = setTimeout(() => {
+      this._retryTimer = null;
+      if (!this._stopped) this.#open();
+    }, delay);
+  }
+
+  /** Close socket and both PCs; forget per-session state. Keeps the local stream. */
+  #teardown() {
+    this._gen += 1;
+    clearInterval(this._pingTimer);
+    clearTimeout(this._retryTimer);
+    this._pingTimer = this._retryTimer = null;
+    if (this._ws) {
+      const ws = this._ws;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
+      this._ws = null;
+    }
+    for (const pc of [this.publisherPc, this.subscriberPc]) {
+      if (!pc) continue;
+      pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
+      pc.close();
+    }
+    this.publisherPc = this.subscriberPc = null;
+    this._published = false;
+    this._pending = { publisher: [], subscriber: [] };
+    this._remoteStreams.clear();
+    this._receiverOwner.clear();
+    this._inbox = Promise.resolve();
+    this._finalReason = null;
+    this._lastError = null;
+  }
+
+  #stop(state, message) {
+    this._stopped = true;
+    this.#teardown();
+    this.#setState(state, message);
+    if (this._connectWaiters) {
+      this._connectWaiters.reject(new Error(message));
+      this._connectWaiters = null;
+    }
+  }
+
+  #fail(message, code) {
+    this.#emit('error', { code, message });
+    this.#stop('failed', message);
+  }
+
+  // ---------------------------------------------------------------- tokens
+
+  async #getToken() {
+    if (typeof this.token === 'function') return await this.token();
+    if (this.token) return this.token;
+    const { token, identity } = await this.fetchDevToken({
+      room: this.room,
+      name: this.name,
+      identity: this.identity || undefined,
+    });
+    this.identity = identity;
+    return token;
+  }
+
+  async #defaultDevToken({ room, name, identity }) {
+    const base = new URL(this.url);
+    base.protocol = base.protocol === 'wss:' ? 'https:' : 'http:';
+    const u = new URL('/api/dev-token', base);
+    u.searchParams.set('room', room);
+    if (name) u.searchParams.set('name', name);
+    if (identity) u.searchParams.set('identity', identity);
+    const res = await fetch(u); // a network error throws -> treated as "server unreachable"
+    if (res.status === 404) {
+      throw new FatalError(
+        'This server requires an access token (dev tokens are disabled). Ask the operator for a token link.',
+      );
+    }
+    if (!res.ok) {
+      if (res.status >= 500) throw new Error(`dev-token: HTTP ${res.status}`); // retry
+      throw new FatalError(`Could not get a dev token: HTTP ${res.status} ${await res.text()}`);
+    }
+    return res.json();
+  }
+
+  // ---------------------------------------------------------------- server messages
+
+  async #handle(msg) {
+    switch (msg.type) {
+      case 'joined':
+        return this.#onJoined(msg);
+      case 'answer':
+        if (msg.target !== 'publisher' || !this.publisherPc) return;
+        await this.publisherPc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        await this.#flushCandidates('publisher');
+        this._published = true;
+        for (const kind of ['audio', 'video']) {
+          if (this._muted[kind] && this.#localTrack(kind)) this.#send({ type: 'mute', kind, muted: true });
+        }
+        return;
+      case 'offer': {
+        const pc = this.subscriberPc;
+        if (msg.target !== 'subscriber' || !pc) return;
+        await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        await this.#flushCandidates('subscriber');
+        await pc.setLocalDescription(await pc.createAnswer());
+        this.#send({ type: 'answer', target: 'subscriber', sdp: pc.localDescription.sdp });
+        return;
+      }
+      case 'candidate': {
+        const pc = msg.target === 'publisher' ? this.publisherPc : this.subscriberPc;
+        if (!pc || !msg.candidate || !msg.candidate.candidate) return; // null = end of candidates
+        if (!pc.remoteDescription) this._pending[msg.target].push(msg.candidate);
+        else await this.#addCandidate(pc, msg.candidate);
+        return;
+      }
+      case 'participantJoined': {
+        const p = normaliseParticipant(msg.participant);
+        this.participants.set(p.id, p);
+        return this.#emit('participantJoined', { participant: p });
+      }
+      case 'participantLeft': {
+        const participant = this.participants.get(msg.participantId) || null;
+        this.participants.delete(msg.participantId);
+        this._remoteStreams.delete(msg.participantId);
+        return this.#emit('participantLeft', {
+          participantId: msg.participantId,
+          identity: msg.identity,
+          reason: msg.reason,
+          participant,
+        });
+      }
+      case 'trackPublished': {
+        const p = this.participants.get(msg.participantId);
+        if (p) p.tracks = [...p.tracks.filter((t) => t.id !== msg.track.id), msg.track];
+        return this.#emit('trackPublished', { participantId: msg.participantId, track: msg.track });
+      }
+      case 'trackUnpublished': {
+        const p = this.participants.get(msg.participantId);
+        const track = p?.tracks.find((t) => t.id === msg.trackId) || null;
+        if (p) p.tracks = p.tracks.filter((t) => t.id !== msg.trackId);
+        return this.#emit('trackUnpublished', { participantId: msg.participantId, trackId: msg.trackId, track });
+      }
+      case 'trackMuted': {
+        const track = this.participants.get(msg.participantId)?.tracks.find((t) => t.id === msg.trackId);
+        if (track) track.muted = msg.muted;
+        return this.#emit('trackMuted', {
+          participantId: msg.participantId,
+          trackId: msg.trackId,
+          kind: track?.kind ?? null,
+          muted: msg.muted,
+        });
+      }
+      case 'pong':
+        if (typeof msg.ts === 'number') this.rtt = Date.now() - msg.ts;
+        return;
+      default:
+        console.debug('switchyard: ignoring unknown message', msg.type);
+    }
+  }
+
+  async #onJoined(msg) {
+    this.you = normaliseParticipant(msg.you);
+    this.participants = new Map((msg.participants || []).map((p) => [p.id, normaliseParticipant(p)]));
+    this._attempt = 0;
+
+    const config = { iceServers: msg.iceServers || [] };
+    if (this.relay) {
+      config.iceTransportPolicy = 'relay';
+      if (!config.iceServers.some((s) => [].concat(s.urls).some((u) => /^turns?:/.test(u)))) {
+        this.#emit('error', {
+          code: 'no_turn',
+          message: 'TURN relay was forced, but the server offers no TURN server: media cannot connect. Remove relay=1 or configure TURN.',
+        });
+      }
+    }
+    this.publisherPc = this.#createPc('publisher', config);
+    this.subscriberPc = this.#createPc('subscriber', config);
+    this.subscriberPc.ontrack = (ev) => this.#onRemoteTrack(ev);
+
+    this.#setState('connected', `Connected to room “${msg.room}”`);
+    this.#emit('joined', {
+      room: msg.room,
+      you: this.you,
+      participants: [...this.participants.values()],
+      iceServers: config.iceServers,
+    });
+    if (this._connectWaiters) {
+      this._connectWaiters.resolve(msg);
+      this._connectWaiters = null;
+    }
+    await this.#publish();
+  }
+
+  /** Add the local audio/video tracks as sendonly transceivers and send the publisher offer. */
+  async #publish() {
+    const pc = this.publisherPc;
+    const stream = this.localStream;
+    const tracks = ['audio', 'video'].map((k) => this.#localTrack(k)).filter(Boolean);
+    if (!tracks.length) return; // receive-only participant
+    for (const track of tracks) pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    await pc.setLocalDescription(await pc.createOffer());
+    this.#send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp });
+  }
+
+  #createPc(target, config) {
+    const pc = new RTCPeerConnection(config);
+    pc.onicecandidate = (ev) => {
+      this.#send({ type: 'candidate', target, candidate: ev.candidate ? ev.candidate.toJSON() : null });
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState !== 'failed' || pc !== this[`${target}Pc`]) return;
+      const hint = this.relay ? ' (TURN relay forced: is the TURN server reachable?)' : '';
+      this.#emit('error', { code: 'ice_failed', message: `Media connection (${target}) failed${hint}. Reconnecting…` });
+      this.#scheduleReconnect(true);
+    };
+    return pc;
+  }
+
+  #onRemoteTrack(ev) {
+    const stream = ev.streams[0];
+    if (!stream) return console.warn('switchyard: remote track without a stream, ignored');
+    const participantId = stream.id; // msid is "<participantId> <trackId>"
+    this._remoteStreams.set(participantId, stream);
+    this._receiverOwner.set(ev.receiver, participantId);
+    this.#emit('remoteTrack', { participantId, kind: ev.track.kind, track: ev.track, stream });
+  }
+
+  /** Which participant a subscriber receiver currently carries, or null. */
+  #ownerOf(receiver) {
+    const id = this._receiverOwner.get(receiver);
+    if (id && this._remoteStreams.get(id)?.getTracks().includes(receiver.track)) return id;
+    // The server may have reused this m-line for someone else, or removed its track.
+    for (const [id, stream] of this._remoteStreams) {
+      if (stream.getTracks().includes(receiver.track)) return id;
+    }
+    return null;
+  }
+
+  async #flushCandidates(target) {
+    const pc = target === 'publisher' ? this.publisherPc : this.subscriberPc;
+    const queued = this._pending[target];
+    this._pending[target] = [];
+    for (const c of queued) await this.#addCandidate(pc, c);
+  }
+
+  async #addCandidate(pc, candidate) {
+    try {
+      await pc.addIceCandidate(candidate);
+    } catch (err) {
+      console.warn('switchyard: addIceCandidate failed', candidate, err);
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  #localTrack(kind) {
+    return this.localStream?.getTracks().find((t) => t.kind === kind && t.readyState === 'live') || null;
+  }
+
+  #send(msg) {
+    if (this._ws && this._ws.readyState === WebSocket.OPEN) this._ws.send(JSON.stringify(msg));
+  }
+
+  #setState(state, message, extra = {}) {
+    this.state = state;
+    this.stateMessage = message;
+    this.#emit('state', { state, message, ...extra });
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+function normaliseParticipant(p) {
+  return { id: p.id, identity: p.identity, name: p.name || p.identity, tracks: [...(p.tracks || [])] };
+}
