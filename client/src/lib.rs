@@ -326,10 +326,10 @@ impl Engine {
                     deadline = deadline.min(t);
                 }
             }
-            if let Some(m) = &self.media {
-                if self.publisher.connected {
-                    deadline = deadline.min(m.next_audio.min(m.next_video));
-                }
+            if let Some(m) = &self.media
+                && self.publisher.connected
+            {
+                deadline = deadline.min(m.next_audio.min(m.next_video));
             }
             tokio::select! {
                 command = commands.recv() => match command {

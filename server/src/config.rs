@@ -10,6 +10,9 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde::Deserialize;
 
+/// Default log filter: our own info lines, and only errors from the chatty WebRTC internals.
+pub const DEFAULT_LOG: &str = "info,rtc_dtls=error,rtc_ice=error,rtc_sctp=warn,rtc=warn";
+
 /// Command-line flags; each can also be set through the environment variable it names.
 #[derive(Debug, Parser, Default)]
 #[command(
@@ -119,7 +122,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let config = Config {
-            log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log: cli.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             http_bind: cli
                 .http_bind
                 .or(file.http.bind)
@@ -181,10 +184,10 @@ impl Config {
                 bail!("api_secret must be at least 32 characters (it signs HS256 tokens)");
             }
         }
-        if let Some(ip) = self.announce_ip {
-            if ip.is_unspecified() || ip.is_multicast() || ip.is_ipv6() {
-                bail!("announce_ip must be a unicast IPv4 address clients can reach, got {ip}");
-            }
+        if let Some(ip) = self.announce_ip
+            && (ip.is_unspecified() || ip.is_multicast() || ip.is_ipv6())
+        {
+            bail!("announce_ip must be a unicast IPv4 address clients can reach, got {ip}");
         }
         Ok(())
     }

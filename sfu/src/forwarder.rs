@@ -83,10 +83,10 @@ impl Forwarder {
         }
         let out_seq = seq.wrapping_add(anchor.seq_offset);
         let out_ts = ts.wrapping_add(anchor.ts_offset);
-        if (seq.wrapping_sub(anchor.highest_in_seq) as i16) > 0 {
-            if let Some(a) = self.anchor.as_mut() {
-                a.highest_in_seq = seq;
-            }
+        if (seq.wrapping_sub(anchor.highest_in_seq) as i16) > 0
+            && let Some(a) = self.anchor.as_mut()
+        {
+            a.highest_in_seq = seq;
         }
         if (out_seq.wrapping_sub(self.last_out_seq) as i16) > 0 {
             self.last_out_seq = out_seq;

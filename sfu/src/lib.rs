@@ -12,6 +12,7 @@
 //! What this crate must never do: decode media, block or take a lock per packet, or panic on
 //! anything a network peer sends.
 
+mod feedback;
 pub mod forwarder;
 mod ids;
 pub mod keyframe;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -28,6 +28,10 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 
 use crate::SfuError;
+use crate::feedback::KeyframeRequestsToApplication;
+
+/// Application-most position in the interceptor chain, after every built-in interceptor.
+const KEYFRAME_REQUEST_SLOT: usize = 1_000_000;
 
 fn random_token(len: usize) -> String {
     rand::rng()
@@ -125,7 +129,11 @@ impl ServerPeer {
                 .map_err(|e| SfuError::Engine(e.to_string()))?;
         }
         let registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .map_err(|e| SfuError::Engine(e.to_string()))?;
+            .map_err(|e| SfuError::Engine(e.to_string()))?
+            .with(
+                Slot::Custom(KEYFRAME_REQUEST_SLOT),
+                KeyframeRequestsToApplication::default(),
+            );
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(setting_engine)

@@ -136,8 +136,11 @@ struct DownTrack {
     sender_id: RTCRtpSenderId,
     ssrc: u32,
     /// Payload type the subscriber negotiated for the publication's codec; `None` until the
-    /// subscriber's answer arrives (or when it cannot receive that codec).
+    /// answer to an offer that carried this down-track arrives (or when the subscriber cannot
+    /// receive that codec). Until then the browser would drop the packets, keyframe included.
     payload_type: Option<u8>,
+    /// Set once an offer carrying this down-track has been sent.
+    offered: bool,
     forwarder: Forwarder,
 }
 
@@ -518,10 +521,10 @@ impl Room {
             })
             .collect();
         for pc in due {
-            if let Some(p) = self.participants.get_mut(&pc.participant) {
-                if let Err(e) = p.peer(pc.subscriber).pc().handle_timeout(now) {
-                    debug!(error = %e, "peer connection timeout handling failed");
-                }
+            if let Some(p) = self.participants.get_mut(&pc.participant)
+                && let Err(e) = p.peer(pc.subscriber).pc().handle_timeout(now)
+            {
+                debug!(error = %e, "peer connection timeout handling failed");
             }
             self.service(pc, now);
         }
@@ -800,19 +803,32 @@ impl Room {
             RTCMessage::RtpPacket(track_id, packet) if !pc.subscriber => {
                 self.forward(pc.participant, &track_id, packet, now);
             }
-            RTCMessage::RtcpPacket(track_id, packets) if pc.subscriber => {
-                // Feedback from a subscriber about one of our down-tracks: relay keyframe
-                // requests to the publisher. NACKs are answered by the sender's interceptor.
-                let wants_keyframe = packets.iter().any(|p| {
-                    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
-                });
-                if wants_keyframe {
+            RTCMessage::RtcpPacket(_, packets) if pc.subscriber => {
+                // Feedback from a subscriber about our down-tracks: relay keyframe requests to
+                // the publisher. NACKs are answered by the sender's interceptor. The engine
+                // files a compound packet under its first SSRC only, so each request's own
+                // media SSRC decides which down-track it is about.
+                let mut wanted: Vec<u32> = Vec::new();
+                for p in &packets {
+                    if let Some(pli) = p.as_any().downcast_ref::<PictureLossIndication>() {
+                        wanted.push(pli.media_ssrc);
+                    } else if let Some(fir) = p.as_any().downcast_ref::<FullIntraRequest>() {
+                        wanted.extend(fir.fir.iter().map(|e| e.ssrc));
+                        wanted.push(fir.media_ssrc);
+                    }
+                }
+                for ssrc in wanted {
                     let track = self
                         .publications
-                        .keys()
-                        .find(|t| t.as_str() == track_id)
-                        .cloned();
+                        .values()
+                        .find(|pb| {
+                            pb.downtracks
+                                .iter()
+                                .any(|d| d.subscriber == pc.participant && d.ssrc == ssrc)
+                        })
+                        .map(|pb| pb.id.clone());
                     if let Some(track) = track {
+                        debug!(%track, "subscriber asked for a keyframe");
                         self.request_keyframe(&track, Instant::now());
                     }
                 }
@@ -863,20 +879,24 @@ impl Room {
             if !sub.subscriber.connected {
                 continue;
             }
+            let was_started = down.forwarder.started();
             match down.forwarder.forward(source_ssrc, seq, ts, keyframe) {
                 Decision::Forward {
                     sequence_number,
                     timestamp,
                 } => {
+                    if !was_started {
+                        debug!(participant = %sub.id, track = %publication.id, keyframe, "down-track started");
+                    }
                     let mut out = packet.clone();
                     out.header.ssrc = down.ssrc;
                     out.header.payload_type = payload_type;
                     out.header.sequence_number = sequence_number;
                     out.header.timestamp = timestamp;
-                    if let Some(mut sender) = sub.subscriber.pc().rtp_sender(down.sender_id) {
-                        if let Err(e) = sender.write_rtp(now, out) {
-                            debug!(error = %e, "down-track write failed");
-                        }
+                    if let Some(mut sender) = sub.subscriber.pc().rtp_sender(down.sender_id)
+                        && let Err(e) = sender.write_rtp(now, out)
+                    {
+                        debug!(error = %e, "down-track write failed");
                     }
                     flush(&self.sockets, &mut sub.subscriber);
                     sub.subscriber.deadline = sub.subscriber.pc().poll_timeout();
@@ -905,6 +925,7 @@ impl Room {
             return;
         }
         publication.last_keyframe_request = Some(now);
+        debug!(track = %publication.id, "keyframe requested from the publisher");
         let (owner, receiver_id, media_ssrc) = (
             publication.owner,
             publication.receiver_id,
@@ -1020,10 +1041,10 @@ impl Room {
             p.id.to_string()
         });
         for down in &publication.downtracks {
-            if let Some(sub) = self.participants.get_mut(&down.subscriber) {
-                if let Err(e) = sub.subscriber.pc().remove_track(down.sender_id) {
-                    debug!(error = %e, "removing a down-track failed");
-                }
+            if let Some(sub) = self.participants.get_mut(&down.subscriber)
+                && let Err(e) = sub.subscriber.pc().remove_track(down.sender_id)
+            {
+                debug!(error = %e, "removing a down-track failed");
             }
         }
         let subscribers: Vec<u64> = publication
@@ -1092,6 +1113,7 @@ impl Room {
                 sender_id,
                 ssrc,
                 payload_type: None,
+                offered: false,
                 forwarder: Forwarder::new(
                     publication.kind == TrackKind::Video,
                     rand::random(),
@@ -1125,6 +1147,16 @@ impl Room {
         })();
         match result {
             Ok(sdp) => {
+                debug!(participant = %p.id, %sdp, "subscriber offer");
+                for publication in self.publications.values_mut() {
+                    for down in publication
+                        .downtracks
+                        .iter_mut()
+                        .filter(|d| d.subscriber == key)
+                    {
+                        down.offered = true;
+                    }
+                }
                 p.negotiation.awaiting_answer = true;
                 p.negotiation.ever_offered = true;
                 p.send(ServerMessage::Offer {
@@ -1170,6 +1202,7 @@ impl Room {
                     .find(|c| c.rtp_codec.sdp_fmtp_line == wanted.sdp_fmtp_line)
                     .or_else(|| codecs.iter().find(same_mime));
                 down.payload_type = found.map(|c| c.payload_type);
+                debug!(participant = %sub.id, track = %publication.id, pt = ?down.payload_type, ssrc = down.ssrc, "down-track payload type");
                 if down.payload_type.is_none() {
                     warn!(
                         participant = %sub.id,

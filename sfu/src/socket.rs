@@ -126,12 +126,11 @@ impl MediaSockets {
             .find(|(a, _)| *a == local)
             .or_else(|| self.sockets.first())
             .map(|(_, s)| s);
-        if let Some(socket) = socket {
-            if let Err(e) = socket.try_send_to(data, peer) {
-                if e.kind() != io::ErrorKind::WouldBlock {
-                    debug!(%peer, error = %e, "media send failed");
-                }
-            }
+        if let Some(socket) = socket
+            && let Err(e) = socket.try_send_to(data, peer)
+            && e.kind() != io::ErrorKind::WouldBlock
+        {
+            debug!(%peer, error = %e, "media send failed");
         }
     }
 
@@ -181,6 +180,7 @@ async fn read_loop(
     let mut by_ufrag: HashMap<String, Route> = HashMap::new();
     let mut by_peer: HashMap<SocketAddr, Route> = HashMap::new();
     let mut buf = vec![0u8; 2048];
+    let mut dropped: u64 = 0;
     loop {
         tokio::select! {
             biased;
@@ -226,7 +226,10 @@ async fn read_loop(
                 match route.room.try_send(RoomInput::Datagram(datagram)) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        warn!(%peer, "room is behind; dropped a media datagram");
+                        dropped += 1;
+                        if dropped.is_power_of_two() {
+                            warn!(%peer, dropped, "a room is behind; dropping media datagrams");
+                        }
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
                         by_peer.remove(&peer);

@@ -11,7 +11,10 @@ use switchyard::{Cli, Config};
 /// Rust clients); `None` announces every local address, as in production.
 pub async fn start_server(announce: Option<IpAddr>, tweak: impl FnOnce(&mut Config)) -> Server {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            std::env::var("TEST_LOG")
+                .unwrap_or_else(|_| "warn,rtc_dtls=error,rtc_ice=error".into()),
+        )
         .with_test_writer()
         .try_init();
     let mut config = Config::load(Cli::default()).expect("default config is valid");
@@ -49,3 +52,5 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+pub mod browser;

@@ -1,0 +1,134 @@
+//! Headless Chromium driven through chromedriver (WebDriver), with a fake camera and
+//! microphone, as the end-to-end tests' participants.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{Value, json};
+
+/// A chromedriver process; every browser of a test shares it.
+pub struct Driver {
+    child: Child,
+    url: String,
+    _profiles: tempdir::TempDir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Browsers outlive chromedriver when a test fails before closing them; every one of
+        // ours runs with a profile under this driver's directory, so match on that.
+        let _ = Command::new("pkill")
+            .arg("-9")
+            .arg("-f")
+            .arg(self._profiles.0.display().to_string())
+            .status();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+/// Where Debian's chromium package puts the real browser binary.
+pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
+
+impl Driver {
+    /// Starts chromedriver on a free port and waits until it answers.
+    pub async fn start() -> anyhow::Result<Driver> {
+        if !std::path::Path::new(CHROMIUM).exists() {
+            bail!(
+                "{CHROMIUM} is missing: run scripts/test, which installs chromium and chromium-driver"
+            );
+        }
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context(
+                "cannot start chromedriver: run scripts/test, which installs chromium-driver",
+            )?;
+        let profiles =
+            std::env::temp_dir().join(format!("switchyard-e2e-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&profiles)?;
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if std::time::Instant::now() > deadline {
+                bail!("chromedriver did not start listening on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Driver {
+            child,
+            url,
+            _profiles: tempdir::TempDir(profiles),
+        })
+    }
+
+    /// Opens a new headless Chromium with a fake camera and microphone.
+    pub async fn browser(&self) -> anyhow::Result<Client> {
+        let profile = self._profiles.0.join(format!("p{}", rand_suffix()));
+        let args = vec![
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--use-fake-device-for-media-stream".into(),
+            "--use-fake-ui-for-media-stream".into(),
+            "--allow-loopback-in-peer-connection".into(),
+            "--autoplay-policy=no-user-gesture-required".into(),
+            "--window-size=1280,800".into(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": CHROMIUM, "args": args }),
+        );
+        ClientBuilder::native()
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .context("chromedriver refused to open a browser session")
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs `script` in the page (a returned promise is awaited) and returns its value.
+pub async fn eval(page: &Client, script: &str) -> anyhow::Result<Value> {
+    page.execute(script, vec![])
+        .await
+        .with_context(|| format!("script failed in the page: {script}"))
+}

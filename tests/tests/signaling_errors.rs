@@ -1,0 +1,324 @@
+//! Every kind of bad input on the signaling WebSocket gets its precise error (and close code
+//! when fatal), and the call of the other participants goes on undisturbed.
+
+use std::time::Duration;
+
+use client::{Client, ClientEvent};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use protocol::{ClientMessage, ErrorCode, Grants, IceCandidate, ServerMessage, Target, TrackKind};
+use switchyard_tests::{Server, start_local_server, ws_url};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn next_error(c: &mut Client) -> Option<ErrorCode> {
+    c.wait_message(WAIT, |m| match m {
+        ServerMessage::Error { code, .. } => Some(*code),
+        _ => None,
+    })
+    .await
+}
+
+async fn close_code(c: &mut Client) -> Option<u16> {
+    c.wait_for(WAIT, |e| match e {
+        ClientEvent::Closed { code, .. } => Some(code.unwrap_or(0)),
+        _ => None,
+    })
+    .await
+}
+
+/// The connection still answers: a ping gets its pong.
+async fn still_serving(c: &mut Client) {
+    c.send(ClientMessage::Ping { ts: 42 });
+    let pong = c
+        .wait_message(WAIT, |m| {
+            matches!(m, ServerMessage::Pong { ts: 42 }).then_some(())
+        })
+        .await;
+    assert!(
+        pong.is_some(),
+        "the connection stopped answering after an error"
+    );
+}
+
+fn sign(server: &Server, claims: serde_json::Value) -> String {
+    let (_, secret) = server
+        .dev_credentials
+        .clone()
+        .expect("test servers run in dev mode");
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn join(server: &Server, identity: &str, room: &str) -> Client {
+    let mut c = Client::connect(&ws_url(server)).await.expect("connect");
+    c.join(room, &server.token(identity, room, Grants::default()));
+    c.wait_message(WAIT, |m| {
+        matches!(m, ServerMessage::Joined { .. }).then_some(())
+    })
+    .await
+    .expect("joined");
+    c
+}
+
+/// A publisher and a subscriber whose call must survive everyone else's mistakes.
+async fn bystanders(server: &Server, room: &str) -> (Client, Client) {
+    let publisher = join(server, "pub", room).await;
+    publisher.publish(true, true);
+    let mut subscriber = join(server, "sub", room).await;
+    assert!(
+        receives_video(&mut subscriber).await,
+        "bystander call never started"
+    );
+    (publisher, subscriber)
+}
+
+async fn receives_video(c: &mut Client) -> bool {
+    let mut n = 0;
+    c.wait_for(Duration::from_secs(15), |e| {
+        if matches!(
+            e,
+            ClientEvent::Rtp {
+                kind: TrackKind::Video,
+                ..
+            }
+        ) {
+            n += 1;
+        }
+        (n >= 30).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_get_errors_and_the_connection_stays() {
+    let server = start_local_server().await;
+    let (_publisher, mut subscriber) = bystanders(&server, "errors").await;
+
+    let mut c = Client::connect(&ws_url(&server)).await.unwrap();
+    // Before join.
+    c.send_text("{not json");
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::BadJson));
+    c.send(ClientMessage::Mute {
+        kind: TrackKind::Audio,
+        muted: true,
+    });
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::NotJoined));
+    c.send_text(r#"{"type":"teleport"}"#);
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::UnknownType));
+    c.send_text(r#"{"type":"join","room":5}"#);
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidMessage));
+    c.send_text(r#"{"no":"type"}"#);
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidMessage));
+    c.send_binary(vec![1, 2, 3]);
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::BadJson));
+    still_serving(&mut c).await;
+
+    // After join.
+    c.join(
+        "errors",
+        &server.token("mallory", "errors", Grants::default()),
+    );
+    c.wait_message(WAIT, |m| {
+        matches!(m, ServerMessage::Joined { .. }).then_some(())
+    })
+    .await
+    .expect("joined");
+    c.join(
+        "errors",
+        &server.token("mallory", "errors", Grants::default()),
+    );
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::AlreadyJoined));
+    c.send(ClientMessage::Offer {
+        target: Target::Publisher,
+        sdp: "v=0 this is not sdp".into(),
+    });
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidSdp));
+    c.send(ClientMessage::Answer {
+        target: Target::Subscriber,
+        sdp: "v=0".into(),
+    });
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidSdp));
+    c.send(ClientMessage::Offer {
+        target: Target::Subscriber,
+        sdp: "v=0".into(),
+    });
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidMessage));
+    c.send_text(r#"{"type":"candidate","target":"sideways","candidate":null}"#);
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidMessage));
+    still_serving(&mut c).await;
+
+    // A garbage ICE candidate on a negotiated connection.
+    c.publish(true, false);
+    c.wait_message(WAIT, |m| {
+        matches!(m, ServerMessage::Answer { .. }).then_some(())
+    })
+    .await
+    .expect("publisher answer");
+    c.send(ClientMessage::Candidate {
+        target: Target::Publisher,
+        candidate: Some(IceCandidate {
+            candidate: "candidate:garbage".into(),
+            ..Default::default()
+        }),
+    });
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidCandidate));
+    still_serving(&mut c).await;
+
+    assert!(
+        receives_video(&mut subscriber).await,
+        "the bystanders' call was disturbed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_are_refused_with_close_codes() {
+    let server = start_local_server().await;
+    let (_publisher, mut subscriber) = bystanders(&server, "tokens").await;
+    let (key, _) = server.dev_credentials.clone().unwrap();
+
+    let cases: Vec<(&str, String, ErrorCode, u16)> = vec![
+        (
+            "missing token",
+            String::new(),
+            ErrorCode::Unauthorized,
+            4001,
+        ),
+        (
+            "forged signature",
+            {
+                let claims = serde_json::json!({"iss": key, "sub": "eve", "room": "tokens", "exp": now() + 600});
+                jsonwebtoken::encode(
+                    &Header::new(Algorithm::HS256),
+                    &claims,
+                    &EncodingKey::from_secret(b"not-the-server-secret-at-all-000000"),
+                )
+                .unwrap()
+            },
+            ErrorCode::Unauthorized,
+            4001,
+        ),
+        (
+            "expired",
+            sign(
+                &server,
+                serde_json::json!({"iss": key, "sub": "eve", "room": "tokens", "exp": now() - 3600}),
+            ),
+            ErrorCode::TokenExpired,
+            4001,
+        ),
+        (
+            "another room",
+            sign(
+                &server,
+                serde_json::json!({"iss": key, "sub": "eve", "room": "elsewhere", "exp": now() + 600}),
+            ),
+            ErrorCode::WrongRoom,
+            4003,
+        ),
+        ("not a JWT", "abc.def".into(), ErrorCode::Unauthorized, 4001),
+    ];
+    for (what, token, code, close) in cases {
+        let mut c = Client::connect(&ws_url(&server)).await.unwrap();
+        c.join("tokens", &token);
+        assert_eq!(next_error(&mut c).await, Some(code), "{what}");
+        assert_eq!(close_code(&mut c).await, Some(close), "{what}");
+    }
+    assert!(
+        receives_video(&mut subscriber).await,
+        "the bystanders' call was disturbed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_close_with_1009() {
+    let server = start_local_server().await;
+    let (_publisher, mut subscriber) = bystanders(&server, "big").await;
+    let mut c = join(&server, "big-sender", "big").await;
+    let huge = format!(
+        r#"{{"type":"ping","pad":"{}"}}"#,
+        "x".repeat(1024 * 1024 + 10)
+    );
+    c.send_text(huge);
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::MessageTooLarge));
+    assert_eq!(close_code(&mut c).await, Some(1009));
+    // The sender is gone from the room, and the others go on.
+    let left = subscriber
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::ParticipantLeft { identity, .. } if identity == "big-sender" => Some(()),
+            _ => None,
+        })
+        .await;
+    assert!(left.is_some());
+    assert!(receives_video(&mut subscriber).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_client_is_removed_and_announced() {
+    let server = start_local_server().await;
+    let mut watcher = join(&server, "watcher", "vanish").await;
+
+    // The tab closes: the TCP connection drops without a WebSocket close.
+    let gone = join(&server, "gone", "vanish").await;
+    drop(gone);
+    let left = watcher
+        .wait_message(Duration::from_secs(5), |m| match m {
+            ServerMessage::ParticipantLeft {
+                identity, reason, ..
+            } if identity == "gone" => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(left, Some(protocol::LeaveReason::Disconnected));
+
+    // The network vanishes: the connection stays open but silent; keepalive removes it.
+    let (mut silent, _) = tokio_tungstenite::connect_async(ws_url(&server))
+        .await
+        .unwrap();
+    use futures::SinkExt;
+    let join = serde_json::to_string(&ClientMessage::Join {
+        room: "vanish".into(),
+        token: server.token("silent", "vanish", Grants::default()),
+    })
+    .unwrap();
+    silent
+        .send(tokio_tungstenite::tungstenite::Message::text(join))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let joined = watcher
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::ParticipantJoined { participant }
+                if participant.identity == "silent" =>
+            {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(joined.is_some());
+    let left = watcher
+        .wait_message(Duration::from_secs(20), |m| match m {
+            ServerMessage::ParticipantLeft { identity, .. } if identity == "silent" => Some(()),
+            _ => None,
+        })
+        .await;
+    assert!(left.is_some(), "a silent client was never removed");
+    assert!(
+        started.elapsed() <= Duration::from_secs(17),
+        "removed after {:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
