@@ -41,6 +41,9 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+/// How often the client proves it is alive (the server drops a client silent for 15 s).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Client failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -316,6 +319,7 @@ struct Engine {
 
 impl Engine {
     async fn run(&mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut keepalive = tokio::time::interval(KEEPALIVE_INTERVAL);
         loop {
             self.drain(Target::Publisher).await;
             self.drain(Target::Subscriber).await;
@@ -353,6 +357,13 @@ impl Engine {
                     if let Ok((n, peer)) = r {
                         read(&mut self.subscriber, n, peer);
                     }
+                }
+                _ = keepalive.tick() => {
+                    let ts = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    self.send_ws(&ClientMessage::Ping { ts }).await;
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();

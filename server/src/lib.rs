@@ -122,6 +122,11 @@ impl Server {
         }
     }
 
+    /// Number of open rooms.
+    pub fn room_count(&self) -> usize {
+        self.sfu.room_count()
+    }
+
     /// A token for the given identity and room, signed by this server.
     pub fn token(&self, identity: &str, room: &str, grants: protocol::Grants) -> String {
         self.tokens.mint(identity, identity, room, grants, 3600)

@@ -39,13 +39,9 @@ async fn main() -> ExitCode {
         server.http_addr.port(),
         media.join(", ")
     );
-    if tokio::signal::ctrl_c().await.is_err() {
-        tracing::error!("cannot listen for Ctrl-C");
-    }
+    wait_for_stop_signal().await;
     println!("Shutting down: telling participants, closing rooms (Ctrl-C again to force)...");
-    let forced = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let forced = wait_for_stop_signal();
     tokio::select! {
         result = server.shutdown(Duration::from_secs(5)) => match result {
             Ok(()) => {
@@ -61,5 +57,30 @@ async fn main() -> ExitCode {
             eprintln!("Forced exit.");
             ExitCode::from(130)
         }
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
+async fn wait_for_stop_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            tracing::error!("cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
     }
 }

@@ -71,9 +71,11 @@ pub fn app(state: AppState) -> Router {
 
 async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     let limit = state.config.max_message_size;
+    // A frame somewhat over the message limit is still read whole, so the refusal and the close
+    // frame reach the client instead of a connection reset on unread data.
     upgrade
         .max_message_size(limit)
-        .max_frame_size(limit)
+        .max_frame_size(limit.saturating_mul(2))
         .on_upgrade(move |socket| ws::serve(socket, state))
 }
 

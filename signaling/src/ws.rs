@@ -151,6 +151,16 @@ async fn fail(socket: &mut WebSocket, fatal: Fatal) {
     .await;
     let close_code = fatal.code.close_code().unwrap_or(1008);
     close(socket, close_code, fatal.code_str()).await;
+    // Let the client's close reply (or whatever it still had in flight) arrive before the socket
+    // is dropped, so the close frame is not lost to a reset.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(frame)) = socket.recv().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 impl Fatal {

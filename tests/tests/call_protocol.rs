@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use client::{Client, ClientEvent};
 use protocol::{Grants, LeaveReason, ServerMessage, TrackKind};
-use switchyard_tests::{start_local_server, ws_url};
+use std::net::{IpAddr, Ipv4Addr};
+
+use switchyard_tests::{eventually, start_server, ws_url};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -56,7 +58,10 @@ async fn receive_from(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_subscribe_renegotiate_and_leave() {
-    let server = start_local_server().await;
+    let server = start_server(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), |c| {
+        c.empty_room_timeout = Duration::from_secs(1);
+    })
+    .await;
     let room = "protocol-room";
 
     let (a, a_id) = joined(&server, "alice", room).await;
@@ -87,6 +92,38 @@ async fn publish_subscribe_renegotiate_and_leave() {
     ];
     receive_from(&mut b, &wanted, 20).await;
 
+    // Mute and unmute are announced to the others with the track they concern.
+    c.send(protocol::ClientMessage::Mute {
+        kind: TrackKind::Video,
+        muted: true,
+    });
+    let muted = b
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::TrackMuted {
+                participant_id,
+                muted,
+                ..
+            } if *participant_id == c_id => Some(*muted),
+            _ => None,
+        })
+        .await;
+    assert_eq!(muted, Some(true));
+    c.send(protocol::ClientMessage::Mute {
+        kind: TrackKind::Video,
+        muted: false,
+    });
+    let muted = b
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::TrackMuted {
+                participant_id,
+                muted,
+                ..
+            } if *participant_id == c_id => Some(*muted),
+            _ => None,
+        })
+        .await;
+    assert_eq!(muted, Some(false));
+
     // Alice leaves: the others are told at once, with the reason.
     a.leave();
     let left = b
@@ -113,4 +150,14 @@ async fn publish_subscribe_renegotiate_and_leave() {
     // The call goes on between Bob and Carol.
     let wanted = vec![(c_id.clone(), TrackKind::Video)];
     receive_from(&mut b, &wanted, 30).await;
+
+    // When the last participant has left, the room closes after the configured timeout.
+    assert_eq!(server.room_count(), 1);
+    b.leave();
+    c.leave();
+    let closed = eventually(Duration::from_secs(5), || async {
+        (server.room_count() == 0).then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "the empty room was never closed");
 }

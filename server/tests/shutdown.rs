@@ -1,0 +1,96 @@
+//! The real binary: starts with embedded defaults, and on Ctrl-C (SIGINT) tells participants
+//! the server is shutting down, closes everything and exits 0.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use client::{Client, ClientEvent};
+use protocol::{CloseReason, Grants, ServerMessage};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn ctrl_c_tells_participants_and_exits_zero() {
+    let http_port = free_port();
+    let rtc_port = free_port();
+    let secret = "a-test-secret-that-is-long-enough-0123";
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--http-bind", &format!("127.0.0.1:{http_port}")])
+        .args(["--rtc-port", &rtc_port.to_string()])
+        .args(["--announce-ip", "127.0.0.1"])
+        .args(["--api-key", "APItest", "--api-secret", secret])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the switchyard binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
+            .await
+            .expect("server prints its banner")
+            .unwrap()
+            .expect("server still running");
+        if line.contains("Switchyard is up") {
+            break;
+        }
+    }
+
+    let token = signaling::TokenAuthority::new("APItest", secret).mint(
+        "ann",
+        "Ann",
+        "shutdown",
+        Grants::default(),
+        60,
+    );
+    let mut c = Client::connect(&format!("ws://127.0.0.1:{http_port}/ws"))
+        .await
+        .unwrap();
+    c.join("shutdown", &token);
+    c.wait_message(Duration::from_secs(10), |m| {
+        matches!(m, ServerMessage::Joined { .. }).then_some(())
+    })
+    .await
+    .expect("joined");
+
+    let pid = child.id().expect("running").to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let told = c
+        .wait_message(Duration::from_secs(10), |m| match m {
+            ServerMessage::Closed { reason } => Some(*reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(told, Some(CloseReason::ServerShutdown));
+    let closed = c
+        .wait_for(Duration::from_secs(10), |e| match e {
+            ClientEvent::Closed { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        closed,
+        Some(Some(1001)),
+        "the WebSocket closes with 'going away'"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("process exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    // The media port is free again.
+    std::net::UdpSocket::bind(("127.0.0.1", rtc_port)).expect("media port released");
+}
