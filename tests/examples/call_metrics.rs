@@ -59,7 +59,9 @@ async fn first_frame_decoded(page: &fantoccini::Client, deadline: Duration) -> a
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let binary = args.next().unwrap_or_else(|| "target/release/switchyard".into());
+    let binary = args
+        .next()
+        .unwrap_or_else(|| "target/release/switchyard".into());
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(60);
     let http_port = free_port();
     let rtc_port = free_port();
@@ -86,7 +88,10 @@ async fn main() -> anyhow::Result<()> {
         bob.goto(&url("Bob")).await?;
         first_frame_decoded(&bob, Duration::from_secs(20)).await?;
         let took = start.elapsed();
-        println!("run {run}: first remote frame decoded {} ms after opening the page", took.as_millis());
+        println!(
+            "run {run}: first remote frame decoded {} ms after opening the page",
+            took.as_millis()
+        );
         times.push(took);
         bob.close().await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -115,8 +120,14 @@ async fn main() -> anyhow::Result<()> {
         median.as_millis(),
         times.iter().map(|t| t.as_millis()).collect::<Vec<_>>()
     );
-    println!("| server CPU time during a {seconds} s three-person call | {cpu:.2} s ({:.1}% of one core) |", cpu * 100.0 / seconds as f64);
-    println!("| server peak resident memory (VmHWM, whole run) | {:.1} MiB |", peak_kib as f64 / 1024.0);
+    println!(
+        "| server CPU time during a {seconds} s three-person call | {cpu:.2} s ({:.1}% of one core) |",
+        cpu * 100.0 / seconds as f64
+    );
+    println!(
+        "| server peak resident memory (VmHWM, whole run) | {:.1} MiB |",
+        peak_kib as f64 / 1024.0
+    );
     println!();
     println!("Alice's receive stats at the end: {stats}");
     for page in [alice, bob, carol] {

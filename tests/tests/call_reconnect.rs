@@ -9,15 +9,20 @@ use switchyard_tests::browser::{Driver, eval};
 use switchyard_tests::start_server;
 
 async fn state(page: &fantoccini::Client) -> String {
-    eval(page, "return window.switchyard ? window.switchyard.state() : ''")
-        .await
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
+    eval(
+        page,
+        "return window.switchyard ? window.switchyard.state() : ''",
+    )
+    .await
+    .ok()
+    .and_then(|v| v.as_str().map(String::from))
+    .unwrap_or_default()
 }
 
 async fn frames_from_other(page: &fantoccini::Client) -> u64 {
-    let stats = eval(page, "return await window.switchyard.stats()").await.unwrap_or(Value::Null);
+    let stats = eval(page, "return await window.switchyard.stats()")
+        .await
+        .unwrap_or(Value::Null);
     stats
         .as_array()
         .into_iter()
@@ -48,45 +53,69 @@ async fn pages_rejoin_after_a_server_restart() {
     let mut pages = Vec::new();
     for name in ["Ann", "Ben"] {
         let page = driver.browser().await.expect("browser");
-        page.goto(&format!("http://127.0.0.1:{}/room/restart?name={name}", http.port()))
-            .await
-            .expect("page loads");
+        page.goto(&format!(
+            "http://127.0.0.1:{}/room/restart?name={name}",
+            http.port()
+        ))
+        .await
+        .expect("page loads");
         pages.push(page);
     }
     for page in &pages {
-        wait_until("video before the restart", Duration::from_secs(30), || async {
-            frames_from_other(page).await >= 30
-        })
+        wait_until(
+            "video before the restart",
+            Duration::from_secs(30),
+            || async { frames_from_other(page).await >= 30 },
+        )
         .await;
     }
 
-    server.shutdown(Duration::from_secs(5)).await.expect("clean shutdown");
+    server
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("clean shutdown");
     for page in &pages {
-        wait_until("the page to say it is reconnecting", Duration::from_secs(10), || async {
-            state(page).await == "reconnecting"
-        })
+        wait_until(
+            "the page to say it is reconnecting",
+            Duration::from_secs(10),
+            || async { state(page).await == "reconnecting" },
+        )
         .await;
     }
-    let banner = eval(&pages[0], "return document.getElementById('connection-state').textContent")
-        .await
-        .unwrap_or_default();
+    let banner = eval(
+        &pages[0],
+        "return document.getElementById('connection-state').textContent",
+    )
+    .await
+    .unwrap_or_default();
     println!("while the server is down the page shows: {banner}");
 
-    let server = start_server(None, |c| c.http_bind = SocketAddr::from(([127, 0, 0, 1], http.port()))).await;
+    let server = start_server(None, |c| {
+        c.http_bind = SocketAddr::from(([127, 0, 0, 1], http.port()))
+    })
+    .await;
     let back = Instant::now();
     for page in &pages {
         wait_until("the page to rejoin", Duration::from_secs(30), || async {
             state(page).await == "connected"
         })
         .await;
-        wait_until("video after the restart", Duration::from_secs(30), || async {
-            frames_from_other(page).await >= 30
-        })
+        wait_until(
+            "video after the restart",
+            Duration::from_secs(30),
+            || async { frames_from_other(page).await >= 30 },
+        )
         .await;
     }
-    println!("call resumed {:?} after the server came back", back.elapsed());
+    println!(
+        "call resumed {:?} after the server came back",
+        back.elapsed()
+    );
     for page in pages {
         let _ = page.close().await;
     }
-    server.shutdown(Duration::from_secs(5)).await.expect("clean shutdown");
+    server
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("clean shutdown");
 }
