@@ -120,6 +120,85 @@ impl Driver {
     }
 }
 
+/// A headless Firefox (ESR) with fake media, driven by its own geckodriver (one session each).
+pub struct Firefox {
+    pub page: Client,
+    driver: Child,
+    profile: tempdir::TempDir,
+}
+
+impl Drop for Firefox {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = Command::new("pkill")
+            .arg("-9")
+            .arg("-f")
+            .arg(self.profile.0.display().to_string())
+            .status();
+    }
+}
+
+/// Where Debian's firefox-esr package puts the browser.
+pub const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+impl Firefox {
+    /// Starts geckodriver and a headless Firefox with a fake camera and microphone and plain
+    /// host candidates.
+    pub async fn start() -> anyhow::Result<Firefox> {
+        if !std::path::Path::new(FIREFOX).exists() {
+            bail!(
+                "{FIREFOX} is missing: run scripts/test, which installs firefox-esr and geckodriver"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new("geckodriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start geckodriver: run scripts/test, which installs it")?;
+        let profile =
+            std::env::temp_dir().join(format!("switchyard-firefox-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&profile)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if std::time::Instant::now() > deadline {
+                bail!("geckodriver did not start listening on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "moz:firefoxOptions".into(),
+            json!({
+                "binary": FIREFOX,
+                "args": ["-headless", "-profile", profile.display().to_string()],
+                "prefs": {
+                    "media.navigator.streams.fake": true,
+                    "media.navigator.permission.disabled": true,
+                    "media.peerconnection.ice.obfuscate_host_addresses": false,
+                    "media.autoplay.default": 0,
+                    "media.autoplay.blocking_policy": 0
+                }
+            }),
+        );
+        let page = ClientBuilder::native()
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .context("geckodriver refused to open a Firefox session")?;
+        Ok(Firefox {
+            page,
+            driver,
+            profile: tempdir::TempDir(profile),
+        })
+    }
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

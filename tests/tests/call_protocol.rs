@@ -161,3 +161,68 @@ async fn publish_subscribe_renegotiate_and_leave() {
     .await;
     assert!(closed.is_some(), "the empty room was never closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_limit_what_a_token_allows() {
+    let server = switchyard_tests::start_local_server().await;
+    let room = "grants-room";
+    let (a, a_id) = joined(&server, "speaker", room).await;
+    a.publish(true, true);
+
+    // A viewer may not publish media, but still receives.
+    let viewer_grants = Grants {
+        can_publish: false,
+        ..Grants::default()
+    };
+    let mut viewer = Client::connect(&ws_url(&server)).await.unwrap();
+    viewer.join(room, &server.token("viewer", room, viewer_grants));
+    viewer
+        .wait_message(WAIT, |m| {
+            matches!(m, ServerMessage::Joined { .. }).then_some(())
+        })
+        .await
+        .expect("joined");
+    viewer.publish(true, true);
+    let refused = viewer
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+    assert_eq!(refused, Some(protocol::ErrorCode::PermissionDenied));
+    receive_from(&mut viewer, &[(a_id.clone(), TrackKind::Video)], 20).await;
+
+    // A hidden participant sees the room but nobody is told about it.
+    let (mut watcher, _) = joined(&server, "watcher", room).await;
+    let hidden_grants = Grants {
+        hidden: true,
+        can_publish: false,
+        ..Grants::default()
+    };
+    let mut hidden = Client::connect(&ws_url(&server)).await.unwrap();
+    hidden.join(room, &server.token("recorder", room, hidden_grants));
+    let others = hidden
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::Joined { participants, .. } => Some(participants.len()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        others,
+        Some(3),
+        "the hidden participant sees speaker, viewer and watcher"
+    );
+    receive_from(&mut hidden, &[(a_id.clone(), TrackKind::Audio)], 20).await;
+    hidden.leave();
+    // The watcher hears of neither its arrival nor its departure; a later visible join still
+    // arrives, so the silence above is not just a dead connection.
+    let (_late, _) = joined(&server, "late", room).await;
+    let first_news = watcher
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::ParticipantJoined { participant } => Some(participant.identity.clone()),
+            ServerMessage::ParticipantLeft { identity, .. } => Some(identity.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(first_news.as_deref(), Some("late"));
+}
