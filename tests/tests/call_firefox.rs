@@ -12,7 +12,7 @@ use switchyard_tests::start_server;
 async fn received(page: &fantoccini::Client) -> (u64, u64) {
     let stats = eval(
         page,
-        "return window.switchyard ? await window.switchyard.stats() : []",
+        "return window.switchyard ? window.switchyard.stats() : []",
     )
     .await
     .unwrap_or(Value::Null);
