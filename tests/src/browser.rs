@@ -46,6 +46,29 @@ fn free_port() -> u16 {
         .expect("a free port on loopback")
 }
 
+/// Starts a WebDriver server (`chromedriver`, `geckodriver`) on a free port and waits until it
+/// accepts connections. Returns the process and its port.
+async fn spawn_webdriver(program: &str) -> anyhow::Result<(Child, u16)> {
+    let port = free_port();
+    let child = Command::new(program)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {program}: run scripts/test, which installs it"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if std::time::Instant::now() > deadline {
+            bail!("{program} did not start listening on port {port}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((child, port))
+}
+
 /// Where Debian's chromium package puts the real browser binary.
 pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
 
@@ -57,29 +80,11 @@ impl Driver {
                 "{CHROMIUM} is missing: run scripts/test, which installs chromium and chromium-driver"
             );
         }
-        let port = free_port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context(
-                "cannot start chromedriver: run scripts/test, which installs chromium-driver",
-            )?;
+        let (child, port) = spawn_webdriver("chromedriver").await?;
         let profiles =
             std::env::temp_dir().join(format!("switchyard-e2e-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&profiles)?;
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if std::time::Instant::now() > deadline {
-                bail!("chromedriver did not start listening on port {port}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         Ok(Driver {
             child,
             url,
@@ -151,26 +156,10 @@ impl Firefox {
                 "{FIREFOX} is missing: run scripts/test, which installs firefox-esr and geckodriver"
             );
         }
-        let port = free_port();
-        let driver = Command::new("geckodriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start geckodriver: run scripts/test, which installs it")?;
+        let (driver, port) = spawn_webdriver("geckodriver").await?;
         let profile =
             std::env::temp_dir().join(format!("switchyard-firefox-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&profile)?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if std::time::Instant::now() > deadline {
-                bail!("geckodriver did not start listening on port {port}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let mut caps = serde_json::Map::new();
         caps.insert(
             "moz:firefoxOptions".into(),
