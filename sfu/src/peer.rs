@@ -7,7 +7,7 @@
 //! reports and transport-wide congestion feedback towards publishers.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -121,6 +121,14 @@ impl ServerPeer {
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_ice_credentials(ufrag.clone(), password)
+            // The server offers only host candidates and browsers reach it directly, so there is
+            // nothing better to wait for: nominate the first working pair of any type. (The
+            // engine's defaults wait up to a second for peer-reflexive pairs, which is what a
+            // browser's address looks like before its trickled candidate arrives.)
+            .with_host_acceptance_min_wait(Some(Duration::ZERO))
+            .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_relay_acceptance_min_wait(Some(Duration::ZERO))
             .build();
         let mut media_engine = MediaEngine::default();
         for (codec, kind) in supported_codecs() {
