@@ -42,6 +42,11 @@ async fn ctrl_c_tells_participants_and_exits_zero() {
         }
     }
 
+    // With a secret configured there is no dev token endpoint.
+    let status = http_status(http_port, "/api/dev-token?room=shutdown").await;
+    assert_eq!(status, 404);
+    assert_eq!(http_status(http_port, "/room/shutdown").await, 200);
+
     let token = signaling::TokenAuthority::new("APItest", secret).mint(
         "ann",
         "Ann",
@@ -93,4 +98,23 @@ async fn ctrl_c_tells_participants_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
     // The media port is free again.
     std::net::UdpSocket::bind(("127.0.0.1", rtc_port)).expect("media port released");
+}
+
+/// The status code of a plain HTTP/1.0 GET.
+async fn http_status(port: u16, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
 }

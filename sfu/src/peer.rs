@@ -111,6 +111,9 @@ pub(crate) fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
 pub(crate) struct ServerPeer {
     pub pc: RTCPeerConnection,
     pub ufrag: String,
+    /// Our host candidates (`candidate:…` lines), trickled to the client after the first
+    /// offer or answer as well as written into it.
+    pub candidates: Vec<String>,
 }
 
 impl ServerPeer {
@@ -149,6 +152,7 @@ impl ServerPeer {
             .with_interceptor_registry(registry)
             .build(now)
             .map_err(|e| SfuError::Engine(e.to_string()))?;
+        let mut trickle = Vec::with_capacity(candidates.len());
         for addr in candidates {
             let candidate = CandidateHostConfig {
                 base_config: CandidateConfig {
@@ -165,12 +169,17 @@ impl ServerPeer {
             let init = RTCIceCandidate::from(&candidate)
                 .to_json()
                 .map_err(|e| SfuError::Engine(e.to_string()))?;
+            trickle.push(init.candidate.clone());
             pc.add_local_candidate(init)
                 .map_err(|e| SfuError::Engine(e.to_string()))?;
         }
         // All our candidates are known up front: gathering is complete.
         pc.add_local_candidate(RTCIceCandidateInit::default())
             .map_err(|e| SfuError::Engine(e.to_string()))?;
-        Ok(ServerPeer { pc, ufrag })
+        Ok(ServerPeer {
+            pc,
+            ufrag,
+            candidates: trickle,
+        })
     }
 }

@@ -76,6 +76,8 @@ struct Peer {
     deadline: Option<Instant>,
     early_candidates: Vec<RTCIceCandidateInit>,
     connected: bool,
+    /// Whether our candidates have been trickled to the client.
+    trickled: bool,
 }
 
 impl Peer {
@@ -120,6 +122,30 @@ impl Participant {
 
     fn send(&mut self, message: ServerMessage) {
         self.send_event(SessionEvent::Message(message));
+    }
+
+    /// Sends our host candidates for one connection as `candidate` messages, once, right after
+    /// its first local description.
+    fn trickle_candidates(&mut self, target: Target) {
+        let peer = match target {
+            Target::Publisher => &mut self.publisher,
+            Target::Subscriber => &mut self.subscriber,
+        };
+        if std::mem::replace(&mut peer.trickled, true) {
+            return;
+        }
+        let lines = peer.inner.candidates.clone();
+        for candidate in lines {
+            self.send(ServerMessage::Candidate {
+                target,
+                candidate: Some(IceCandidate {
+                    candidate,
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: None,
+                }),
+            });
+        }
     }
 
     fn send_event(&mut self, event: SessionEvent) {
@@ -356,6 +382,7 @@ impl Room {
                 deadline: None,
                 early_candidates: Vec::new(),
                 connected: false,
+                trickled: false,
             })
         };
         let publisher = new_peer()?;
@@ -570,6 +597,7 @@ impl Room {
                     target: Target::Publisher,
                     sdp: answer,
                 });
+                p.trickle_candidates(Target::Publisher);
                 let early = std::mem::take(&mut p.publisher.early_candidates);
                 for c in early {
                     let _ = p.publisher.pc().add_remote_candidate(c);
@@ -1163,6 +1191,7 @@ impl Room {
                     target: Target::Subscriber,
                     sdp,
                 });
+                p.trickle_candidates(Target::Subscriber);
             }
             Err(e) => warn!(participant = %p.id, error = %e, "could not create a subscriber offer"),
         }

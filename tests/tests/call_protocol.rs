@@ -213,3 +213,31 @@ async fn grants_limit_what_a_token_allows() {
         .await;
     assert_eq!(first_news.as_deref(), Some("late"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_trickles_its_candidates_on_both_connections() {
+    let server = switchyard_tests::start_local_server().await;
+    let room = "trickle-room";
+    let (mut a, _) = joined(&server, "a", room).await;
+    a.publish(true, true);
+    let (mut b, _) = joined(&server, "b", room).await;
+    for (client, target) in [
+        (&mut a, protocol::Target::Publisher),
+        (&mut b, protocol::Target::Subscriber),
+    ] {
+        let candidate = client
+            .wait_message(WAIT, |m| match m {
+                ServerMessage::Candidate {
+                    target: t,
+                    candidate: Some(c),
+                } if *t == target => Some(c.candidate.clone()),
+                _ => None,
+            })
+            .await
+            .unwrap_or_else(|| panic!("no {target:?} candidate from the server"));
+        assert!(
+            candidate.starts_with("candidate:") && candidate.contains("127.0.0.1"),
+            "{candidate}"
+        );
+    }
+}
