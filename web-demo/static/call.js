@@ -50,7 +50,13 @@ async function main() {
     localStorage.setItem(NAME_KEY, name);
   } catch {}
 
-  client = new SwitchyardClient({ room, name, relay, token: params.get('token') || undefined });
+  client = new SwitchyardClient({
+    room,
+    name,
+    relay,
+    videoCodec: params.get('codec') || '',
+    token: params.get('token') || undefined,
+  });
   window.switchyard = {
     client,
     stats: () => client.getStats(),

@@ -68,11 +68,13 @@ export class SwitchyardClient extends EventTarget {
    *        is used (servers without a secret only).
    * @param {string} [opts.name]  Display name (used for dev tokens).
    * @param {boolean} [opts.relay] Force `iceTransportPolicy: 'relay'` (TURN only).
+   * @param {string} [opts.videoCodec] Preferred video codec to send (`vp8`, `vp9`, `h264`,
+   *        `av1`), when the browser can; the SFU forwards whatever was negotiated.
    * @param {(args: {room: string, name: string, identity?: string}) =>
    *         Promise<{token: string, identity: string}>} [opts.fetchDevToken]
    *        Override how dev tokens are fetched (default: `GET /api/dev-token`).
    */
-  constructor({ url, room, token, name = '', relay = false, fetchDevToken } = {}) {
+  constructor({ url, room, token, name = '', relay = false, videoCodec = '', fetchDevToken } = {}) {
     super();
     if (!room) throw new TypeError('SwitchyardClient: `room` is required');
     this.url = url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
@@ -80,6 +82,7 @@ export class SwitchyardClient extends EventTarget {
     this.token = token;
     this.name = name;
     this.relay = !!relay;
+    this.videoCodec = String(videoCodec || '').toLowerCase();
     this.fetchDevToken = fetchDevToken || ((args) => this.#defaultDevToken(args));
 
     /** @type {'connecting'|'connected'|'reconnecting'|'disconnected'|'failed'} */
@@ -489,7 +492,10 @@ export class SwitchyardClient extends EventTarget {
     const stream = this.localStream;
     const tracks = ['audio', 'video'].map((k) => this.#localTrack(k)).filter(Boolean);
     if (!tracks.length) return; // receive-only participant
-    for (const track of tracks) pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    for (const track of tracks) {
+      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      if (track.kind === 'video' && this.videoCodec) preferCodec(transceiver, this.videoCodec);
+    }
     await pc.setLocalDescription(await pc.createOffer());
     this.#send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp });
   }
@@ -566,4 +572,18 @@ export class SwitchyardClient extends EventTarget {
 
 function normaliseParticipant(p) {
   return { id: p.id, identity: p.identity, name: p.name || p.identity, tracks: [...(p.tracks || [])] };
+}
+
+/**
+ * Puts the codecs of one name (`h264`, `vp8`, ...) first in a video transceiver's preferences,
+ * so the offer leads with them. A browser without that codec keeps its own order.
+ */
+function preferCodec(transceiver, name) {
+  const caps = globalThis.RTCRtpReceiver?.getCapabilities?.('video');
+  if (!caps || typeof transceiver.setCodecPreferences !== 'function') return;
+  const wanted = `video/${name}`;
+  const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === wanted);
+  if (!first.length) return;
+  const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== wanted);
+  transceiver.setCodecPreferences([...first, ...rest]);
 }
