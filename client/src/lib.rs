@@ -337,7 +337,9 @@ impl Engine {
             }
             tokio::select! {
                 command = commands.recv() => match command {
-                    None | Some(Command::Disconnect) => {
+                    // The Client was dropped: vanish without a goodbye, like a lost network.
+                    None => return,
+                    Some(Command::Disconnect) => {
                         let _ = self.ws.close(None).await;
                         return;
                     }

@@ -239,7 +239,13 @@ impl Sfu {
                 }
             }
         }
-        reply_rx.await.map_err(|_| JoinError::ShuttingDown)?
+        reply_rx.await.map_err(|_| {
+            if self.inner.cancel.is_cancelled() {
+                JoinError::ShuttingDown
+            } else {
+                JoinError::Engine("the room failed while setting up this participant".into())
+            }
+        })?
     }
 
     /// Resolves when every room task has finished after cancellation.

@@ -256,19 +256,21 @@ pub(crate) async fn run<F>(
                 break;
             }
             Some(message) = control.recv() => match message {
-                RoomControl::Join { key, params, reply } => {
+                RoomControl::Join { key, params, reply } => room.guarded(key, |room| {
                     let result = room.join(key, params);
                     if let Err(Ok(session)) = reply.send(result) {
                         // The joiner gave up waiting; undo the join.
                         drop(session);
                     }
-                }
+                }),
             },
             Some(signal) = signal_rx.recv() => {
-                room.on_signal(signal.participant, signal.command);
+                let key = signal.participant;
+                room.guarded(key, |room| room.on_signal(key, signal.command));
             }
             Some(RoomInput::Datagram(datagram)) = media_rx.recv() => {
-                room.on_datagram(datagram);
+                let key = datagram.pc.participant;
+                room.guarded(key, |room| room.on_datagram(datagram));
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
@@ -298,6 +300,26 @@ impl Room {
             participants: HashMap::new(),
             publications: HashMap::new(),
             empty_since: Some(Instant::now()),
+        }
+    }
+
+    /// Runs one input. A panic inside the WebRTC engine (a bug, possibly triggered by a peer's
+    /// bytes) must not take the whole room down: the participant the input came from is
+    /// removed, and everyone else carries on.
+    fn guarded(&mut self, participant: u64, input: impl FnOnce(&mut Room)) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| input(self)));
+        if outcome.is_err() {
+            tracing::error!(
+                room = %self.id,
+                ?participant,
+                "panic while handling an input; removing the participant it came from"
+            );
+            if let Some(p) = self.participants.get_mut(&participant) {
+                p.doomed.get_or_insert(LeaveReason::Disconnected);
+                // Its connections are in an unknown state: stop timing them.
+                p.publisher.deadline = None;
+                p.subscriber.deadline = None;
+            }
         }
     }
 
@@ -548,12 +570,14 @@ impl Room {
             })
             .collect();
         for pc in due {
-            if let Some(p) = self.participants.get_mut(&pc.participant)
-                && let Err(e) = p.peer(pc.subscriber).pc().handle_timeout(now)
-            {
-                debug!(error = %e, "peer connection timeout handling failed");
-            }
-            self.service(pc, now);
+            self.guarded(pc.participant, |room| {
+                if let Some(p) = room.participants.get_mut(&pc.participant)
+                    && let Err(e) = p.peer(pc.subscriber).pc().handle_timeout(now)
+                {
+                    debug!(error = %e, "peer connection timeout handling failed");
+                }
+                room.service(pc, now);
+            });
         }
     }
 
