@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use switchyard_tests::browser::{Driver, eval};
+use switchyard_tests::browser::{Driver, eval, max_video_frames};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -39,14 +39,7 @@ fn cpu_and_peak_rss(pid: u32) -> anyhow::Result<(f64, u64)> {
 async fn first_frame_decoded(page: &fantoccini::Client, deadline: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        let decoded = eval(
-            page,
-            "const s = window.switchyard ? await window.switchyard.stats() : [];\
-             return s.some(x => x.kind === 'video' && x.framesDecoded > 0);",
-        )
-        .await
-        .unwrap_or_default();
-        if decoded.as_bool() == Some(true) {
+        if max_video_frames(page).await > 0 {
             return Ok(());
         }
         if start.elapsed() > deadline {
@@ -109,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let (cpu_before, _) = cpu_and_peak_rss(pid)?;
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (cpu_after, peak_kib) = cpu_and_peak_rss(pid)?;
-    let stats = eval(&alice, "return await window.switchyard.stats()").await?;
+    let stats = eval(&alice, "return window.switchyard.stats()").await?;
 
     let cpu = cpu_after - cpu_before;
     println!();

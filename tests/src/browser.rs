@@ -200,3 +200,27 @@ pub async fn eval(page: &Client, script: &str) -> anyhow::Result<Value> {
         .await
         .with_context(|| format!("script failed in the page: {script}"))
 }
+
+/// The page's receive statistics (`window.switchyard.stats()`), one object per inbound stream;
+/// empty while the page has not set up its client yet.
+pub async fn media_stats(page: &Client) -> Vec<Value> {
+    eval(
+        page,
+        "return window.switchyard ? window.switchyard.stats() : []",
+    )
+    .await
+    .ok()
+    .and_then(|v| v.as_array().cloned())
+    .unwrap_or_default()
+}
+
+/// The most video frames the page has decoded from any one remote participant.
+pub async fn max_video_frames(page: &Client) -> u64 {
+    media_stats(page)
+        .await
+        .iter()
+        .filter(|s| s["kind"] == "video")
+        .filter_map(|s| s["framesDecoded"].as_u64())
+        .max()
+        .unwrap_or(0)
+}

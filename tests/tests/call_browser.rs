@@ -4,17 +4,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use switchyard_tests::browser::{Driver, eval};
+use switchyard_tests::browser::{Driver, eval, media_stats};
 use switchyard_tests::start_server;
 
 /// Per remote identity: (video frames decoded, audio packets received, video packets received).
 async fn media_by_identity(page: &fantoccini::Client) -> HashMap<String, (u64, u64, u64)> {
-    let stats = eval(page, "return await window.switchyard.stats()")
-        .await
-        .unwrap_or(Value::Null);
     let mut out: HashMap<String, (u64, u64, u64)> = HashMap::new();
-    for s in stats.as_array().into_iter().flatten() {
+    for s in &media_stats(page).await {
         let identity = s["identity"].as_str().unwrap_or_default().to_owned();
         let entry = out.entry(identity).or_default();
         match s["kind"].as_str() {

@@ -3,23 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use switchyard_tests::browser::{Driver, eval};
+use switchyard_tests::browser::{Driver, eval, max_video_frames};
 use switchyard_tests::start_server;
-
-async fn frames_decoded(page: &fantoccini::Client) -> u64 {
-    let stats = eval(page, "return window.switchyard.stats()")
-        .await
-        .unwrap_or(Value::Null);
-    stats
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["kind"] == "video")
-        .filter_map(|s| s["framesDecoded"].as_u64())
-        .max()
-        .unwrap_or(0)
-}
 
 /// The video codec the server announced for the other participant's track.
 async fn remote_video_codec(page: &fantoccini::Client) -> String {
@@ -55,7 +40,7 @@ async fn h264_and_vp8_publishers_in_one_room() {
 
     let start = Instant::now();
     loop {
-        let (at_vp8, at_h264) = (frames_decoded(&vp8).await, frames_decoded(&h264).await);
+        let (at_vp8, at_h264) = (max_video_frames(&vp8).await, max_video_frames(&h264).await);
         if at_vp8 >= 60 && at_h264 >= 60 {
             break;
         }

@@ -4,21 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use switchyard_tests::browser::{Driver, Firefox, eval};
+use switchyard_tests::browser::{Driver, Firefox, media_stats};
 use switchyard_tests::start_server;
 
 /// (video frames decoded, audio packets received) from the other participant.
 async fn received(page: &fantoccini::Client) -> (u64, u64) {
-    let stats = eval(
-        page,
-        "return window.switchyard ? window.switchyard.stats() : []",
-    )
-    .await
-    .unwrap_or(Value::Null);
     let mut frames = 0;
     let mut audio = 0;
-    for s in stats.as_array().into_iter().flatten() {
+    for s in &media_stats(page).await {
         match s["kind"].as_str() {
             Some("video") => frames = frames.max(s["framesDecoded"].as_u64().unwrap_or(0)),
             Some("audio") => audio = audio.max(s["packetsReceived"].as_u64().unwrap_or(0)),

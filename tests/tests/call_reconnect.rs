@@ -4,8 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use switchyard_tests::browser::{Driver, eval};
+use switchyard_tests::browser::{Driver, eval, max_video_frames};
 use switchyard_tests::start_server;
 
 async fn state(page: &fantoccini::Client) -> String {
@@ -17,20 +16,6 @@ async fn state(page: &fantoccini::Client) -> String {
     .ok()
     .and_then(|v| v.as_str().map(String::from))
     .unwrap_or_default()
-}
-
-async fn frames_from_other(page: &fantoccini::Client) -> u64 {
-    let stats = eval(page, "return await window.switchyard.stats()")
-        .await
-        .unwrap_or(Value::Null);
-    stats
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["kind"] == "video")
-        .filter_map(|s| s["framesDecoded"].as_u64())
-        .max()
-        .unwrap_or(0)
 }
 
 async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
@@ -65,7 +50,7 @@ async fn pages_rejoin_after_a_server_restart() {
         wait_until(
             "video before the restart",
             Duration::from_secs(30),
-            || async { frames_from_other(page).await >= 30 },
+            || async { max_video_frames(page).await >= 30 },
         )
         .await;
     }
@@ -103,7 +88,7 @@ async fn pages_rejoin_after_a_server_restart() {
         wait_until(
             "video after the restart",
             Duration::from_secs(30),
-            || async { frames_from_other(page).await >= 30 },
+            || async { max_video_frames(page).await >= 30 },
         )
         .await;
     }
