@@ -82,6 +82,8 @@ pub enum ClientEvent {
     },
     /// A peer connection changed state (`connected`, `failed`, ...).
     PeerState { target: Target, state: String },
+    /// Raw datagrams were put on the wire (see [`Client::send_raw_datagrams`]).
+    RawDatagramsSent { count: usize },
     /// The WebSocket closed (close code if the server sent one).
     Closed { code: Option<u16>, reason: String },
 }
@@ -91,6 +93,7 @@ enum Command {
     SendText(String),
     SendBinary(Vec<u8>),
     Publish { audio: bool, video: bool },
+    RawDatagrams(Vec<Vec<u8>>),
     Disconnect,
 }
 
@@ -167,6 +170,12 @@ impl Client {
         let _ = self.commands.send(Command::Publish { audio, video });
     }
 
+    /// Sends raw datagrams from the publisher connection's socket to the address its ICE
+    /// agent talks to (for testing how the server treats garbage from a known peer).
+    pub fn send_raw_datagrams(&self, datagrams: Vec<Vec<u8>>) {
+        let _ = self.commands.send(Command::RawDatagrams(datagrams));
+    }
+
     /// Says `leave` and closes the WebSocket cleanly.
     pub fn leave(&self) {
         let _ = self.commands.send(Command::Send(ClientMessage::Leave));
@@ -212,6 +221,8 @@ struct Peer {
     /// Track id → (publisher participant id, kind), for received tracks.
     tracks: std::collections::HashMap<String, (String, TrackKind)>,
     connected: bool,
+    /// The last address the ICE agent sent to.
+    remote: Option<SocketAddr>,
 }
 
 fn client_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
@@ -292,6 +303,7 @@ impl Peer {
             buf: vec![0; 2048],
             tracks: Default::default(),
             connected: false,
+            remote: None,
         })
     }
 }
@@ -400,6 +412,19 @@ impl Engine {
                 if let Err(e) = self.start_publishing(audio, video).await {
                     tracing::warn!(error = %e, "publish failed");
                 }
+            }
+            Command::RawDatagrams(datagrams) => {
+                let Some(remote) = self.publisher.remote else {
+                    tracing::warn!("no remote address yet; raw datagrams not sent");
+                    return;
+                };
+                let mut count = 0;
+                for d in datagrams {
+                    if self.publisher.socket.send_to(&d, remote).await.is_ok() {
+                        count += 1;
+                    }
+                }
+                self.emit(ClientEvent::RawDatagramsSent { count });
             }
             Command::Disconnect => {}
         }
@@ -600,6 +625,7 @@ impl Engine {
         };
         loop {
             while let Some(out) = peer.pc.poll_write() {
+                peer.remote = Some(out.transport.peer_addr);
                 let _ = peer
                     .socket
                     .send_to(&out.message, out.transport.peer_addr)

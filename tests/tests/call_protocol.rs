@@ -241,3 +241,70 @@ async fn the_server_trickles_its_candidates_on_both_connections() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_datagrams_from_a_participant_disturb_nobody() {
+    let server = switchyard_tests::start_local_server().await;
+    let room = "garbage-room";
+    let (a, a_id) = joined(&server, "a", room).await;
+    a.publish(true, true);
+    let (mut b, _) = joined(&server, "b", room).await;
+    receive_from(&mut b, &[(a_id.clone(), TrackKind::Video)], 20).await;
+
+    // Datagrams that look like the start of each protocol sharing the port (STUN, DTLS, RTP,
+    // RTCP) with random or truncated bodies, from the publisher's own address.
+    let mut seed: u32 = 0x9e37_79b9;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    let mut garbage = Vec::new();
+    for i in 0..2000u32 {
+        let first = [0x00, 0x01, 0x14, 0x16, 0x17, 0x80, 0x81, 0x90, 0xc8, 0xff][(i % 10) as usize];
+        let len = (next() % 1400) as usize;
+        let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if let Some(b0) = d.first_mut() {
+            *b0 = first;
+        }
+        if first == 0x00 && d.len() >= 8 {
+            d[4..8].copy_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        }
+        garbage.push(d);
+    }
+    garbage.push(Vec::new());
+    let total = garbage.len();
+    let mut a = a;
+    a.send_raw_datagrams(garbage);
+    let sent = a
+        .wait_for(WAIT, |e| match e {
+            ClientEvent::RawDatagramsSent { count } => Some(*count),
+            _ => None,
+        })
+        .await;
+    assert_eq!(sent, Some(total), "the garbage did not go out");
+
+    // Alice is still in the room and her media still reaches Bob.
+    receive_from(
+        &mut b,
+        &[(a_id.clone(), TrackKind::Video), (a_id, TrackKind::Audio)],
+        60,
+    )
+    .await;
+    let mut c = Client::connect(&ws_url(&server)).await.unwrap();
+    c.join(room, &server.token("c", room, Grants::default()));
+    let present = c
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::Joined { participants, .. } => {
+                let mut ids: Vec<String> =
+                    participants.iter().map(|p| p.identity.clone()).collect();
+                ids.sort();
+                Some(ids)
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(present, Some(vec!["a".to_string(), "b".to_string()]));
+    assert_eq!(server.room_count(), 1);
+}
