@@ -20,7 +20,9 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::setting_engine::{
+    SctpMaxMessageSize, SettingEngineBuilder,
+};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -82,6 +84,14 @@ pub enum ClientEvent {
     },
     /// A peer connection changed state (`connected`, `failed`, ...).
     PeerState { target: Target, state: String },
+    /// One of our data channels (`reliable` or `lossy`) is open.
+    DataOpen { label: String },
+    /// A data-channel message from the SFU: a delivered message or an error frame.
+    Data {
+        reliable: bool,
+        header: serde_json::Value,
+        payload: Vec<u8>,
+    },
     /// Raw datagrams were put on the wire (see [`Client::send_raw_datagrams`]).
     RawDatagramsSent { count: usize },
     /// The WebSocket closed (close code if the server sent one).
@@ -92,7 +102,17 @@ enum Command {
     Send(ClientMessage),
     SendText(String),
     SendBinary(Vec<u8>),
-    Publish { audio: bool, video: bool },
+    Publish {
+        audio: bool,
+        video: bool,
+    },
+    OpenData,
+    SendData {
+        reliable: bool,
+        frame: Vec<u8>,
+        text: bool,
+    },
+    PauseData(bool),
     RawDatagrams(Vec<Vec<u8>>),
     Disconnect,
 }
@@ -131,6 +151,9 @@ impl Client {
                 subscriber,
                 events: event_tx,
                 media: None,
+                reliable: None,
+                lossy: None,
+                data_paused: false,
             };
             engine.run(command_rx).await;
         });
@@ -168,6 +191,37 @@ impl Client {
     /// publisher connection, offers them, and starts sending once connected.
     pub fn publish(&self, audio: bool, video: bool) {
         let _ = self.commands.send(Command::Publish { audio, video });
+    }
+
+    /// Opens the `reliable` and `lossy` data channels on the publisher connection (and
+    /// renegotiates it).
+    pub fn open_data_channels(&self) {
+        let _ = self.commands.send(Command::OpenData);
+    }
+
+    /// Sends a message through the SFU: `header` addresses it, `payload` is the content.
+    pub fn send_data(&self, reliable: bool, header: &protocol::data::SendHeader, payload: &[u8]) {
+        let frame = protocol::data::encode_frame(header, payload);
+        let _ = self.commands.send(Command::SendData {
+            reliable,
+            frame,
+            text: false,
+        });
+    }
+
+    /// Sends raw bytes (or text) on a data channel, for testing malformed framing.
+    pub fn send_data_raw(&self, reliable: bool, frame: Vec<u8>, text: bool) {
+        let _ = self.commands.send(Command::SendData {
+            reliable,
+            frame,
+            text,
+        });
+    }
+
+    /// Stops (or resumes) reading data-channel messages, as a slow receiver would; media keeps
+    /// flowing.
+    pub fn pause_data(&self, paused: bool) {
+        let _ = self.commands.send(Command::PauseData(paused));
     }
 
     /// Sends raw datagrams from the publisher connection's socket to the address its ICE
@@ -278,6 +332,7 @@ impl Peer {
             .with_setting_engine(
                 SettingEngineBuilder::new()
                     .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+                    .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(1024 * 1024))
                     .build(),
             )
             .with_media_engine(media_engine)
@@ -327,6 +382,9 @@ struct Engine {
     subscriber: Peer,
     events: mpsc::UnboundedSender<ClientEvent>,
     media: Option<Media>,
+    reliable: Option<rtc::data_channel::RTCDataChannelId>,
+    lossy: Option<rtc::data_channel::RTCDataChannelId>,
+    data_paused: bool,
 }
 
 impl Engine {
@@ -413,6 +471,30 @@ impl Engine {
                     tracing::warn!(error = %e, "publish failed");
                 }
             }
+            Command::OpenData => {
+                if let Err(e) = self.open_data_channels().await {
+                    tracing::warn!(error = %e, "opening data channels failed");
+                }
+            }
+            Command::SendData {
+                reliable,
+                frame,
+                text,
+            } => {
+                let id = if reliable { self.reliable } else { self.lossy };
+                if let Some(mut dc) = id.and_then(|id| self.publisher.pc.data_channel(id)) {
+                    let now = Instant::now();
+                    let result = if text {
+                        dc.send_text(now, String::from_utf8_lossy(&frame).into_owned())
+                    } else {
+                        dc.send(now, BytesMut::from(&frame[..]))
+                    };
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "data send failed");
+                    }
+                }
+            }
+            Command::PauseData(paused) => self.data_paused = paused,
             Command::RawDatagrams(datagrams) => {
                 let Some(remote) = self.publisher.remote else {
                     tracing::warn!("no remote address yet; raw datagrams not sent");
@@ -428,6 +510,36 @@ impl Engine {
             }
             Command::Disconnect => {}
         }
+    }
+
+    async fn open_data_channels(&mut self) -> Result<(), ClientError> {
+        self.reliable = Some(
+            self.publisher
+                .pc
+                .create_data_channel("reliable", None)?
+                .id(),
+        );
+        let lossy = rtc::data_channel::RTCDataChannelInit {
+            ordered: false,
+            max_retransmits: Some(0),
+            ..Default::default()
+        };
+        self.lossy = Some(
+            self.publisher
+                .pc
+                .create_data_channel("lossy", Some(lossy))?
+                .id(),
+        );
+        let offer = self.publisher.pc.create_offer(None)?;
+        self.publisher
+            .pc
+            .set_local_description(Instant::now(), offer.clone())?;
+        self.send_ws(&ClientMessage::Offer {
+            target: Target::Publisher,
+            sdp: offer.sdp,
+        })
+        .await;
+        Ok(())
     }
 
     async fn start_publishing(&mut self, audio: bool, video: bool) -> Result<(), ClientError> {
@@ -619,6 +731,8 @@ impl Engine {
 
     async fn drain(&mut self, target: Target) {
         let events = self.events.clone();
+        let data_paused = self.data_paused;
+        let reliable_id = self.reliable;
         let peer = match target {
             Target::Publisher => &mut self.publisher,
             Target::Subscriber => &mut self.subscriber,
@@ -640,6 +754,14 @@ impl Engine {
                             target,
                             state: state.to_string(),
                         });
+                    }
+                    RTCPeerConnectionEvent::OnDataChannel(
+                        rtc::peer_connection::event::RTCDataChannelEvent::OnOpen(id),
+                    ) => {
+                        let label = peer.pc.data_channel(id).map(|dc| dc.label().to_owned());
+                        if let Some(label) = label {
+                            let _ = events.send(ClientEvent::DataOpen { label });
+                        }
                     }
                     RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                         let kind = match peer
@@ -663,7 +785,22 @@ impl Engine {
                 }
                 continue;
             }
-            if let Some(TaggedRTCMessage { message, .. }) = peer.pc.poll_read() {
+            let next = if data_paused {
+                peer.pc.poll_media_read()
+            } else {
+                peer.pc.poll_read()
+            };
+            if let Some(TaggedRTCMessage { message, .. }) = next {
+                if let RTCMessage::DataChannelMessage(id, data) = &message {
+                    if let Ok((header, payload)) = protocol::data::split_frame(&data.data) {
+                        let _ = events.send(ClientEvent::Data {
+                            reliable: Some(*id) == reliable_id,
+                            header: serde_json::from_slice(header).unwrap_or_default(),
+                            payload: payload.to_vec(),
+                        });
+                    }
+                    continue;
+                }
                 if let RTCMessage::RtpPacket(track_id, packet) = message {
                     let (participant_id, kind) = peer
                         .tracks

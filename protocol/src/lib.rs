@@ -4,6 +4,8 @@
 //! recorder) so that both ends parse exactly the same JSON. This crate holds data only: no I/O,
 //! no validation beyond what serde does.
 
+pub mod data;
+
 use serde::{Deserialize, Serialize};
 
 /// Which of a participant's two peer connections a message is about.

@@ -122,6 +122,11 @@ impl Server {
         }
     }
 
+    /// The most bytes ever seen queued at the SFU for one recipient's data channel.
+    pub fn data_queue_peak(&self) -> usize {
+        self.sfu.data_queue_peak()
+    }
+
     /// Number of open rooms.
     pub fn room_count(&self) -> usize {
         self.sfu.room_count()

@@ -12,6 +12,7 @@
 //! What this crate must never do: decode media, block or take a lock per packet, or panic on
 //! anything a network peer sends.
 
+pub mod data;
 mod feedback;
 pub mod forwarder;
 mod ids;
@@ -22,7 +23,7 @@ mod socket;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +52,14 @@ pub struct SfuConfig {
     pub max_participants: usize,
     /// Least time between two keyframe requests (PLI) to one publisher's track.
     pub keyframe_request_interval: Duration,
+    /// Largest data-channel message relayed (header included).
+    pub max_data_message: usize,
+    /// Most bytes queued at the SFU for one recipient's data channel; a reliable message that
+    /// would go over is not delivered to that recipient, and both ends are told.
+    pub max_queued_data: usize,
+    /// How long a recipient may stay above half its queue bound, holding its senders back,
+    /// before it counts as slow and stops holding them.
+    pub slow_recipient_grace: Duration,
 }
 
 impl Default for SfuConfig {
@@ -61,6 +70,9 @@ impl Default for SfuConfig {
             empty_room_timeout: Duration::from_secs(20),
             max_participants: 50,
             keyframe_request_interval: Duration::from_secs(1),
+            max_data_message: 255 * 1024,
+            max_queued_data: 4 * 1024 * 1024,
+            slow_recipient_grace: Duration::from_secs(2),
         }
     }
 }
@@ -173,6 +185,7 @@ struct Inner {
     sockets: MediaSockets,
     rooms: Mutex<HashMap<RoomId, RoomEntry>>,
     next_key: AtomicU64,
+    data_queue_peak: Arc<AtomicUsize>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -195,6 +208,7 @@ impl Sfu {
                 sockets,
                 rooms: Mutex::new(HashMap::new()),
                 next_key: AtomicU64::new(1),
+                data_queue_peak: Arc::new(AtomicUsize::new(0)),
                 cancel,
                 tasks: TaskTracker::new(),
             }),
@@ -209,6 +223,11 @@ impl Sfu {
     /// Number of open rooms.
     pub fn room_count(&self) -> usize {
         self.rooms().len()
+    }
+
+    /// The most bytes ever seen queued at the SFU for one recipient's data channel.
+    pub fn data_queue_peak(&self) -> usize {
+        self.inner.data_queue_peak.load(Ordering::Relaxed)
     }
 
     /// Joins `room` (creating it if needed). The first event of the session is `joined`.
@@ -270,6 +289,7 @@ impl Sfu {
             id.clone(),
             self.inner.config.clone(),
             self.inner.sockets.clone(),
+            self.inner.data_queue_peak.clone(),
         );
         self.inner.tasks.spawn(room::run(
             room,

@@ -18,7 +18,9 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::setting_engine::{
+    SctpMaxMessageSize, SettingEngineBuilder,
+};
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
 };
@@ -132,6 +134,9 @@ impl ServerPeer {
             .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
             .with_relay_acceptance_min_wait(Some(Duration::ZERO))
+            // Browsers accept 256 KiB (Chromium) or more (Firefox); the relay's own limit is a
+            // little lower so that a delivered frame, whose header names the sender, still fits.
+            .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(256 * 1024))
             .build();
         let mut media_engine = MediaEngine::default();
         for (codec, kind) in supported_codecs() {

@@ -18,7 +18,7 @@ use protocol::{
 };
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -35,6 +35,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use crate::data::DataChannels;
 use crate::forwarder::{Decision, Forwarder};
 use crate::keyframe::VideoCodec;
 use crate::peer::ServerPeer;
@@ -71,9 +75,9 @@ pub(crate) struct SignalCommand {
 }
 
 /// One server-side peer connection of a participant.
-struct Peer {
+pub(crate) struct Peer {
     inner: ServerPeer,
-    deadline: Option<Instant>,
+    pub(crate) deadline: Option<Instant>,
     early_candidates: Vec<RTCIceCandidateInit>,
     connected: bool,
     /// Whether our candidates have been trickled to the client.
@@ -81,7 +85,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn pc(&mut self) -> &mut RTCPeerConnection {
+    pub(crate) fn pc(&mut self) -> &mut RTCPeerConnection {
         &mut self.inner.pc
     }
 }
@@ -94,13 +98,13 @@ struct Negotiation {
     ever_offered: bool,
 }
 
-struct Participant {
-    id: ParticipantId,
-    identity: String,
+pub(crate) struct Participant {
+    pub(crate) id: ParticipantId,
+    pub(crate) identity: String,
     name: String,
-    grants: protocol::Grants,
+    pub(crate) grants: protocol::Grants,
     events: mpsc::Sender<SessionEvent>,
-    publisher: Peer,
+    pub(crate) publisher: Peer,
     subscriber: Peer,
     /// The publisher connection's track ids → our publication ids.
     published: HashMap<String, TrackId>,
@@ -109,6 +113,8 @@ struct Participant {
     negotiation: Negotiation,
     /// Set when the participant must be removed after the current pass (stuck or failed).
     doomed: Option<LeaveReason>,
+    /// The data channels it opened on its publisher connection.
+    pub(crate) data: DataChannels,
 }
 
 impl Participant {
@@ -203,13 +209,16 @@ impl Publication {
 
 pub(crate) struct Room {
     id: RoomId,
-    config: SfuConfig,
-    sockets: MediaSockets,
+    pub(crate) config: SfuConfig,
+    pub(crate) sockets: MediaSockets,
+    /// The largest number of bytes seen queued for one recipient's data channel (a gauge the
+    /// whole SFU shares).
+    pub(crate) data_queue_peak: Arc<AtomicUsize>,
     media_tx: mpsc::Sender<RoomInput>,
     media_rx: Option<mpsc::Receiver<RoomInput>>,
     signal_tx: mpsc::Sender<SignalCommand>,
     signal_rx: Option<mpsc::Receiver<SignalCommand>>,
-    participants: HashMap<u64, Participant>,
+    pub(crate) participants: HashMap<u64, Participant>,
     publications: HashMap<TrackId, Publication>,
     empty_since: Option<Instant>,
 }
@@ -222,7 +231,7 @@ fn kind_index(kind: TrackKind) -> usize {
 }
 
 /// Drains every datagram a peer connection wants to send onto the media sockets.
-fn flush(sockets: &MediaSockets, peer: &mut Peer) {
+pub(crate) fn flush(sockets: &MediaSockets, peer: &mut Peer) {
     while let Some(out) = peer.pc().poll_write() {
         sockets.send(
             out.transport.local_addr,
@@ -271,10 +280,12 @@ pub(crate) async fn run<F>(
             Some(RoomInput::Datagram(datagram)) = media_rx.recv() => {
                 let key = datagram.pc.participant;
                 room.guarded(key, |room| room.on_datagram(datagram));
+                room.release_data_senders(Instant::now());
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
                 room.on_timeout(now);
+                room.release_data_senders(now);
                 if room.idle_expired(now) && remove_if_idle(&control) {
                     break;
                 }
@@ -286,13 +297,19 @@ pub(crate) async fn run<F>(
 }
 
 impl Room {
-    pub(crate) fn new(id: RoomId, config: SfuConfig, sockets: MediaSockets) -> Self {
+    pub(crate) fn new(
+        id: RoomId,
+        config: SfuConfig,
+        sockets: MediaSockets,
+        data_queue_peak: Arc<AtomicUsize>,
+    ) -> Self {
         let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
         let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
         Room {
             id,
             config,
             sockets,
+            data_queue_peak,
             media_tx,
             media_rx: Some(media_rx),
             signal_tx,
@@ -435,6 +452,7 @@ impl Room {
             wanted_mute: [false; 2],
             negotiation: Negotiation::default(),
             doomed: None,
+            data: DataChannels::default(),
         };
         let hidden = participant.grants.hidden;
         let can_subscribe = participant.grants.can_subscribe;
@@ -759,18 +777,26 @@ impl Room {
     }
 
     /// Drains everything a peer connection produced: datagrams, events, RTP/RTCP.
-    fn service(&mut self, pc: PcKey, now: Instant) {
+    pub(crate) fn service(&mut self, pc: PcKey, now: Instant) {
         loop {
             let Some(p) = self.participants.get_mut(&pc.participant) else {
                 return;
             };
+            let data_paused = p.data.paused;
             let peer = p.peer(pc.subscriber);
             flush(&self.sockets, peer);
             if let Some(event) = peer.pc().poll_event() {
                 self.on_pc_event(pc, event, now);
                 continue;
             }
-            if let Some(message) = peer.pc().poll_read() {
+            // A sender held back for a slow recipient keeps its data messages unread (media
+            // still flows): SCTP's window then slows it down at the source.
+            let message = if data_paused {
+                peer.pc().poll_media_read()
+            } else {
+                peer.pc().poll_read()
+            };
+            if let Some(message) = message {
                 self.on_pc_message(pc, message);
                 continue;
             }
@@ -833,6 +859,20 @@ impl Room {
                     });
                 }
             }
+            RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id))
+                if !pc.subscriber =>
+            {
+                if let Some(p) = self.participants.get_mut(&key) {
+                    let label = p
+                        .publisher
+                        .pc()
+                        .data_channel(id)
+                        .map(|dc| dc.label().to_owned());
+                    if let Some(label) = label {
+                        p.data.opened(id, &label);
+                    }
+                }
+            }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) if !pc.subscriber => {
                 self.publish(key, init.track_id, init.receiver_id, init.ssrc);
             }
@@ -852,6 +892,9 @@ impl Room {
     fn on_pc_message(&mut self, pc: PcKey, message: TaggedRTCMessage) {
         let now = message.now;
         match message.message {
+            RTCMessage::DataChannelMessage(channel, data) if !pc.subscriber => {
+                self.relay_data(pc.participant, channel, data, now);
+            }
             RTCMessage::RtpPacket(track_id, packet) if !pc.subscriber => {
                 self.forward(pc.participant, &track_id, packet, now);
             }

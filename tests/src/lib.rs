@@ -13,7 +13,7 @@ pub async fn start_server(announce: Option<IpAddr>, tweak: impl FnOnce(&mut Conf
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             std::env::var("TEST_LOG")
-                .unwrap_or_else(|_| "warn,rtc_dtls=error,rtc_ice=error".into()),
+                .unwrap_or_else(|_| "warn,rtc=error,rtc_dtls=error,rtc_ice=error".into()),
         )
         .with_test_writer()
         .try_init();

@@ -1,0 +1,373 @@
+//! The data-channel relay: messages a participant sends on its `reliable` or `lossy` channel
+//! go to the room, or to chosen participants, over each recipient's channel of the same kind.
+//!
+//! The SFU writes the sender's identity into every delivered header, so it cannot be forged.
+//! Memory is bounded per recipient: a message that would push a recipient's queue over
+//! `max_queued_data` is not delivered to that recipient. A lossy message is simply dropped; a
+//! reliable one gets a `recipient_overflow` error frame to both ends, so no reliable message
+//! vanishes silently, and a slow recipient never holds back the fast ones.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use protocol::data::{
+    DataError, DataErrorCode, DeliveredHeader, ErrorHeader, SendHeader, encode_frame, split_frame,
+};
+use rtc::data_channel::RTCDataChannelId;
+use rtc::data_channel::RTCDataChannelMessage;
+use rtc::sansio::Protocol;
+use tracing::debug;
+
+use crate::room::{Room, flush};
+
+/// Labels of the two channels a client opens on its publisher connection.
+pub const RELIABLE: &str = "reliable";
+pub const LOSSY: &str = "lossy";
+
+/// Room kept free in every recipient's queue for the one overflow notice it may need.
+const NOTICE_RESERVE: usize = 1024;
+
+/// A participant's data channels, as the client opened them, and its flow-control state.
+#[derive(Debug, Default)]
+pub(crate) struct DataChannels {
+    pub reliable: Option<RTCDataChannelId>,
+    pub lossy: Option<RTCDataChannelId>,
+    /// As a sender: held back (its messages are left unread, so SCTP slows it down) while a
+    /// recipient catches up.
+    pub paused: bool,
+    /// As a recipient: above half its queue bound since this instant.
+    congested_since: Option<Instant>,
+    /// As a recipient: stayed congested past the grace period, so it no longer holds senders
+    /// back; messages that do not fit its queue are not delivered.
+    slow: bool,
+    /// As a recipient: senders already told that a message to it was dropped in this episode.
+    notified: Vec<u64>,
+}
+
+impl DataChannels {
+    /// Records a channel the client opened; unknown labels are ignored.
+    pub fn opened(&mut self, id: RTCDataChannelId, label: &str) {
+        match label {
+            RELIABLE => self.reliable = Some(id),
+            LOSSY => self.lossy = Some(id),
+            _ => debug!(label, "ignoring a data channel with an unknown label"),
+        }
+    }
+
+    /// Whether `id` is the reliable channel (`Some(true)`), the lossy one, or neither.
+    fn kind(&self, id: RTCDataChannelId) -> Option<bool> {
+        if self.reliable == Some(id) {
+            Some(true)
+        } else if self.lossy == Some(id) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    fn get(&self, reliable: bool) -> Option<RTCDataChannelId> {
+        if reliable { self.reliable } else { self.lossy }
+    }
+}
+
+impl Room {
+    /// Relays one message a participant sent on one of its channels.
+    pub(crate) fn relay_data(
+        &mut self,
+        sender: u64,
+        channel: RTCDataChannelId,
+        message: RTCDataChannelMessage,
+        now: Instant,
+    ) {
+        let Some(p) = self.participants.get(&sender) else {
+            return;
+        };
+        let Some(reliable) = p.data.kind(channel) else {
+            return;
+        };
+        let (from, from_id) = (p.identity.clone(), p.id.to_string());
+        let refuse = |room: &mut Room, code, text: String| {
+            room.data_error(sender, channel, code, text, None, None, now);
+        };
+        if !p.grants.can_publish_data {
+            return refuse(
+                self,
+                DataErrorCode::PermissionDenied,
+                "your token does not grant canPublishData".into(),
+            );
+        }
+        if message.is_string {
+            return refuse(
+                self,
+                DataErrorCode::BadFrame,
+                "send binary frames: 2-byte header length, JSON header, payload".into(),
+            );
+        }
+        if message.data.len() > self.config.max_data_message {
+            return refuse(
+                self,
+                DataErrorCode::TooLarge,
+                format!(
+                    "the message is {} bytes; at most {} are relayed",
+                    message.data.len(),
+                    self.config.max_data_message
+                ),
+            );
+        }
+        let (header, payload) = match split_frame(&message.data) {
+            Ok(parts) => parts,
+            Err(e) => return refuse(self, DataErrorCode::BadFrame, e.to_string()),
+        };
+        let raw: serde_json::Value = match serde_json::from_slice(header) {
+            Ok(v) => v,
+            Err(e) => {
+                return refuse(
+                    self,
+                    DataErrorCode::BadFrame,
+                    format!("the header is not JSON: {e}"),
+                );
+            }
+        };
+        if raw.get("from").is_some() || raw.get("fromId").is_some() {
+            return refuse(
+                self,
+                DataErrorCode::ForgedSender,
+                "the header names a sender; the SFU stamps the sender itself".into(),
+            );
+        }
+        let header: SendHeader = match serde_json::from_value(raw) {
+            Ok(h) => h,
+            Err(e) => return refuse(self, DataErrorCode::BadFrame, format!("bad header: {e}")),
+        };
+        if header
+            .topic
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > 64)
+        {
+            return refuse(
+                self,
+                DataErrorCode::BadFrame,
+                "topic is limited to 64 characters".into(),
+            );
+        }
+
+        let mut recipients = Vec::new();
+        let mut unknown = Vec::new();
+        if header.to.is_empty() {
+            recipients.extend(self.participants.keys().copied().filter(|k| *k != sender));
+        } else {
+            for identity in &header.to {
+                match self
+                    .participants
+                    .iter()
+                    .find(|(k, q)| **k != sender && q.identity == *identity)
+                {
+                    Some((k, _)) => recipients.push(*k),
+                    None => unknown.push(identity.clone()),
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            refuse(
+                self,
+                DataErrorCode::UnknownRecipient,
+                format!("not in the room: {}", unknown.join(", ")),
+            );
+        }
+        let frame = BytesMut::from(
+            &encode_frame(
+                &DeliveredHeader {
+                    from: from.clone(),
+                    from_id,
+                    topic: header.topic,
+                    to: header.to,
+                },
+                payload,
+            )[..],
+        );
+        for recipient in recipients {
+            self.deliver(sender, &from, channel, recipient, reliable, &frame, now);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deliver(
+        &mut self,
+        sender: u64,
+        from: &str,
+        sender_channel: RTCDataChannelId,
+        recipient: u64,
+        reliable: bool,
+        frame: &BytesMut,
+        now: Instant,
+    ) {
+        let limit = self.config.max_queued_data;
+        let Some(r) = self.participants.get_mut(&recipient) else {
+            return;
+        };
+        let identity = r.identity.clone();
+        let Some(channel) = r.data.get(reliable) else {
+            if reliable {
+                self.data_error(
+                    sender,
+                    sender_channel,
+                    DataErrorCode::RecipientUnavailable,
+                    format!("{identity} has no reliable data channel open"),
+                    Some(identity),
+                    None,
+                    now,
+                );
+            }
+            return;
+        };
+        let Some(mut dc) = r.publisher.pc().data_channel(channel) else {
+            return;
+        };
+        let queued = dc.outstanding_bytes();
+        if queued + frame.len() + NOTICE_RESERVE > limit {
+            if reliable && !r.data.notified.contains(&sender) {
+                r.data.notified.push(sender);
+                let text = format!(
+                    "{identity} is not keeping up ({queued} bytes queued); messages to it are \
+                     being dropped"
+                );
+                self.data_error(
+                    sender,
+                    sender_channel,
+                    DataErrorCode::RecipientOverflow,
+                    text,
+                    Some(identity),
+                    None,
+                    now,
+                );
+                let missed = format!("messages from {from} were dropped: you are not keeping up");
+                if let Some(own) = self
+                    .participants
+                    .get(&recipient)
+                    .and_then(|q| q.data.reliable)
+                {
+                    self.data_error(
+                        recipient,
+                        own,
+                        DataErrorCode::RecipientOverflow,
+                        missed,
+                        None,
+                        Some(from.to_owned()),
+                        now,
+                    );
+                }
+            }
+            return;
+        }
+        if let Err(e) = dc.send(now, frame.clone()) {
+            debug!(error = %e, "data channel send failed");
+        }
+        let queued_now = dc.outstanding_bytes();
+        self.data_queue_peak
+            .fetch_max(queued_now, Ordering::Relaxed);
+        flush(&self.sockets, &mut r.publisher);
+        r.publisher.deadline = r.publisher.pc().poll_timeout();
+        if reliable && !r.data.slow && queued_now > limit / 2 {
+            // Hold the sender back until this recipient catches up (or turns out to be slow).
+            r.data.congested_since.get_or_insert(now);
+            if let Some(s) = self.participants.get_mut(&sender) {
+                s.data.paused = true;
+            }
+        }
+    }
+
+    /// Re-examines congested recipients: one that drained releases its senders, one that stayed
+    /// congested past the grace period is marked slow and releases them too. Cheap when no
+    /// sender is held back.
+    pub(crate) fn release_data_senders(&mut self, now: Instant) {
+        if !self.participants.values().any(|p| p.data.paused) {
+            return;
+        }
+        let limit = self.config.max_queued_data;
+        let grace = self.config.slow_recipient_grace;
+        let mut holding = false;
+        for r in self.participants.values_mut() {
+            let Some(channel) = r.data.reliable else {
+                continue;
+            };
+            let queued = r
+                .publisher
+                .pc()
+                .data_channel(channel)
+                .map(|dc| dc.outstanding_bytes())
+                .unwrap_or(0);
+            if queued <= limit / 4 {
+                r.data.congested_since = None;
+                r.data.slow = false;
+                r.data.notified.clear();
+            } else if let Some(since) = r.data.congested_since {
+                if now.duration_since(since) >= grace {
+                    debug!(participant = %r.id, queued, "recipient is slow; no longer holding senders");
+                    r.data.slow = true;
+                    r.data.congested_since = None;
+                } else {
+                    holding = true;
+                }
+            }
+        }
+        if holding {
+            return;
+        }
+        let paused: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.data.paused)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in paused {
+            if let Some(p) = self.participants.get_mut(&key) {
+                p.data.paused = false;
+            }
+            self.service(
+                crate::socket::PcKey {
+                    participant: key,
+                    subscriber: false,
+                },
+                now,
+            );
+        }
+    }
+
+    /// Sends an error frame to `who`, on its reliable channel (or the channel it used). Error
+    /// frames are tiny and not held to the queue bound.
+    #[allow(clippy::too_many_arguments)]
+    fn data_error(
+        &mut self,
+        who: u64,
+        fallback_channel: RTCDataChannelId,
+        code: DataErrorCode,
+        message: String,
+        recipient: Option<String>,
+        from: Option<String>,
+        now: Instant,
+    ) {
+        let Some(p) = self.participants.get_mut(&who) else {
+            return;
+        };
+        let channel = p.data.reliable.unwrap_or(fallback_channel);
+        let frame = encode_frame(
+            &ErrorHeader {
+                error: DataError {
+                    code,
+                    message,
+                    recipient,
+                    from,
+                },
+            },
+            &[],
+        );
+        if let Some(mut dc) = p.publisher.pc().data_channel(channel)
+            && let Err(e) = dc.send(now, BytesMut::from(&frame[..]))
+        {
+            debug!(error = %e, "data error frame not sent");
+        }
+        flush(&self.sockets, &mut p.publisher);
+        p.publisher.deadline = p.publisher.pc().poll_timeout();
+    }
+}
