@@ -33,6 +33,7 @@ assets! {
     "style.css" => "text/css; charset=utf-8",
     "switchyard.js" => "text/javascript; charset=utf-8",
     "call.js" => "text/javascript; charset=utf-8",
+    "transfer.js" => "text/javascript; charset=utf-8",
 }
 
 #[cfg(test)]

@@ -1,9 +1,14 @@
 // Switchyard call page (/room/{room}?name=...&relay=1). All signaling and WebRTC lives in
 // switchyard.js; this file only turns its events into DOM.
 //
-// Test hooks: window.switchyard = { client, stats(), remoteParticipants(), state() }.
+// Test hooks: window.switchyard = { client, stats(), remoteParticipants(), state(),
+//   sendFile(file, to), transfers(), chat(text), dataReady(), cancelTransfer(id), chatLog() }.
+// sendFile: `to` is an identity or null (everyone); resolves with the transfer when the sender is
+// done (state 'sent', or 'failed' / 'cancelled'). transfers(): [{id, direction, name, size, bytes,
+// state, sha256, from, error, ...}]. File transfer and chat live in transfer.js.
 
 import { SwitchyardClient } from './switchyard.js';
+import { FileTransfers } from './transfer.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -18,6 +23,7 @@ const ICONS = {
   camOff: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M16 16v0a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h2m4 0h4a2 2 0 0 1 2 2v3.3l1 1L22 7v10M3 3l18 18"/></svg>',
   people: '<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0M16 4.6a3.5 3.5 0 0 1 0 6.8M18 14.2a6.5 6.5 0 0 1 3.5 5.8"/></svg>',
   leave: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M3.7 14.3c4.6-4.4 12-4.4 16.6 0l-2.1 2.5-3.4-1.3v-2.6a11 11 0 0 0-5.6 0v2.6l-3.4 1.3z"/></svg>',
+  files: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8z"/><path d="M14 3v5h5M12 17v-6M9 14l3-3 3 3"/></svg>',
   link: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M10 14a4.5 4.5 0 0 0 6.4 0l3.2-3.2a4.5 4.5 0 0 0-6.4-6.4L12 5.6M14 10a4.5 4.5 0 0 0-6.4 0l-3.2 3.2a4.5 4.5 0 0 0 6.4 6.4l1.2-1.2"/></svg>',
 };
 
@@ -27,6 +33,14 @@ const tiles = new Map();
 const pendingStreams = new Map();
 let client = null;
 let localStream = null;
+/** @type {FileTransfers|null} */
+let files = null;
+/** identity -> display name, kept after people leave (for transfer and chat labels) */
+const knownNames = new Map();
+let activeTab = 'people';
+/** transfers whose row needs redrawing, and the timer that will do it */
+const dirtyTransfers = new Map();
+let transferTimer = null;
 
 main().catch((err) => {
   console.error(err);
@@ -57,14 +71,23 @@ async function main() {
     videoCodec: params.get('codec') || '',
     token: params.get('token') || undefined,
   });
+  files = new FileTransfers(client);
   window.switchyard = {
     client,
+    files,
     stats: () => client.getStats(),
     remoteParticipants: () =>
       [...$('remote-grid').querySelectorAll('[data-participant-id]')].map((el) => el.dataset.identity),
     state: () => client.state,
+    sendFile: (file, to = null) => sendFileHook(file, to),
+    transfers: () => files.list(),
+    cancelTransfer: (id) => files.cancel(id),
+    chat: (text) => files.chat(text),
+    chatLog: () => files.chatLog.map((m) => ({ ...m })),
+    dataReady: () => client.dataReady,
   };
   wireClientEvents();
+  wireFiles();
 
   localStream = await getLocalMedia();
   showLocal(name);
@@ -118,6 +141,236 @@ function wireClientEvents() {
     else pendingStreams.set(detail.participantId, detail.stream);
   });
   client.addEventListener('error', ({ detail }) => showBanner(detail.message, 'error', detail.code));
+}
+
+// ------------------------------------------------------------------ files & chat
+
+/** Resolves with the transfer's snapshot once the sender is done, whatever the outcome. */
+async function sendFileHook(file, to) {
+  const before = new Set(files.list().map((t) => t.id));
+  try {
+    return await files.send(file, to || null);
+  } catch {
+    return files.list().find((t) => t.direction === 'send' && !before.has(t.id)) || null;
+  }
+}
+
+function wireFiles() {
+  $('tab-people').onclick = () => showTab('people');
+  $('tab-files').onclick = () => showTab('files');
+  $('toggle-files').innerHTML = `${ICONS.files}<span>Files &amp; chat</span>`;
+  $('toggle-files').onclick = () => {
+    const open = document.body.classList.contains('people-open') && activeTab === 'files';
+    showTab('files');
+    document.body.classList.toggle('people-open', !open);
+  };
+
+  const input = $('file-input');
+  input.onchange = () => {
+    sendFiles(input.files);
+    input.value = '';
+  };
+  const zone = $('drop-zone');
+  zone.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+    zone.classList.add('over');
+  });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    sendFiles(e.dataTransfer.files);
+  });
+  // A file dropped next to the zone must not make the browser navigate away from the call.
+  for (const type of ['dragover', 'drop']) document.addEventListener(type, (e) => e.preventDefault());
+
+  $('file-to').onchange = () => {
+    const to = $('file-to').value;
+    $('chat-input').placeholder = to ? `Message ${nameOf(to)} privately` : 'Message everyone';
+  };
+  $('chat-form').onsubmit = (e) => {
+    e.preventDefault();
+    const text = $('chat-input').value.trim();
+    if (!text) return;
+    files
+      .chat(text, $('file-to').value || null)
+      .then(() => ($('chat-input').value = ''))
+      .catch((err) => showBanner(`Message not sent: ${err.message}`, 'error'));
+  };
+
+  client.addEventListener('dataOpen', renderDataStatus);
+  client.addEventListener('dataClose', renderDataStatus);
+  client.addEventListener('dataError', ({ detail }) => {
+    if (detail.code === 'permission_denied') showBanner(detail.message || 'You may not send files or messages.', 'error', detail.code);
+    else console.warn('switchyard data error', detail);
+  });
+  files.addEventListener('update', ({ detail }) => scheduleTransferRender(detail));
+  files.addEventListener('chat', ({ detail }) => {
+    addChatLine(detail);
+    if (!detail.self) noteUnread();
+  });
+  renderDataStatus();
+}
+
+function showTab(tab) {
+  activeTab = tab;
+  for (const name of ['people', 'files']) {
+    const on = name === tab;
+    $(`tab-${name}`).setAttribute('aria-selected', String(on));
+    $(`tab-${name}`).classList.toggle('active', on);
+    $(`panel-${name}`).hidden = !on;
+  }
+  if (tab === 'files') {
+    $('unread-count').hidden = true;
+    $('unread-count').textContent = '0';
+  }
+}
+
+function noteUnread() {
+  if (activeTab === 'files' && (document.body.classList.contains('people-open') || innerWidth > 860)) return;
+  const badge = $('unread-count');
+  badge.textContent = String(Number(badge.textContent) + 1);
+  badge.hidden = false;
+}
+
+function renderDataStatus() {
+  const el = $('data-status');
+  el.dataset.ready = String(client.dataReady);
+  el.textContent = client.dataReady
+    ? 'Ready: files and messages go through the server to the people in this call.'
+    : 'File transfer and chat: connecting…';
+}
+
+function sendFiles(list) {
+  const to = $('file-to').value || null;
+  for (const file of [...(list || [])]) files.send(file, to).catch(() => {}); // outcome shown in its row
+  showTab('files');
+}
+
+function nameOf(identity) {
+  if (!identity) return 'someone';
+  if (identity === client.you?.identity) return 'you';
+  for (const p of client.participants.values()) if (p.identity === identity) return p.name;
+  return knownNames.get(identity) || identity;
+}
+
+/** Keep the recipient selector in step with the participant list. */
+function renderRecipients() {
+  const select = $('file-to');
+  const current = select.value;
+  const people = [...client.participants.values()];
+  for (const p of people) knownNames.set(p.identity, p.name);
+  const signature = JSON.stringify(people.map((p) => [p.identity, p.name]));
+  if (select.dataset.signature === signature) return; // unchanged: leave an open menu alone
+  select.dataset.signature = signature;
+  const options = [new Option('Everyone', ''), ...people.map((p) => new Option(p.name, p.identity))];
+  select.replaceChildren(...options);
+  select.value = people.some((p) => p.identity === current) ? current : '';
+  if (select.value !== current) select.onchange?.();
+}
+
+/** Progress updates arrive per 64 KiB chunk: redraw at most ~8 times a second (end states at once). */
+function scheduleTransferRender(t) {
+  dirtyTransfers.set(t.key, t);
+  if (t.state !== 'sending' && t.state !== 'receiving') return flushTransfers();
+  if (!transferTimer) transferTimer = setTimeout(flushTransfers, 120);
+}
+
+function flushTransfers() {
+  clearTimeout(transferTimer);
+  transferTimer = null;
+  for (const t of dirtyTransfers.values()) renderTransfer(t);
+  dirtyTransfers.clear();
+}
+
+function renderTransfer(t) {
+  const list = $('transfer-list');
+  let li = list.querySelector(`[data-key="${CSS.escape(t.key)}"]`);
+  if (!li) {
+    li = document.createElement('li');
+    li.className = 'xfer';
+    li.dataset.key = t.key;
+    li.dataset.id = t.id;
+    li.dataset.direction = t.direction;
+    li.innerHTML = `
+      <div class="xfer-top"><span class="xfer-dir"></span><span class="xfer-name"></span>
+        <button class="icon-btn xfer-cancel" type="button" title="Cancel" aria-label="Cancel transfer">×</button></div>
+      <div class="xfer-peer"></div>
+      <progress class="xfer-bar" max="1" value="0"></progress>
+      <div class="xfer-meta"><span class="xfer-bytes"></span><span class="xfer-rate"></span><span class="xfer-eta"></span></div>
+      <div class="xfer-status"><span class="xfer-state"></span><a class="xfer-download" hidden>Download</a></div>`;
+    li.querySelector('.xfer-cancel').onclick = () => files.cancel(t.id);
+    list.prepend(li);
+    if (t.direction === 'receive') {
+      noteUnread();
+      toast(`${nameOf(t.from)} is sending “${t.name}”`);
+    }
+  }
+  const active = t.state === 'sending' || t.state === 'receiving';
+  li.dataset.state = t.state;
+  li.querySelector('.xfer-dir').textContent = t.direction === 'send' ? '↑' : '↓';
+  li.querySelector('.xfer-name').textContent = t.name;
+  li.querySelector('.xfer-name').title = t.name;
+  li.querySelector('.xfer-peer').textContent =
+    t.direction === 'send' ? `to ${t.to ? nameOf(t.to) : 'everyone'}` : `from ${nameOf(t.from)}`;
+  const bar = li.querySelector('.xfer-bar');
+  bar.max = Math.max(t.size, 1);
+  bar.value = t.size ? t.bytes : t.state === 'sending' || t.state === 'receiving' ? 0 : 1;
+  li.querySelector('.xfer-bytes').textContent = `${formatBytes(t.bytes)} / ${formatBytes(t.size)}`;
+  li.querySelector('.xfer-rate').textContent = active && t.rate ? `${(t.rate / 1e6).toFixed(1)} MB/s` : '';
+  li.querySelector('.xfer-eta').textContent =
+    active && t.rate > 0 ? `${formatDuration((t.size - t.bytes) / t.rate)} left` : '';
+  li.querySelector('.xfer-cancel').hidden = !active;
+  const state = li.querySelector('.xfer-state');
+  state.textContent =
+    t.state === 'failed' ? `failed: ${t.error || 'unknown error'}`
+    : t.state === 'cancelled' ? `cancelled${t.error ? ` (${t.error})` : ''}`
+    : t.state === 'verified' ? 'verified ✓ (SHA-256 matches)'
+    : t.state === 'sent' && !t.to ? 'sent (to everyone)'
+    : t.state;
+  state.title = t.sha256 ? `SHA-256 ${t.sha256}` : '';
+  const link = li.querySelector('.xfer-download');
+  link.hidden = !(t.state === 'verified' && t.url);
+  if (t.url) {
+    link.href = t.url;
+    link.download = t.name;
+  }
+}
+
+function addChatLine(m) {
+  const li = document.createElement('li');
+  li.className = m.self ? 'chat-line self' : 'chat-line';
+  li.dataset.from = m.from || '';
+  const who = document.createElement('span');
+  who.className = 'chat-who';
+  who.textContent = m.self ? 'You' : nameOf(m.from);
+  if (m.to?.length) who.textContent += m.self ? ` → ${m.to.map(nameOf).join(', ')}` : ' (privately)';
+  const time = document.createElement('time');
+  time.textContent = new Date(m.time).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const text = document.createElement('div');
+  text.className = 'chat-text';
+  text.textContent = m.text;
+  li.append(who, time, text);
+  const log = $('chat-log');
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.append(li);
+  if (atBottom || m.self) log.scrollTop = log.scrollHeight;
+}
+
+function formatBytes(n) {
+  if (n < 1000) return `${n} B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${(n / 1e9).toFixed(2)} GB`;
+}
+
+function formatDuration(s) {
+  if (!Number.isFinite(s)) return '–';
+  s = Math.max(0, Math.round(s));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
 // ------------------------------------------------------------------ remote tiles
@@ -237,6 +490,7 @@ function renderParticipantList() {
     }),
   );
   $('people-count').textContent = rows.length;
+  renderRecipients();
 }
 
 // ------------------------------------------------------------------ local media & controls
@@ -345,6 +599,7 @@ function wireStaticControls() {
   $('toggle-cam').onclick = () => toggle('video');
   $('toggle-people').onclick = () => document.body.classList.toggle('people-open');
   $('close-people').onclick = () => document.body.classList.remove('people-open');
+  $('toggle-people').addEventListener('click', () => showTab('people'));
   $('leave').onclick = leaveCall;
   $('copy-link').onclick = copyInvite;
   $('empty-copy').onclick = copyInvite;

@@ -37,8 +37,40 @@
  *                      'ice_failed' (media connection failed; reconnecting), 'no_turn',
  *                      'unauthorized' (dev tokens disabled), 'client' (could not apply a message)
  *
+ * - `dataOpen`         {}   the reliable data channel opened (`client.dataReady` is now true)
+ * - `dataClose`        {}   the data channels went away (drop, reconnect or leave)
+ * - `data`             {from, fromId, topic, to, payload, reliable}   a message from another
+ *                      participant: `from` is its identity, `fromId` its participant id (both
+ *                      stamped by the SFU), `to` the identities it was addressed to ([] = everyone),
+ *                      `payload` an ArrayBuffer, `reliable` which channel carried it
+ * - `dataError`        {code, message, recipient, from, reliable}   the SFU refused or could not
+ *                      deliver a data message: code is permission_denied | forged_sender |
+ *                      unknown_recipient | too_large | bad_frame | recipient_unavailable |
+ *                      recipient_overflow; `recipient` names the recipient concerned (told to the
+ *                      sender), `from` the sender concerned (told to a recipient that missed data)
+ *
  * `client.participants` is a Map participantId -> {id, identity, name, tracks} of the *other*
  * participants; `client.you` is this participant as the server described it in `joined`.
+ *
+ * Data messages (protocol/src/data.rs): the publisher PC carries two data channels, created
+ * before the first publisher offer of every session (also for receive-only participants, whose
+ * offer then holds only the data channels): "reliable" (ordered, retransmitted) and "lossy"
+ * (unordered, no retransmits). Every message is binary: a 2-byte big-endian header length, the
+ * JSON header, then the payload. The SFU relays frames of up to 255 KiB (header included).
+ *
+ * @example
+ * client.addEventListener('data', (e) => {
+ *   const { from, topic, payload } = e.detail;
+ *   if (topic === 'chat') console.log(from, new TextDecoder().decode(payload));
+ * });
+ * if (client.dataReady) await client.sendData(new TextEncoder().encode('hi'), { topic: 'chat' });
+ * await client.sendData(bytes, { to: ['bob'], topic: 'file', reliable: true });
+ *
+ * `client.sendData(payload, {to, topic, reliable = true})` resolves once the frame was handed to
+ * the channel. Sends on one channel keep their order; the client keeps at most ~1 MiB queued in
+ * the browser (it waits for `bufferedamountlow`, threshold 256 KiB, before sending more), so
+ * awaiting each call is all the flow control a sender needs. It rejects when the channel is not
+ * open (see `dataReady`) or goes away, or when the frame is larger than the SFU relays.
  */
 
 const PING_INTERVAL_MS = 5000;
@@ -54,6 +86,15 @@ const FINAL_CLOSE_REASONS = {
   room_closed: 'The room was closed.',
   replaced: 'You joined this room from another tab or device, so this one was disconnected.',
 };
+
+/** Largest data frame the SFU relays (2-byte length + header + payload). */
+export const MAX_DATA_FRAME_BYTES = 255 * 1024;
+/** Largest data-frame header the SFU accepts. */
+export const MAX_DATA_HEADER_BYTES = 4096;
+/** `bufferedAmountLowThreshold` of both data channels. */
+const DATA_BUFFERED_LOW = 256 * 1024;
+/** Never queue more than this in a data channel: wait for `bufferedamountlow` first. */
+const DATA_BUFFERED_HIGH = 1024 * 1024;
 
 /** A fatal problem: stop trying, report state 'failed'. */
 class FatalError extends Error {}
@@ -100,6 +141,11 @@ export class SwitchyardClient extends EventTarget {
 
     this.publisherPc = null;
     this.subscriberPc = null;
+    /** Whether the reliable data channel is open (see `sendData`). */
+    this.dataReady = false;
+    /** The data channels of the current session (on the publisher PC), or null. */
+    this.reliableChannel = null;
+    this.lossyChannel = null;
 
     this._ws = null;
     this._gen = 0; // bumped on every (re)connect; events of older sockets are ignored
@@ -117,6 +163,8 @@ export class SwitchyardClient extends EventTarget {
     this._connectWaiters = null;
     this._finalReason = null; // a `closed` reason that forbids reconnecting
     this._lastError = null; // last server `error`, explains a fatal close
+    this._dataQueues = { reliable: Promise.resolve(), lossy: Promise.resolve() }; // keeps sends in order
+    this._dataWaiters = new Set(); // wake-ups of sends waiting for `bufferedamountlow`
   }
 
   /**
@@ -199,6 +247,59 @@ export class SwitchyardClient extends EventTarget {
       out.push(entry);
     }
     return out;
+  }
+
+  /**
+   * Send a data message to the other participants through the SFU.
+   * @param {ArrayBuffer|ArrayBufferView|string} payload  bytes (a string is sent as UTF-8)
+   * @param {object} [opts]
+   * @param {string|string[]} [opts.to]  recipient identities; omitted or empty: everyone else
+   * @param {string} [opts.topic]  application label (at most 64 characters), e.g. 'chat'
+   * @param {boolean} [opts.reliable=true]  the ordered, reliable channel, or the lossy one
+   * @returns {Promise<void>} resolves when the frame was handed to the channel
+   */
+  sendData(payload, { to, topic, reliable = true } = {}) {
+    const kind = reliable ? 'reliable' : 'lossy';
+    const ch = reliable ? this.reliableChannel : this.lossyChannel;
+    const header = {};
+    const recipients = to == null ? [] : [].concat(to).filter((x) => x != null && x !== '').map(String);
+    if (recipients.length) header.to = recipients;
+    if (topic != null && topic !== '') header.topic = String(topic);
+    let frame;
+    try {
+      frame = encodeDataFrame(header, payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (frame.byteLength > MAX_DATA_FRAME_BYTES) {
+      return Promise.reject(
+        new RangeError(`Data message of ${frame.byteLength} bytes is larger than the SFU relays (${MAX_DATA_FRAME_BYTES}).`),
+      );
+    }
+    const run = () => this.#sendFrame(ch, frame);
+    const sent = this._dataQueues[kind].then(run, run);
+    this._dataQueues[kind] = sent.catch(() => {});
+    return sent;
+  }
+
+  async #sendFrame(ch, frame) {
+    const usable = () => ch && ch.readyState === 'open' && (ch === this.reliableChannel || ch === this.lossyChannel);
+    if (!usable()) throw new Error('The data channel is not open.');
+    while (ch.bufferedAmount > 0 && ch.bufferedAmount + frame.byteLength > DATA_BUFFERED_HIGH) {
+      await new Promise((resolve) => {
+        const done = () => {
+          ch.removeEventListener('bufferedamountlow', done);
+          ch.removeEventListener('close', done);
+          this._dataWaiters.delete(done);
+          resolve();
+        };
+        ch.addEventListener('bufferedamountlow', done);
+        ch.addEventListener('close', done);
+        this._dataWaiters.add(done);
+      });
+      if (!usable()) throw new Error('The data channel closed.');
+    }
+    ch.send(frame);
   }
 
   // ---------------------------------------------------------------- connection lifecycle
@@ -319,6 +420,7 @@ export class SwitchyardClient extends EventTarget {
       pc.close();
     }
     this.publisherPc = this.subscriberPc = null;
+    this.#closeDataChannels();
     this._published = false;
     this._pending = { publisher: [], subscriber: [] };
     this._remoteStreams.clear();
@@ -470,6 +572,7 @@ export class SwitchyardClient extends EventTarget {
     }
     this.publisherPc = this.#createPc('publisher', config);
     this.subscriberPc = this.#createPc('subscriber', config);
+    this.#createDataChannels(this.publisherPc); // before the first publisher offer
     this.subscriberPc.ontrack = (ev) => this.#onRemoteTrack(ev);
 
     this.#setState('connected', `Connected to room “${msg.room}”`);
@@ -486,12 +589,14 @@ export class SwitchyardClient extends EventTarget {
     await this.#publish();
   }
 
-  /** Add the local audio/video tracks as sendonly transceivers and send the publisher offer. */
+  /**
+   * Add the local audio/video tracks as sendonly transceivers and send the publisher offer. A
+   * receive-only participant still offers: its offer carries just the data channels.
+   */
   async #publish() {
     const pc = this.publisherPc;
     const stream = this.localStream;
     const tracks = ['audio', 'video'].map((k) => this.#localTrack(k)).filter(Boolean);
-    if (!tracks.length) return; // receive-only participant
     for (const track of tracks) {
       const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
       if (track.kind === 'video' && this.videoCodec) preferCodec(transceiver, this.videoCodec);
@@ -512,6 +617,80 @@ export class SwitchyardClient extends EventTarget {
       this.#scheduleReconnect(true);
     };
     return pc;
+  }
+
+  /** The "reliable" and "lossy" channels of this session, on the publisher PC. */
+  #createDataChannels(pc) {
+    this.#closeDataChannels();
+    const reliable = pc.createDataChannel('reliable');
+    const lossy = pc.createDataChannel('lossy', { ordered: false, maxRetransmits: 0 });
+    for (const [ch, isReliable] of [
+      [reliable, true],
+      [lossy, false],
+    ]) {
+      ch.binaryType = 'arraybuffer';
+      ch.bufferedAmountLowThreshold = DATA_BUFFERED_LOW;
+      ch.onmessage = (ev) => {
+        if (ch === this.reliableChannel || ch === this.lossyChannel) this.#onDataMessage(ev.data, isReliable);
+      };
+    }
+    reliable.onopen = () => {
+      if (reliable !== this.reliableChannel) return;
+      this.dataReady = true;
+      this.#emit('dataOpen', {});
+    };
+    reliable.onclose = () => {
+      if (reliable !== this.reliableChannel || !this.dataReady) return;
+      this.dataReady = false;
+      this.#emit('dataClose', {});
+    };
+    this.reliableChannel = reliable;
+    this.lossyChannel = lossy;
+    this._dataQueues = { reliable: Promise.resolve(), lossy: Promise.resolve() };
+  }
+
+  #closeDataChannels() {
+    const wasReady = this.dataReady;
+    for (const ch of [this.reliableChannel, this.lossyChannel]) {
+      if (!ch) continue;
+      ch.onopen = ch.onclose = ch.onmessage = null;
+      try {
+        ch.close();
+      } catch {}
+    }
+    this.reliableChannel = this.lossyChannel = null;
+    this.dataReady = false;
+    for (const wake of [...this._dataWaiters]) wake(); // their sends now reject
+    if (wasReady) this.#emit('dataClose', {});
+  }
+
+  #onDataMessage(data, reliable) {
+    if (!(data instanceof ArrayBuffer)) return console.warn('switchyard: ignoring non-binary data message');
+    let frame;
+    try {
+      frame = decodeDataFrame(data);
+    } catch (err) {
+      return console.warn('switchyard: ignoring malformed data frame:', err.message);
+    }
+    const h = frame.header;
+    if (h.error) {
+      const e = h.error;
+      return this.#emit('dataError', {
+        code: e.code,
+        message: e.message || '',
+        recipient: e.recipient ?? null,
+        from: e.from ?? null,
+        reliable,
+      });
+    }
+    this.#emit('data', {
+      from: h.from ?? null,
+      fromId: h.fromId ?? null,
+      topic: h.topic ?? null,
+      to: Array.isArray(h.to) ? h.to : [],
+      payload: frame.payload,
+      reliable,
+    });
   }
 
   #onRemoteTrack(ev) {
@@ -568,6 +747,46 @@ export class SwitchyardClient extends EventTarget {
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/**
+ * Builds a data frame: 2-byte big-endian header length, the JSON header, the payload.
+ * @param {object} header  e.g. {to: ['bob'], topic: 'chat'} (never `from`: the SFU refuses it)
+ * @param {ArrayBuffer|ArrayBufferView|string|null} payload
+ * @returns {Uint8Array}
+ */
+export function encodeDataFrame(header, payload) {
+  const json = new TextEncoder().encode(JSON.stringify(header || {}));
+  if (json.length > MAX_DATA_HEADER_BYTES) {
+    throw new RangeError(`Data header of ${json.length} bytes is too long (at most ${MAX_DATA_HEADER_BYTES}).`);
+  }
+  let body;
+  if (payload == null) body = new Uint8Array(0);
+  else if (typeof payload === 'string') body = new TextEncoder().encode(payload);
+  else if (payload instanceof ArrayBuffer) body = new Uint8Array(payload);
+  else if (ArrayBuffer.isView(payload)) body = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+  else throw new TypeError('sendData: payload must be an ArrayBuffer, a typed array or a string');
+  const frame = new Uint8Array(2 + json.length + body.length);
+  frame[0] = json.length >> 8;
+  frame[1] = json.length & 0xff;
+  frame.set(json, 2);
+  frame.set(body, 2 + json.length);
+  return frame;
+}
+
+/**
+ * Splits a received data frame into its parsed JSON header and its payload (a copy).
+ * @param {ArrayBuffer} buffer
+ * @returns {{header: object, payload: ArrayBuffer}}
+ */
+export function decodeDataFrame(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.length < 2) throw new Error('frame shorter than its header length');
+  const len = (bytes[0] << 8) | bytes[1];
+  if (bytes.length < 2 + len) throw new Error('frame shorter than its header length');
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(2, 2 + len)));
+  if (!header || typeof header !== 'object') throw new Error('header is not a JSON object');
+  return { header, payload: buffer.slice(2 + len) };
 }
 
 function normaliseParticipant(p) {
