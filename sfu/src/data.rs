@@ -273,15 +273,16 @@ impl Room {
             r.data.congested_since.get_or_insert(now);
             if let Some(s) = self.participants.get_mut(&sender) {
                 s.data.paused = true;
+                self.data_senders_held = true;
             }
         }
     }
 
     /// Re-examines congested recipients: one that drained releases its senders, one that stayed
     /// congested past the grace period is marked slow and releases them too. Cheap when no
-    /// sender is held back.
+    /// sender is held back (one flag check per datagram).
     pub(crate) fn release_data_senders(&mut self, now: Instant) {
-        if !self.participants.values().any(|p| p.data.paused) {
+        if !self.data_senders_held {
             return;
         }
         let limit = self.config.max_queued_data;
@@ -314,6 +315,7 @@ impl Room {
         if holding {
             return;
         }
+        self.data_senders_held = false;
         let paused: Vec<u64> = self
             .participants
             .iter()

@@ -214,6 +214,9 @@ pub(crate) struct Room {
     /// The largest number of bytes seen queued for one recipient's data channel (a gauge the
     /// whole SFU shares).
     pub(crate) data_queue_peak: Arc<AtomicUsize>,
+    /// Whether some participant's data messages are being left unread for a congested
+    /// recipient; spares the per-datagram path a scan of the room when none is.
+    pub(crate) data_senders_held: bool,
     media_tx: mpsc::Sender<RoomInput>,
     media_rx: Option<mpsc::Receiver<RoomInput>>,
     signal_tx: mpsc::Sender<SignalCommand>,
@@ -310,6 +313,7 @@ impl Room {
             config,
             sockets,
             data_queue_peak,
+            data_senders_held: false,
             media_tx,
             media_rx: Some(media_rx),
             signal_tx,
