@@ -1,0 +1,1202 @@
+//! The relay's engine: listeners, the allocation table each listener owns, and one task
+//! per allocation that carries peer traffic back to its client.
+//!
+//! Ownership keeps the per-packet path free of locks: a UDP listener (or a TCP/TLS
+//! connection task) owns the allocations of its clients and relays client→peer packets
+//! itself; each allocation's relay task owns the relayed socket's receive side and a
+//! mirror of the permissions and channel bindings (sent to it on a channel when they
+//! change) and relays peer→client packets. Shared state is limited to atomic counters and
+//! the quota table, which is touched only when allocations come and go.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use stun_rs::attributes::stun::{
+    ErrorCode, Fingerprint, MessageIntegrity, Nonce, Realm, Software, UnknownAttributes, UserName,
+    XorMappedAddress,
+};
+use stun_rs::attributes::turn::{
+    ChannelNumber, Data, EvenPort, LifeTime, RequestedAddressFamily, RequestedTrasport,
+    ReservationToken, XorPeerAddress, XorRelayedAddress,
+};
+use stun_rs::{
+    AddressFamily, Algorithm, AlgorithmId, DecoderContextBuilder, HMACKey, MessageClass,
+    MessageDecoderBuilder, MessageEncoderBuilder, MessageMethod, StunAttribute, StunMessage,
+    StunMessageBuilder, methods,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::credentials::{NonceCheck, NonceIssuer, RestUsername, unix_now};
+use crate::limits::{ChallengeLimiter, QuotaTicket, Quotas, TokenBucket};
+use crate::stats::RelayStats;
+use crate::wire::{self, PacketKind};
+use crate::{StartError, TurnConfig};
+
+/// How long a permission lives (RFC 8656 §9).
+const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
+/// How long a channel binding lives (RFC 8656 §12).
+const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// How often expired allocations, permissions and channels are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// A stream connection with no allocation is closed after this long.
+const IDLE_STREAM_TIMEOUT: Duration = Duration::from_secs(60);
+/// Frames queued for one stream client before more are dropped.
+const STREAM_QUEUE: usize = 1024;
+/// The SOFTWARE attribute on responses.
+const SOFTWARE: &str = "Switchyard TURN";
+
+/// State every listener shares. Nothing here is touched per packet except the counters.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: TurnConfig,
+    pub(crate) stats: RelayStats,
+    pub(crate) quotas: Arc<Quotas>,
+    challenges: ChallengeLimiter,
+    nonces: NonceIssuer,
+    cancel: CancellationToken,
+}
+
+/// Binds the listeners and spawns their tasks.
+pub(crate) async fn start(
+    config: TurnConfig,
+    cancel: CancellationToken,
+) -> Result<(SocketAddr, SocketAddr, Option<SocketAddr>, Arc<Shared>), StartError> {
+    if config.relay_ports.0 > config.relay_ports.1 || config.relay_ports.0 == 0 {
+        return Err(StartError::Config(format!(
+            "relay port range {}-{} is empty",
+            config.relay_ports.0, config.relay_ports.1
+        )));
+    }
+    let tls_acceptor = match &config.tls {
+        Some(tls) => Some((tls.listen, tls_acceptor(tls)?)),
+        None => None,
+    };
+    let udp = UdpSocket::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            transport: "UDP",
+            addr: config.listen,
+            source,
+        })?;
+    let udp_addr = udp.local_addr().map_err(|source| StartError::Bind {
+        transport: "UDP",
+        addr: config.listen,
+        source,
+    })?;
+    // Bind TCP on the port UDP got, so that port 0 in tests yields one port for both.
+    let tcp_bind = SocketAddr::new(config.listen.ip(), udp_addr.port());
+    let tcp = TcpListener::bind(tcp_bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            transport: "TCP",
+            addr: tcp_bind,
+            source,
+        })?;
+    let tcp_addr = tcp.local_addr().map_err(|source| StartError::Bind {
+        transport: "TCP",
+        addr: tcp_bind,
+        source,
+    })?;
+    let tls = match tls_acceptor {
+        Some((addr, acceptor)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    transport: "TLS",
+                    addr,
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| StartError::Bind {
+                transport: "TLS",
+                addr,
+                source,
+            })?;
+            Some((listener, bound, acceptor))
+        }
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        quotas: Quotas::new(config.max_allocations_per_user, config.max_allocations),
+        challenges: ChallengeLimiter::new(
+            config.challenges_per_ten_seconds,
+            Duration::from_secs(10),
+            100_000,
+        ),
+        nonces: NonceIssuer::new(),
+        stats: RelayStats::default(),
+        cancel,
+        config,
+    });
+    tokio::spawn(serve_udp(Arc::new(udp), Arc::clone(&shared)));
+    tokio::spawn(accept_tcp(tcp, Arc::clone(&shared)));
+    let tls_addr = tls.as_ref().map(|(_, bound, _)| *bound);
+    if let Some((listener, _, acceptor)) = tls {
+        tokio::spawn(accept_tls(listener, acceptor, Arc::clone(&shared)));
+    }
+    info!(%udp_addr, %tcp_addr, ?tls_addr, relay_ip = %shared.config.relay_ip, "TURN relay listening");
+    Ok((udp_addr, tcp_addr, tls_addr, shared))
+}
+
+fn tls_acceptor(tls: &crate::TlsConfig) -> Result<tokio_rustls::TlsAcceptor, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certificates: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&tls.certificate)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .map_err(|e| StartError::Tls {
+                what: "certificate",
+                path: tls.certificate.clone(),
+                reason: e.to_string(),
+            })?;
+    let key = PrivateKeyDer::from_pem_file(&tls.private_key).map_err(|e| StartError::Tls {
+        what: "private key",
+        path: tls.private_key.clone(),
+        reason: e.to_string(),
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|builder| {
+        builder
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+    })
+    .map_err(|e| StartError::Tls {
+        what: "certificate",
+        path: tls.certificate.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// How replies and relayed packets reach one client.
+#[derive(Debug, Clone)]
+enum ClientLink {
+    /// Datagrams from the shared listener socket.
+    Udp {
+        socket: Arc<UdpSocket>,
+        client: SocketAddr,
+    },
+    /// Frames queued for the connection's writer task.
+    Stream { frames: mpsc::Sender<Bytes> },
+}
+
+impl ClientLink {
+    fn is_stream(&self) -> bool {
+        matches!(self, ClientLink::Stream { .. })
+    }
+
+    /// Sends without waiting; `false` if the packet had to be dropped.
+    fn send(&self, frame: &[u8]) -> bool {
+        match self {
+            ClientLink::Udp { socket, client } => socket.try_send_to(frame, *client).is_ok(),
+            ClientLink::Stream { frames } => frames.try_send(Bytes::copy_from_slice(frame)).is_ok(),
+        }
+    }
+}
+
+/// Where a listener's packets come from, to make a [`ClientLink`] when one is needed.
+enum LinkSource<'a> {
+    Udp(&'a Arc<UdpSocket>),
+    Stream(&'a mpsc::Sender<Bytes>),
+}
+
+impl LinkSource<'_> {
+    fn link(&self, client: SocketAddr) -> ClientLink {
+        match self {
+            LinkSource::Udp(socket) => ClientLink::Udp {
+                socket: Arc::clone(socket),
+                client,
+            },
+            LinkSource::Stream(frames) => ClientLink::Stream {
+                frames: (*frames).clone(),
+            },
+        }
+    }
+}
+
+/// A change the relay task mirrors.
+#[derive(Debug)]
+enum RelayUpdate {
+    Permission(IpAddr, Instant),
+    Channel(SocketAddr, u16, Instant),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ChannelBinding {
+    peer: SocketAddr,
+    expires: Instant,
+}
+
+/// One allocation, owned by the listener (or connection) its client talks to.
+struct Allocation {
+    username: String,
+    relay: Arc<UdpSocket>,
+    relayed: SocketAddr,
+    expires: Instant,
+    permissions: HashMap<IpAddr, Instant>,
+    channels: HashMap<u16, ChannelBinding>,
+    peer_channels: HashMap<SocketAddr, u16>,
+    updates: mpsc::UnboundedSender<RelayUpdate>,
+    allocate_transaction: [u8; 12],
+    allocate_response: Vec<u8>,
+    bucket: TokenBucket,
+    stop: CancellationToken,
+    _quota: QuotaTicket,
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Allocation {
+    fn permitted(&self, ip: IpAddr, now: Instant) -> bool {
+        self.permissions
+            .get(&ip)
+            .is_some_and(|expires| *expires > now)
+    }
+
+    fn install_permission(&mut self, ip: IpAddr, now: Instant) {
+        let expires = now + PERMISSION_LIFETIME;
+        self.permissions.insert(ip, expires);
+        let _ = self.updates.send(RelayUpdate::Permission(ip, expires));
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.permissions.retain(|_, expires| *expires > now);
+        let peer_channels = &mut self.peer_channels;
+        self.channels.retain(|_, binding| {
+            let live = binding.expires > now;
+            if !live {
+                peer_channels.remove(&binding.peer);
+            }
+            live
+        });
+    }
+}
+
+/// A request's verdict before the method-specific handling.
+enum Authenticated {
+    /// Credentials checked: sign the response with this key.
+    Yes { username: String, key: HMACKey },
+    /// An error response is ready in the output buffer (or nothing is to be sent).
+    Replied(Option<usize>),
+}
+
+/// The allocations of one listener (UDP) or one connection (TCP, TLS).
+struct AllocationTable {
+    shared: Arc<Shared>,
+    allocations: HashMap<SocketAddr, Allocation>,
+    out: Vec<u8>,
+}
+
+impl AllocationTable {
+    fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            allocations: HashMap::new(),
+            out: vec![0; 2048],
+        }
+    }
+
+    /// Handles one packet from `client`; returns a reply to send back, if any.
+    fn handle(
+        &mut self,
+        client: SocketAddr,
+        packet: &[u8],
+        source: &LinkSource<'_>,
+        now: Instant,
+    ) -> Option<&[u8]> {
+        match wire::classify(packet) {
+            PacketKind::ChannelData => {
+                self.relay_channel_data(client, packet, now);
+                None
+            }
+            PacketKind::Stun => {
+                let len = self.handle_stun(client, packet, source, now)?;
+                Some(&self.out[..len])
+            }
+            PacketKind::Other => {
+                RelayStats::count(&self.shared.stats.malformed);
+                None
+            }
+        }
+    }
+
+    /// The client→peer fast path: no allocation, no lock.
+    fn relay_channel_data(&mut self, client: SocketAddr, packet: &[u8], now: Instant) {
+        let stats = &self.shared.stats;
+        let Some((channel, data)) = wire::parse_channel_data(packet) else {
+            RelayStats::count(&stats.malformed);
+            return;
+        };
+        let Some(allocation) = self.allocations.get_mut(&client) else {
+            RelayStats::count(&stats.dropped_packets);
+            return;
+        };
+        let Some(binding) = allocation.channels.get(&channel).copied() else {
+            RelayStats::count(&stats.dropped_packets);
+            return;
+        };
+        if binding.expires <= now
+            || !allocation.permitted(binding.peer.ip(), now)
+            || !allocation.bucket.take(data.len(), now)
+        {
+            RelayStats::count(&stats.dropped_packets);
+            return;
+        }
+        match allocation.relay.try_send_to(data, binding.peer) {
+            Ok(_) => RelayStats::add(&stats.packets_to_peers, &stats.bytes_to_peers, data.len()),
+            Err(_) => RelayStats::count(&stats.dropped_packets),
+        }
+    }
+
+    fn handle_stun(
+        &mut self,
+        client: SocketAddr,
+        packet: &[u8],
+        source: &LinkSource<'_>,
+        now: Instant,
+    ) -> Option<usize> {
+        let message = match MessageDecoderBuilder::default().build().decode(packet) {
+            Ok((message, _)) => message,
+            Err(error) => {
+                RelayStats::count(&self.shared.stats.malformed);
+                debug!(%client, %error, "malformed STUN message");
+                return self.bad_request_from_raw(packet);
+            }
+        };
+        match message.class() {
+            MessageClass::Request => {}
+            MessageClass::Indication => {
+                if message.method() == methods::SEND {
+                    self.relay_send_indication(client, &message, now);
+                }
+                return None;
+            }
+            // Responses have no business arriving at a server.
+            _ => return None,
+        }
+        if let Some(unknown) = unknown_required(&message) {
+            return self.reply_error(&message, 420, "Unknown Attribute", None, |b| {
+                b.with_attribute(unknown)
+            });
+        }
+        let method = message.method();
+        if method == methods::BINDING {
+            let reply = StunMessageBuilder::new(methods::BINDING, MessageClass::SuccessResponse)
+                .with_transaction_id(*message.transaction_id())
+                .with_attribute(XorMappedAddress::from(client))
+                .with_attribute(software())
+                .with_attribute(Fingerprint::default())
+                .build();
+            return self.encode(&reply);
+        }
+        if ![
+            methods::ALLOCATE,
+            methods::REFRESH,
+            methods::CREATE_PERMMISSION,
+            methods::CHANNEL_BIND,
+        ]
+        .contains(&method)
+        {
+            return self.reply_error(&message, 400, "Unsupported method", None, |b| b);
+        }
+        // A retransmitted Allocate gets the same answer and is not charged twice.
+        if method == methods::ALLOCATE
+            && let Some(existing) = self.allocations.get(&client)
+        {
+            if existing.allocate_transaction == *message.transaction_id().as_bytes() {
+                let len = existing.allocate_response.len();
+                self.out[..len].copy_from_slice(&existing.allocate_response);
+                return Some(len);
+            }
+        }
+        let (username, key) = match self.authenticate(client, packet, &message, now) {
+            Authenticated::Yes { username, key } => (username, key),
+            Authenticated::Replied(reply) => return reply,
+        };
+        if method == methods::ALLOCATE {
+            self.allocate(client, &message, username, key, source, now)
+        } else {
+            match self.allocations.get(&client) {
+                None => self.reply_error(&message, 437, "Allocation Mismatch", Some(&key), |b| b),
+                Some(allocation) if allocation.username != username => {
+                    self.reply_error(&message, 441, "Wrong Credentials", Some(&key), |b| b)
+                }
+                Some(_) if method == methods::REFRESH => self.refresh(client, &message, key, now),
+                Some(_) if method == methods::CREATE_PERMMISSION => {
+                    self.create_permission(client, &message, key, now)
+                }
+                Some(_) => self.channel_bind(client, &message, key, now),
+            }
+        }
+    }
+
+    /// RFC 8489 §9.2.4 long-term credential checks with REST usernames and our nonces.
+    fn authenticate(
+        &mut self,
+        client: SocketAddr,
+        packet: &[u8],
+        message: &StunMessage,
+        now: Instant,
+    ) -> Authenticated {
+        let shared = Arc::clone(&self.shared);
+        let unix = unix_now();
+        if message.get::<MessageIntegrity>().is_none() {
+            return Authenticated::Replied(self.challenge(
+                client,
+                message,
+                401,
+                "Unauthorized",
+                now,
+            ));
+        }
+        let username = message
+            .get::<UserName>()
+            .and_then(|a| a.as_user_name().ok());
+        let realm = message.get::<Realm>().and_then(|a| a.as_realm().ok());
+        let nonce = message.get::<Nonce>().and_then(|a| a.as_nonce().ok());
+        let (Some(username), Some(realm), Some(nonce)) = (username, realm, nonce) else {
+            return Authenticated::Replied(self.reply_error(
+                message,
+                400,
+                "Missing USERNAME, REALM or NONCE",
+                None,
+                |b| b,
+            ));
+        };
+        match shared.nonces.check(nonce.as_str(), client.ip(), unix) {
+            NonceCheck::Fresh => {}
+            NonceCheck::Stale | NonceCheck::Invalid => {
+                RelayStats::count(&shared.stats.stale_nonces);
+                return Authenticated::Replied(self.challenge(
+                    client,
+                    message,
+                    438,
+                    "Stale Nonce",
+                    now,
+                ));
+            }
+        }
+        let username = username.as_str();
+        let unauthorized = |table: &mut Self| {
+            Authenticated::Replied(table.challenge(client, message, 401, "Unauthorized", now))
+        };
+        if realm.as_str() != shared.config.realm {
+            return unauthorized(self);
+        }
+        let Ok(rest) = RestUsername::parse(username) else {
+            return unauthorized(self);
+        };
+        let password = shared.config.secret.password_for(username);
+        let Ok(key) = HMACKey::new_long_term(
+            username,
+            realm.as_str(),
+            password,
+            Algorithm::from(AlgorithmId::MD5),
+        ) else {
+            return unauthorized(self);
+        };
+        let context = DecoderContextBuilder::default()
+            .with_key(key.clone())
+            .with_validation()
+            .build();
+        if MessageDecoderBuilder::default()
+            .with_context(context)
+            .build()
+            .decode(packet)
+            .is_err()
+        {
+            return unauthorized(self);
+        }
+        // An expired credential may not start an allocation, but one already made with it
+        // keeps being served (a call in progress survives).
+        if message.method() == methods::ALLOCATE && rest.check_fresh(unix).is_err() {
+            return unauthorized(self);
+        }
+        Authenticated::Yes {
+            username: username.to_owned(),
+            key,
+        }
+    }
+
+    /// A 401 or 438 with REALM and a fresh NONCE, unless this source has drawn too many.
+    fn challenge(
+        &mut self,
+        client: SocketAddr,
+        message: &StunMessage,
+        code: u16,
+        reason: &str,
+        now: Instant,
+    ) -> Option<usize> {
+        let shared = Arc::clone(&self.shared);
+        if code == 401 {
+            if !shared.challenges.allow(client.ip(), now) {
+                debug!(%client, "401 rate limit reached; request dropped");
+                return None;
+            }
+            RelayStats::count(&shared.stats.unauthorized);
+        }
+        let nonce = shared.nonces.issue(client.ip(), unix_now());
+        let realm = Realm::new(shared.config.realm.as_str()).ok()?;
+        let nonce = Nonce::new(nonce).ok()?;
+        self.reply_error(message, code, reason, None, |b| {
+            b.with_attribute(realm).with_attribute(nonce)
+        })
+    }
+
+    fn allocate(
+        &mut self,
+        client: SocketAddr,
+        message: &StunMessage,
+        username: String,
+        key: HMACKey,
+        source: &LinkSource<'_>,
+        now: Instant,
+    ) -> Option<usize> {
+        let shared = Arc::clone(&self.shared);
+        if self.allocations.contains_key(&client) {
+            return self.reply_error(message, 437, "Allocation Mismatch", Some(&key), |b| b);
+        }
+        let transport = message
+            .get::<RequestedTrasport>()
+            .and_then(|a| a.as_requested_trasport().ok());
+        match transport {
+            None => {
+                return self.reply_error(
+                    message,
+                    400,
+                    "Missing REQUESTED-TRANSPORT",
+                    Some(&key),
+                    |b| b,
+                );
+            }
+            Some(t) if t.protocol().as_u8() != 17 => {
+                return self.reply_error(
+                    message,
+                    442,
+                    "Unsupported Transport Protocol",
+                    Some(&key),
+                    |b| b,
+                );
+            }
+            Some(_) => {}
+        }
+        if let Some(family) = message
+            .get::<RequestedAddressFamily>()
+            .and_then(|a| a.as_requested_address_family().ok())
+        {
+            let wanted_v6 = family.family() == AddressFamily::IPv6;
+            if wanted_v6 != shared.config.relay_ip.is_ipv6() {
+                return self.reply_error(
+                    message,
+                    440,
+                    "Address Family not Supported",
+                    Some(&key),
+                    |b| b,
+                );
+            }
+        }
+        if message.get::<ReservationToken>().is_some() {
+            return self.reply_error(message, 508, "Insufficient Capacity", Some(&key), |b| b);
+        }
+        let even_port = message.get::<EvenPort>().is_some();
+        let identity = RestUsername::parse(&username)
+            .map(|rest| rest.identity.to_owned())
+            .unwrap_or_else(|_| username.clone());
+        let ticket = match shared.quotas.acquire(&identity) {
+            Ok(ticket) => ticket,
+            Err(error) => {
+                RelayStats::count(&shared.stats.quota_refusals);
+                debug!(%client, %error, "allocation refused");
+                return self.reply_error(
+                    message,
+                    486,
+                    "Allocation Quota Reached",
+                    Some(&key),
+                    |b| b,
+                );
+            }
+        };
+        let Some(relay) = bind_relay_socket(&shared.config, even_port) else {
+            return self.reply_error(message, 508, "Insufficient Capacity", Some(&key), |b| b);
+        };
+        let relayed = match relay.local_addr() {
+            Ok(addr) => addr,
+            Err(_) => {
+                return self.reply_error(message, 508, "Insufficient Capacity", Some(&key), |b| b);
+            }
+        };
+        let lifetime = requested_lifetime(message, &shared.config);
+        let relay = Arc::new(relay);
+        let (updates, updates_rx) = mpsc::unbounded_channel();
+        let stop = shared.cancel.child_token();
+        tokio::spawn(relay_to_client(
+            Arc::clone(&relay),
+            source.link(client),
+            updates_rx,
+            stop.clone(),
+            Arc::clone(&shared),
+        ));
+        let reply = StunMessageBuilder::new(methods::ALLOCATE, MessageClass::SuccessResponse)
+            .with_transaction_id(*message.transaction_id())
+            .with_attribute(XorRelayedAddress::from(relayed))
+            .with_attribute(LifeTime::new(lifetime.as_secs() as u32))
+            .with_attribute(XorMappedAddress::from(client))
+            .with_attribute(software())
+            .with_attribute(MessageIntegrity::new(key.clone()))
+            .with_attribute(Fingerprint::default())
+            .build();
+        let len = self.encode(&reply)?;
+        RelayStats::count(&shared.stats.allocations_created);
+        debug!(%client, %relayed, %username, "allocation created");
+        self.allocations.insert(
+            client,
+            Allocation {
+                username,
+                relay,
+                relayed,
+                expires: now + lifetime,
+                permissions: HashMap::new(),
+                channels: HashMap::new(),
+                peer_channels: HashMap::new(),
+                updates,
+                allocate_transaction: *message.transaction_id().as_bytes(),
+                allocate_response: self.out[..len].to_vec(),
+                bucket: TokenBucket::new(shared.config.max_bandwidth_per_allocation, now),
+                stop,
+                _quota: ticket,
+            },
+        );
+        Some(len)
+    }
+
+    fn refresh(
+        &mut self,
+        client: SocketAddr,
+        message: &StunMessage,
+        key: HMACKey,
+        now: Instant,
+    ) -> Option<usize> {
+        let requested = message
+            .get::<LifeTime>()
+            .and_then(|a| a.as_life_time().ok())
+            .map(|l| l.as_u32());
+        let lifetime = if requested == Some(0) {
+            self.allocations.remove(&client);
+            debug!(%client, "allocation deleted by refresh");
+            Duration::ZERO
+        } else {
+            let lifetime = requested_lifetime(message, &self.shared.config);
+            if let Some(allocation) = self.allocations.get_mut(&client) {
+                allocation.expires = now + lifetime;
+            }
+            lifetime
+        };
+        let reply = StunMessageBuilder::new(methods::REFRESH, MessageClass::SuccessResponse)
+            .with_transaction_id(*message.transaction_id())
+            .with_attribute(LifeTime::new(lifetime.as_secs() as u32))
+            .with_attribute(software())
+            .with_attribute(MessageIntegrity::new(key))
+            .with_attribute(Fingerprint::default())
+            .build();
+        self.encode(&reply)
+    }
+
+    fn create_permission(
+        &mut self,
+        client: SocketAddr,
+        message: &StunMessage,
+        key: HMACKey,
+        now: Instant,
+    ) -> Option<usize> {
+        let shared = Arc::clone(&self.shared);
+        let mut peers = Vec::new();
+        for attribute in message.attributes() {
+            if let StunAttribute::XorPeerAddress(peer) = attribute {
+                match shared.config.policy.check_ip(peer.socket_address().ip()) {
+                    Ok(ip) => peers.push(ip),
+                    Err(refusal) => {
+                        RelayStats::count(&shared.stats.refused_peers);
+                        debug!(%client, peer = %peer.socket_address(), %refusal, "permission refused");
+                        return self.reply_error(message, 403, "Forbidden", Some(&key), |b| b);
+                    }
+                }
+            }
+        }
+        if peers.is_empty() {
+            return self.reply_error(message, 400, "Missing XOR-PEER-ADDRESS", Some(&key), |b| b);
+        }
+        let allocation = self.allocations.get_mut(&client)?;
+        let new = peers
+            .iter()
+            .filter(|ip| !allocation.permissions.contains_key(ip))
+            .count();
+        if allocation.permissions.len() + new > shared.config.max_permissions_per_allocation {
+            return self.reply_error(message, 508, "Insufficient Capacity", Some(&key), |b| b);
+        }
+        for ip in peers {
+            allocation.install_permission(ip, now);
+        }
+        self.success(message, key)
+    }
+
+    fn channel_bind(
+        &mut self,
+        client: SocketAddr,
+        message: &StunMessage,
+        key: HMACKey,
+        now: Instant,
+    ) -> Option<usize> {
+        let shared = Arc::clone(&self.shared);
+        let channel = message
+            .get::<ChannelNumber>()
+            .and_then(|a| a.as_channel_number().ok())
+            .map(|c| c.number());
+        let peer = message
+            .get::<XorPeerAddress>()
+            .and_then(|a| a.as_xor_peer_address().ok())
+            .map(|p| *p.socket_address());
+        let (Some(channel), Some(peer)) = (channel, peer) else {
+            return self.reply_error(
+                message,
+                400,
+                "Missing CHANNEL-NUMBER or XOR-PEER-ADDRESS",
+                Some(&key),
+                |b| b,
+            );
+        };
+        if !(wire::MIN_CHANNEL..=wire::MAX_CHANNEL).contains(&channel) {
+            return self.reply_error(message, 400, "Bad channel number", Some(&key), |b| b);
+        }
+        let peer = match shared.config.policy.check_addr(peer) {
+            Ok(peer) => peer,
+            Err(refusal) => {
+                RelayStats::count(&shared.stats.refused_peers);
+                debug!(%client, %peer, %refusal, "channel bind refused");
+                return self.reply_error(message, 403, "Forbidden", Some(&key), |b| b);
+            }
+        };
+        let allocation = self.allocations.get_mut(&client)?;
+        let channel_taken = allocation
+            .channels
+            .get(&channel)
+            .is_some_and(|b| b.peer != peer);
+        let peer_taken = allocation
+            .peer_channels
+            .get(&peer)
+            .is_some_and(|c| *c != channel);
+        if channel_taken || peer_taken {
+            return self.reply_error(
+                message,
+                400,
+                "Channel or peer already bound",
+                Some(&key),
+                |b| b,
+            );
+        }
+        if !allocation.permissions.contains_key(&peer.ip())
+            && allocation.permissions.len() >= shared.config.max_permissions_per_allocation
+        {
+            return self.reply_error(message, 508, "Insufficient Capacity", Some(&key), |b| b);
+        }
+        let expires = now + CHANNEL_LIFETIME;
+        allocation
+            .channels
+            .insert(channel, ChannelBinding { peer, expires });
+        allocation.peer_channels.insert(peer, channel);
+        let _ = allocation
+            .updates
+            .send(RelayUpdate::Channel(peer, channel, expires));
+        allocation.install_permission(peer.ip(), now);
+        self.success(message, key)
+    }
+
+    /// Send indications: relayed if the policy and a permission allow, else dropped
+    /// silently (indications get no answer).
+    fn relay_send_indication(&mut self, client: SocketAddr, message: &StunMessage, now: Instant) {
+        let stats = &self.shared.stats;
+        let Some(allocation) = self.allocations.get_mut(&client) else {
+            RelayStats::count(&stats.dropped_packets);
+            return;
+        };
+        let peer = message
+            .get::<XorPeerAddress>()
+            .and_then(|a| a.as_xor_peer_address().ok())
+            .map(|p| *p.socket_address());
+        let data = message.get::<Data>().and_then(|a| a.as_data().ok());
+        let (Some(peer), Some(data)) = (peer, data) else {
+            RelayStats::count(&stats.malformed);
+            return;
+        };
+        let peer = match self.shared.config.policy.check_addr(peer) {
+            Ok(peer) => peer,
+            Err(_) => {
+                RelayStats::count(&stats.refused_peers);
+                return;
+            }
+        };
+        let data = data.as_bytes();
+        if !allocation.permitted(peer.ip(), now) || !allocation.bucket.take(data.len(), now) {
+            RelayStats::count(&stats.dropped_packets);
+            return;
+        }
+        match allocation.relay.try_send_to(data, peer) {
+            Ok(_) => RelayStats::add(&stats.packets_to_peers, &stats.bytes_to_peers, data.len()),
+            Err(_) => RelayStats::count(&stats.dropped_packets),
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.allocations.retain(|client, allocation| {
+            let live = allocation.expires > now;
+            if !live {
+                debug!(%client, relayed = %allocation.relayed, "allocation expired");
+            }
+            live
+        });
+        for allocation in self.allocations.values_mut() {
+            allocation.sweep(now);
+        }
+    }
+
+    fn success(&mut self, request: &StunMessage, key: HMACKey) -> Option<usize> {
+        let reply = StunMessageBuilder::new(request.method(), MessageClass::SuccessResponse)
+            .with_transaction_id(*request.transaction_id())
+            .with_attribute(software())
+            .with_attribute(MessageIntegrity::new(key))
+            .with_attribute(Fingerprint::default())
+            .build();
+        self.encode(&reply)
+    }
+
+    fn reply_error(
+        &mut self,
+        request: &StunMessage,
+        code: u16,
+        reason: &str,
+        key: Option<&HMACKey>,
+        extra: impl FnOnce(StunMessageBuilder) -> StunMessageBuilder,
+    ) -> Option<usize> {
+        let error = stun_rs::ErrorCode::new(code, reason).ok()?;
+        let mut builder = StunMessageBuilder::new(request.method(), MessageClass::ErrorResponse)
+            .with_transaction_id(*request.transaction_id())
+            .with_attribute(ErrorCode::from(error));
+        builder = extra(builder).with_attribute(software());
+        if let Some(key) = key {
+            builder = builder.with_attribute(MessageIntegrity::new(key.clone()));
+        }
+        let reply = builder.with_attribute(Fingerprint::default()).build();
+        self.encode(&reply)
+    }
+
+    /// A 400 for a request that `stun-rs` could not decode, built from its raw header.
+    fn bad_request_from_raw(&mut self, packet: &[u8]) -> Option<usize> {
+        if packet.len() < wire::STUN_HEADER_LEN {
+            return None;
+        }
+        let message_type = u16::from_be_bytes([packet[0], packet[1]]);
+        // Class bits C1 C0 = 0b00: a request; anything else gets no answer.
+        if message_type & 0x0110 != 0 {
+            return None;
+        }
+        let method = (message_type & 0x000F)
+            | ((message_type & 0x00E0) >> 1)
+            | ((message_type & 0x3E00) >> 2);
+        let method = MessageMethod::try_from(method).ok()?;
+        let mut transaction = [0u8; 12];
+        transaction.copy_from_slice(&packet[8..20]);
+        let error = stun_rs::ErrorCode::new(400, "Bad Request").ok()?;
+        let reply = StunMessageBuilder::new(method, MessageClass::ErrorResponse)
+            .with_transaction_id(transaction.into())
+            .with_attribute(ErrorCode::from(error))
+            .with_attribute(software())
+            .build();
+        self.encode(&reply)
+    }
+
+    fn encode(&mut self, message: &StunMessage) -> Option<usize> {
+        match MessageEncoderBuilder::default()
+            .build()
+            .encode(&mut self.out, message)
+        {
+            Ok(len) => Some(len),
+            Err(error) => {
+                warn!(?error, "cannot encode a STUN reply");
+                None
+            }
+        }
+    }
+}
+
+fn software() -> Software {
+    Software::new(SOFTWARE).expect("the SOFTWARE text is a valid STUN string")
+}
+
+/// An UNKNOWN-ATTRIBUTES listing comprehension-required attributes we do not know.
+fn unknown_required(message: &StunMessage) -> Option<UnknownAttributes> {
+    let mut unknown = UnknownAttributes::default();
+    for attribute in message.attributes() {
+        if attribute.is_unknown() && attribute.attribute_type().is_comprehension_required() {
+            unknown.add(attribute.attribute_type().as_u16());
+        }
+    }
+    (!unknown.attributes().is_empty()).then_some(unknown)
+}
+
+fn requested_lifetime(message: &StunMessage, config: &TurnConfig) -> Duration {
+    let requested = message
+        .get::<LifeTime>()
+        .and_then(|a| a.as_life_time().ok())
+        .map(|l| Duration::from_secs(u64::from(l.as_u32())));
+    match requested {
+        Some(asked) => asked.clamp(config.default_lifetime, config.max_lifetime),
+        None => config.default_lifetime,
+    }
+}
+
+/// Binds a relayed socket on a random port of the configured range.
+fn bind_relay_socket(config: &TurnConfig, even: bool) -> Option<UdpSocket> {
+    let (low, high) = config.relay_ports;
+    for _ in 0..64 {
+        let mut port = rand::random_range(low..=high);
+        if even {
+            port &= !1;
+            if port < low {
+                continue;
+            }
+        }
+        let Ok(socket) = std::net::UdpSocket::bind((config.relay_ip, port)) else {
+            continue;
+        };
+        if socket.set_nonblocking(true).is_err() {
+            continue;
+        }
+        if let Ok(socket) = UdpSocket::from_std(socket) {
+            return Some(socket);
+        }
+    }
+    warn!(low, high, "no free relay port");
+    None
+}
+
+/// Peer→client: reads the relayed socket and frames what it may pass on.
+async fn relay_to_client(
+    relay: Arc<UdpSocket>,
+    link: ClientLink,
+    mut updates: mpsc::UnboundedReceiver<RelayUpdate>,
+    stop: CancellationToken,
+    shared: Arc<Shared>,
+) {
+    let stats = &shared.stats;
+    let mut permissions: HashMap<IpAddr, Instant> = HashMap::new();
+    let mut channels: HashMap<SocketAddr, (u16, Instant)> = HashMap::new();
+    let headroom = wire::DATA_INDICATION_HEADROOM;
+    let mut buf = vec![0u8; headroom + wire::MAX_UDP_PAYLOAD + 4];
+    let mut ids = wire::TransactionIds::new();
+    let mut bucket = TokenBucket::new(shared.config.max_bandwidth_per_allocation, Instant::now());
+    loop {
+        let received = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            update = updates.recv() => {
+                match update {
+                    Some(RelayUpdate::Permission(ip, expires)) => {
+                        permissions.insert(ip, expires);
+                    }
+                    Some(RelayUpdate::Channel(peer, channel, expires)) => {
+                        channels.insert(peer, (channel, expires));
+                    }
+                    None => break,
+                }
+                if permissions.len() > 2 * shared.config.max_permissions_per_allocation {
+                    let now = Instant::now();
+                    permissions.retain(|_, expires| *expires > now);
+                    channels.retain(|_, (_, expires)| *expires > now);
+                }
+                continue;
+            }
+            received = relay.recv_from(&mut buf[headroom..headroom + wire::MAX_UDP_PAYLOAD]) => received,
+        };
+        let Ok((len, peer)) = received else {
+            // ICMP errors surface here on some systems; the socket stays usable.
+            continue;
+        };
+        let now = Instant::now();
+        if !permissions.get(&peer.ip()).is_some_and(|e| *e > now) || !bucket.take(len, now) {
+            RelayStats::count(&stats.dropped_packets);
+            continue;
+        }
+        let frame = match channels.get(&peer) {
+            Some((channel, expires)) if *expires > now => {
+                let start = headroom - wire::CHANNEL_HEADER_LEN;
+                wire::write_channel_header(&mut buf[start..], *channel, len);
+                let mut end = headroom + len;
+                if link.is_stream() {
+                    let padded = start + wire::CHANNEL_HEADER_LEN + len.next_multiple_of(4);
+                    buf[end..padded].fill(0);
+                    end = padded;
+                }
+                start..end
+            }
+            _ => {
+                let start = headroom - wire::data_indication_header_len(peer);
+                let total =
+                    wire::write_data_indication(&mut buf[start..], peer, ids.next_id(), len);
+                start..start + total
+            }
+        };
+        if link.send(&buf[frame]) {
+            RelayStats::add(&stats.packets_to_clients, &stats.bytes_to_clients, len);
+        } else {
+            RelayStats::count(&stats.dropped_packets);
+        }
+    }
+}
+
+async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
+    let mut table = AllocationTable::new(Arc::clone(&shared));
+    let mut buf = vec![0u8; 65_536];
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    let source = LinkSource::Udp(&socket);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => break,
+            _ = sweep.tick() => table.sweep(Instant::now()),
+            received = socket.recv_from(&mut buf) => {
+                let Ok((len, client)) = received else { continue };
+                if let Some(reply) = table.handle(client, &buf[..len], &source, Instant::now()) {
+                    let _ = socket.try_send_to(reply, client);
+                }
+            }
+        }
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, client)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_stream(stream, client, Arc::clone(&shared)));
+            }
+            Err(error) => {
+                warn!(%error, "TURN TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shared: Arc<Shared>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, client)) => {
+                let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls)) => serve_stream(tls, client, shared).await,
+                        Ok(Err(error)) => debug!(%client, %error, "TLS handshake failed"),
+                        Err(_) => debug!(%client, "TLS handshake timed out"),
+                    }
+                });
+            }
+            Err(error) => {
+                warn!(%error, "TURN TLS accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// One TCP or TLS client: frames the byte stream and owns that client's allocation.
+async fn serve_stream<S>(stream: S, client: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (frames, mut queued) = mpsc::channel::<Bytes>(STREAM_QUEUE);
+    let writer_task = tokio::spawn(async move {
+        while let Some(frame) = queued.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut table = AllocationTable::new(Arc::clone(&shared));
+    let source = LinkSource::Stream(&frames);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    let mut last_allocation = Instant::now();
+    'connection: loop {
+        tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => break,
+            _ = sweep.tick() => {
+                let now = Instant::now();
+                table.sweep(now);
+                if !table.allocations.is_empty() {
+                    last_allocation = now;
+                } else if now.duration_since(last_allocation) > IDLE_STREAM_TIMEOUT {
+                    debug!(%client, "closing a stream connection without an allocation");
+                    break;
+                }
+            }
+            read = reader.read_buf(&mut buf) => {
+                match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                loop {
+                    let frame_len = match wire::stream_frame_len(&buf) {
+                        Ok(Some(len)) => len,
+                        Ok(None) => break,
+                        Err(error) => {
+                            RelayStats::count(&shared.stats.malformed);
+                            debug!(%client, %error, "closing a stream that is not TURN");
+                            break 'connection;
+                        }
+                    };
+                    let frame = buf.split_to(frame_len);
+                    if let Some(reply) = table.handle(client, &frame, &source, Instant::now())
+                        && frames.send(Bytes::copy_from_slice(reply)).await.is_err()
+                    {
+                        break 'connection;
+                    }
+                }
+            }
+        }
+    }
+    drop(table);
+    drop(frames);
+    let _ = writer_task.await;
+}
