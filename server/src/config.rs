@@ -54,6 +54,16 @@ pub struct Cli {
     /// Log filter, for example `info` or `switchyard_sfu=debug,info`.
     #[arg(long, env = "SWITCHYARD_LOG")]
     pub log: Option<String>,
+    /// UDP and TCP port of the bundled TURN relay (0: any free port).
+    #[arg(long, env = "SWITCHYARD_TURN_PORT")]
+    pub turn_port: Option<u16>,
+    /// Host name or IP that clients use to reach the TURN relay (default: the host they
+    /// used for HTTP).
+    #[arg(long, env = "SWITCHYARD_TURN_HOST")]
+    pub turn_host: Option<String>,
+    /// Run without the bundled TURN relay.
+    #[arg(long, env = "SWITCHYARD_NO_TURN")]
+    pub no_turn: bool,
 }
 
 /// The file's shape (every field optional; unknown fields are an error).
@@ -65,6 +75,28 @@ pub struct FileConfig {
     pub rtc: RtcSection,
     pub auth: AuthSection,
     pub room: RoomSection,
+    pub turn: TurnSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnSection {
+    pub enabled: Option<bool>,
+    pub port: Option<u16>,
+    pub host: Option<String>,
+    pub relay_ip: Option<IpAddr>,
+    pub min_port: Option<u16>,
+    pub max_port: Option<u16>,
+    pub secret: Option<String>,
+    pub realm: Option<String>,
+    pub credential_lifetime_secs: Option<u64>,
+    pub allow_peers: Option<Vec<String>>,
+    pub max_allocations_per_user: Option<usize>,
+    pub max_allocations: Option<usize>,
+    pub max_bandwidth: Option<u64>,
+    pub tls_port: Option<u16>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +139,27 @@ pub struct Config {
     pub credentials: Option<(String, String)>,
     pub empty_room_timeout: Duration,
     pub max_participants: usize,
+    /// `None`: no bundled TURN relay.
+    pub turn: Option<TurnSettings>,
+}
+
+/// The bundled TURN relay's settings.
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub port: u16,
+    pub host: Option<String>,
+    pub relay_ip: Option<IpAddr>,
+    pub relay_ports: (u16, u16),
+    /// `None`: generated at start-up (only this process mints credentials).
+    pub secret: Option<String>,
+    pub realm: String,
+    pub credential_lifetime: Duration,
+    /// Peers reachable besides the SFU itself (`ip:port`, `ip` or `cidr`).
+    pub allow_peers: Vec<turn_server::AllowRule>,
+    pub max_allocations_per_user: usize,
+    pub max_allocations: usize,
+    pub max_bandwidth: u64,
+    pub tls: Option<(u16, PathBuf, PathBuf)>,
 }
 
 impl Config {
@@ -121,6 +174,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let turn = turn_settings(&cli, file.turn)?;
         let config = Config {
             log: cli.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             http_bind: cli
@@ -155,6 +209,7 @@ impl Config {
                 .max_participants
                 .or(file.room.max_participants)
                 .unwrap_or(50),
+            turn,
         };
         config.validate()?;
         Ok(config)
@@ -184,6 +239,26 @@ impl Config {
                 bail!("api_secret must be at least 32 characters (it signs HS256 tokens)");
             }
         }
+        if let Some(turn) = &self.turn {
+            if turn.credential_lifetime.is_zero()
+                || turn.credential_lifetime > turn_server::credentials::MAX_CREDENTIAL_LIFETIME
+            {
+                bail!("turn.credential_lifetime_secs must be between 1 and 86400");
+            }
+            if turn.relay_ports.0 == 0 || turn.relay_ports.0 > turn.relay_ports.1 {
+                bail!(
+                    "turn.min_port must be at least 1 and at most turn.max_port, got {}-{}",
+                    turn.relay_ports.0,
+                    turn.relay_ports.1
+                );
+            }
+            if turn.secret.as_ref().is_some_and(|s| s.len() < 16) {
+                bail!("turn.secret must be at least 16 characters");
+            }
+            if turn.max_allocations_per_user == 0 || turn.max_allocations == 0 {
+                bail!("turn.max_allocations_per_user and turn.max_allocations must be at least 1");
+            }
+        }
         if let Some(ip) = self.announce_ip
             && (ip.is_unspecified() || ip.is_multicast() || ip.is_ipv6())
         {
@@ -191,6 +266,43 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn turn_settings(cli: &Cli, file: TurnSection) -> anyhow::Result<Option<TurnSettings>> {
+    if cli.no_turn || file.enabled == Some(false) {
+        return Ok(None);
+    }
+    let allow_peers = file
+        .allow_peers
+        .unwrap_or_default()
+        .iter()
+        .map(|rule| {
+            rule.parse::<turn_server::AllowRule>()
+                .with_context(|| format!("turn.allow_peers has a bad entry {rule:?}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let tls = match (file.tls_cert, file.tls_key) {
+        (Some(cert), Some(key)) => Some((file.tls_port.unwrap_or(5349), cert, key)),
+        (None, None) => None,
+        _ => bail!("turn.tls_cert and turn.tls_key go together: set both to enable TLS"),
+    };
+    Ok(Some(TurnSettings {
+        port: cli.turn_port.or(file.port).unwrap_or(3478),
+        host: cli.turn_host.clone().or(file.host),
+        relay_ip: file.relay_ip,
+        relay_ports: (
+            file.min_port.unwrap_or(49152),
+            file.max_port.unwrap_or(65535),
+        ),
+        secret: file.secret,
+        realm: file.realm.unwrap_or_else(|| "switchyard".into()),
+        credential_lifetime: Duration::from_secs(file.credential_lifetime_secs.unwrap_or(300)),
+        allow_peers,
+        max_allocations_per_user: file.max_allocations_per_user.unwrap_or(12),
+        max_allocations: file.max_allocations.unwrap_or(10_000),
+        max_bandwidth: file.max_bandwidth.unwrap_or(4_000_000),
+        tls,
+    }))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use rand::distr::Alphanumeric;
 use sfu::{Sfu, SfuConfig};
 use signaling::{AppState, SignalingConfig, TokenAuthority};
 use tokio::task::JoinHandle;
+use turn_server::{AllowRule, PeerPolicy, RestSecret, TlsConfig, TurnConfig, TurnServer};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Cli, Config};
@@ -30,6 +31,8 @@ pub struct Server {
     pub dev_credentials: Option<(String, String)>,
     /// Signs tokens with this server's key and secret.
     pub tokens: TokenAuthority,
+    /// The bundled TURN relay, unless disabled.
+    pub turn: Option<TurnServer>,
     cancel: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     sfu: Sfu,
@@ -71,10 +74,21 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             config.rtc_port
         )
     })?;
+    let media_addrs = sfu.media_addresses();
+    let (turn, turn_offer) = match &config.turn {
+        Some(settings) => {
+            let (turn, offer) = start_turn(settings, &media_addrs, config.announce_ip, &cancel)
+                .await
+                .context("cannot start the bundled TURN relay")?;
+            (Some(turn), Some(offer))
+        }
+        None => (None, None),
+    };
     let state = AppState {
         config: Arc::new(SignalingConfig {
             max_message_size: config.max_message_size,
             dev_mode: dev_credentials.is_some(),
+            turn: turn_offer,
             ..SignalingConfig::default()
         }),
         sfu: sfu.clone(),
@@ -94,13 +108,63 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     });
     Ok(Server {
         http_addr,
-        media_addrs: sfu.media_addresses(),
+        media_addrs,
         dev_credentials,
         tokens,
+        turn,
         cancel,
         http,
         sfu,
     })
+}
+
+/// Starts the relay in bundled mode: it reaches the SFU's media addresses (and whatever
+/// `allow_peers` adds) and nothing else, not even other ports of this host.
+async fn start_turn(
+    settings: &config::TurnSettings,
+    media_addrs: &[SocketAddr],
+    announce_ip: Option<std::net::IpAddr>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<(TurnServer, signaling::TurnOffer)> {
+    let secret = RestSecret::new(
+        settings
+            .secret
+            .clone()
+            .unwrap_or_else(|| random_string(40))
+            .into_bytes(),
+    );
+    let mut allow: Vec<AllowRule> = media_addrs.iter().map(|a| AllowRule::Exact(*a)).collect();
+    allow.extend(settings.allow_peers.iter().cloned());
+    let relay_ip = settings
+        .relay_ip
+        .or(announce_ip)
+        .or_else(|| media_addrs.first().map(|a| a.ip()))
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let mut turn = TurnConfig::new(secret.clone(), PeerPolicy::allow_list_only(allow));
+    turn.listen = SocketAddr::from(([0, 0, 0, 0], settings.port));
+    turn.relay_ip = relay_ip;
+    turn.relay_ports = settings.relay_ports;
+    turn.realm = settings.realm.clone();
+    turn.max_allocations_per_user = settings.max_allocations_per_user;
+    turn.max_allocations = settings.max_allocations;
+    turn.max_bandwidth_per_allocation = settings.max_bandwidth;
+    turn.tls = settings
+        .tls
+        .as_ref()
+        .map(|(port, certificate, private_key)| TlsConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], *port)),
+            certificate: certificate.clone(),
+            private_key: private_key.clone(),
+        });
+    let server = TurnServer::start(turn, cancel.clone()).await?;
+    let offer = signaling::TurnOffer {
+        secret,
+        credential_lifetime: settings.credential_lifetime,
+        host: settings.host.clone(),
+        port: server.udp_addr().port(),
+        tls_port: server.tls_addr().map(|a| a.port()),
+    };
+    Ok((server, offer))
 }
 
 impl Server {

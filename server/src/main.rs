@@ -39,6 +39,15 @@ async fn main() -> ExitCode {
         server.http_addr.port(),
         media.join(", ")
     );
+    if let Some(turn) = &server.turn {
+        println!(
+            "TURN relay on UDP and TCP port {}{}, reaching only the SFU",
+            turn.udp_addr().port(),
+            turn.tls_addr()
+                .map(|a| format!(" and TLS port {}", a.port()))
+                .unwrap_or_default()
+        );
+    }
     wait_for_stop_signal().await;
     println!("Shutting down: telling participants, closing rooms (Ctrl-C again to force)...");
     let forced = wait_for_stop_signal();

@@ -31,8 +31,66 @@ pub struct SignalingConfig {
     pub keepalive_timeout: Duration,
     /// When true, `GET /api/dev-token` mints tokens for anyone (no secret was configured).
     pub dev_mode: bool,
-    /// ICE servers handed to clients on join.
+    /// ICE servers handed to clients on join (besides the bundled TURN relay's).
     pub ice_servers: Vec<IceServer>,
+    /// The bundled TURN relay: each joining client gets its own short-lived credential.
+    pub turn: Option<TurnOffer>,
+}
+
+/// How clients reach the bundled TURN relay, and the secret its credentials are minted with.
+#[derive(Debug, Clone)]
+pub struct TurnOffer {
+    /// The TURN REST API secret shared with the relay.
+    pub secret: turn_server::RestSecret,
+    /// How long a minted credential admits new allocations (at most 24 h).
+    pub credential_lifetime: Duration,
+    /// Host name or IP clients use for the relay; `None`: the host the client used for HTTP.
+    pub host: Option<String>,
+    /// UDP and TCP port.
+    pub port: u16,
+    /// TLS port, when the relay has a certificate.
+    pub tls_port: Option<u16>,
+}
+
+impl TurnOffer {
+    /// The ICE server entry for `identity`, with URLs on `host` (an IPv6 literal in brackets).
+    pub fn ice_server(&self, identity: &str, request_host: Option<&str>) -> IceServer {
+        let host = self
+            .host
+            .clone()
+            .or_else(|| request_host.map(host_without_port))
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let credential = self.secret.mint(identity, self.credential_lifetime);
+        let mut urls = vec![
+            format!("turn:{host}:{}?transport=udp", self.port),
+            format!("turn:{host}:{}?transport=tcp", self.port),
+        ];
+        if let Some(tls_port) = self.tls_port {
+            urls.push(format!("turns:{host}:{tls_port}?transport=tcp"));
+        }
+        IceServer {
+            urls,
+            username: Some(credential.username),
+            credential: Some(credential.password),
+        }
+    }
+}
+
+/// `example.com:8080` → `example.com`, `[::1]:8080` → `[::1]`. `localhost` becomes
+/// `127.0.0.1`, because browsers may resolve it to `::1` and the relay listens on IPv4.
+fn host_without_port(host: &str) -> String {
+    let host = if host.starts_with('[') {
+        host.split_once(']')
+            .map(|(h, _)| format!("{h}]"))
+            .unwrap_or_else(|| host.to_owned())
+    } else {
+        host.split(':').next().unwrap_or(host).to_owned()
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        "127.0.0.1".into()
+    } else {
+        host
+    }
 }
 
 impl Default for SignalingConfig {
@@ -42,6 +100,7 @@ impl Default for SignalingConfig {
             keepalive_timeout: Duration::from_secs(15),
             dev_mode: false,
             ice_servers: Vec::new(),
+            turn: None,
         }
     }
 }
@@ -69,14 +128,22 @@ pub fn app(state: AppState) -> Router {
     router.with_state(state)
 }
 
-async fn websocket(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let limit = state.config.max_message_size;
     // A frame somewhat over the message limit is still read whole, so the refusal and the close
     // frame reach the client instead of a connection reset on unread data.
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit.saturating_mul(2))
-        .on_upgrade(move |socket| ws::serve(socket, state))
+        .on_upgrade(move |socket| ws::serve(socket, state, host))
 }
 
 fn static_file(name: &str) -> Response {

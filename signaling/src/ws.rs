@@ -178,9 +178,11 @@ impl Fatal {
 }
 
 /// Serves one WebSocket until the client leaves, goes silent, or the server shuts down.
-pub async fn serve(mut socket: WebSocket, state: AppState) {
+///
+/// `host` is the HTTP Host the client connected to; TURN URLs use it when no host is set.
+pub async fn serve(mut socket: WebSocket, state: AppState, host: Option<String>) {
     let session = tokio::select! {
-        joined = wait_for_join(&mut socket, &state) => joined,
+        joined = wait_for_join(&mut socket, &state, host.as_deref()) => joined,
         _ = state.cancel.cancelled() => {
             close(&mut socket, 1001, "server shutting down").await;
             return;
@@ -198,7 +200,11 @@ pub async fn serve(mut socket: WebSocket, state: AppState) {
 }
 
 /// Reads messages until a valid `join`; answers mistakes before it without giving up.
-async fn wait_for_join(socket: &mut WebSocket, state: &AppState) -> Result<Option<Session>, Fatal> {
+async fn wait_for_join(
+    socket: &mut WebSocket,
+    state: &AppState,
+    host: Option<&str>,
+) -> Result<Option<Session>, Fatal> {
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     loop {
         let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
@@ -212,7 +218,7 @@ async fn wait_for_join(socket: &mut WebSocket, state: &AppState) -> Result<Optio
         };
         match parse_frame(frame, state.config.max_message_size) {
             Incoming::Message(ClientMessage::Join { room, token }) => {
-                return join(state, &room, &token).await.map(Some);
+                return join(state, &room, &token, host).await.map(Some);
             }
             Incoming::Message(ClientMessage::Ping { ts }) => {
                 send(socket, &ServerMessage::Pong { ts }).await;
@@ -237,7 +243,12 @@ async fn wait_for_join(socket: &mut WebSocket, state: &AppState) -> Result<Optio
     }
 }
 
-async fn join(state: &AppState, room: &str, token: &str) -> Result<Session, Fatal> {
+async fn join(
+    state: &AppState,
+    room: &str,
+    token: &str,
+    host: Option<&str>,
+) -> Result<Session, Fatal> {
     if token.is_empty() {
         return Err(Fatal::new(
             ErrorCode::Unauthorized,
@@ -263,11 +274,15 @@ async fn join(state: &AppState, room: &str, token: &str) -> Result<Session, Fata
     } else {
         claims.name.clone()
     };
+    let mut ice_servers = state.config.ice_servers.clone();
+    if let Some(turn) = &state.config.turn {
+        ice_servers.push(turn.ice_server(&claims.sub, host));
+    }
     let params = JoinParams {
         identity: claims.sub,
         name,
         grants: claims.grants,
-        ice_servers: state.config.ice_servers.clone(),
+        ice_servers,
     };
     state.sfu.join(room_id, params).await.map_err(|e| match e {
         JoinError::RoomFull { .. } => Fatal::new(ErrorCode::RoomFull, e.to_string()),

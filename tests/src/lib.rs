@@ -54,3 +54,4 @@ where
 }
 
 pub mod browser;
+pub mod turn_client;

@@ -129,6 +129,7 @@ impl<'a> RestUsername<'a> {
 #[derive(Clone)]
 pub struct NonceIssuer {
     key: [u8; 32],
+    lifetime_secs: u64,
 }
 
 impl std::fmt::Debug for NonceIssuer {
@@ -149,10 +150,17 @@ pub enum NonceCheck {
 }
 
 impl NonceIssuer {
-    /// A new issuer with a random key (nonces do not survive a restart).
+    /// A new issuer with a random key (nonces do not survive a restart) whose nonces go
+    /// stale after [`NONCE_LIFETIME`].
     pub fn new() -> Self {
+        Self::with_lifetime(NONCE_LIFETIME)
+    }
+
+    /// A new issuer whose nonces go stale after `lifetime` (whole seconds, at least one).
+    pub fn with_lifetime(lifetime: Duration) -> Self {
         Self {
             key: rand::random(),
+            lifetime_secs: lifetime.as_secs().max(1),
         }
     }
 
@@ -176,7 +184,7 @@ impl NonceIssuer {
         if self.mac(client, issued) != mac || issued > now + 60 {
             return NonceCheck::Invalid;
         }
-        if now - issued.min(now) >= NONCE_LIFETIME.as_secs() {
+        if now - issued.min(now) >= self.lifetime_secs {
             NonceCheck::Stale
         } else {
             NonceCheck::Fresh

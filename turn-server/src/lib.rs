@@ -65,6 +65,8 @@ pub struct TurnConfig {
     pub default_lifetime: Duration,
     /// The longest allocation lifetime granted.
     pub max_lifetime: Duration,
+    /// How long a nonce is accepted before the client is told 438 Stale Nonce.
+    pub nonce_lifetime: Duration,
 }
 
 /// The TLS listener's address and PEM files.
@@ -97,6 +99,7 @@ impl TurnConfig {
             challenges_per_ten_seconds: 100,
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
+            nonce_lifetime: credentials::NONCE_LIFETIME,
         }
     }
 }

@@ -129,7 +129,7 @@ pub(crate) async fn start(
             Duration::from_secs(10),
             100_000,
         ),
-        nonces: NonceIssuer::new(),
+        nonces: NonceIssuer::with_lifetime(config.nonce_lifetime),
         stats: RelayStats::default(),
         cancel,
         config,
@@ -415,12 +415,11 @@ impl AllocationTable {
         // A retransmitted Allocate gets the same answer and is not charged twice.
         if method == methods::ALLOCATE
             && let Some(existing) = self.allocations.get(&client)
+            && existing.allocate_transaction == *message.transaction_id().as_bytes()
         {
-            if existing.allocate_transaction == *message.transaction_id().as_bytes() {
-                let len = existing.allocate_response.len();
-                self.out[..len].copy_from_slice(&existing.allocate_response);
-                return Some(len);
-            }
+            let len = existing.allocate_response.len();
+            self.out[..len].copy_from_slice(&existing.allocate_response);
+            return Some(len);
         }
         let (username, key) = match self.authenticate(client, packet, &message, now) {
             Authenticated::Yes { username, key } => (username, key),
@@ -1034,7 +1033,7 @@ async fn relay_to_client(
             continue;
         };
         let now = Instant::now();
-        if !permissions.get(&peer.ip()).is_some_and(|e| *e > now) || !bucket.take(len, now) {
+        if permissions.get(&peer.ip()).is_none_or(|e| *e <= now) || !bucket.take(len, now) {
             RelayStats::count(&stats.dropped_packets);
             continue;
         }
