@@ -16,8 +16,8 @@ use rand::distr::Alphanumeric;
 use sfu::{Sfu, SfuConfig};
 use signaling::{AppState, SignalingConfig, TokenAuthority};
 use tokio::task::JoinHandle;
-use turn_server::{AllowRule, PeerPolicy, RestSecret, TlsConfig, TurnConfig, TurnServer};
 use tokio_util::sync::CancellationToken;
+use turn_server::{AllowRule, PeerPolicy, RestSecret, TlsConfig, TurnConfig, TurnServer};
 
 pub use config::{Cli, Config};
 

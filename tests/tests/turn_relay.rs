@@ -29,7 +29,12 @@ async fn bundled(allow: Vec<AllowRule>) -> Server {
 }
 
 fn turn_addr(server: &Server) -> SocketAddr {
-    let port = server.turn.as_ref().expect("TURN running").udp_addr().port();
+    let port = server
+        .turn
+        .as_ref()
+        .expect("TURN running")
+        .udp_addr()
+        .port();
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
@@ -171,8 +176,15 @@ async fn the_deny_list_is_refused_in_every_encoding() {
         }
     }
     // Teredo is refused outright.
-    targets.push(("Teredo 2001:0:4136:e378::1".into(), "2001:0:4136:e378::1".parse().unwrap()));
-    assert!(targets.len() > 100, "the sweep covers {} addresses", targets.len());
+    targets.push((
+        "Teredo 2001:0:4136:e378::1".into(),
+        "2001:0:4136:e378::1".parse().unwrap(),
+    ));
+    assert!(
+        targets.len() > 100,
+        "the sweep covers {} addresses",
+        targets.len()
+    );
     let mut failures = Vec::new();
     for (label, ip) in &targets {
         let peer = SocketAddr::new(*ip, canary_port);
@@ -184,7 +196,9 @@ async fn the_deny_list_is_refused_in_every_encoding() {
             Err(TurnError::Status { code: 403, .. }) => {}
             other => failures.push(format!("ChannelBind {label}: {other:?}")),
         }
-        turn.send_indication(peer, b"must not arrive").await.unwrap();
+        turn.send_indication(peer, b"must not arrive")
+            .await
+            .unwrap();
     }
     assert!(failures.is_empty(), "not refused: {failures:#?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -217,7 +231,10 @@ async fn the_deny_list_is_refused_in_every_encoding() {
         .create_permission(&[IpAddr::V4(Ipv4Addr::LOCALHOST)])
         .await
         .unwrap();
-    allowed.send_indication(canary_addr, b"hello").await.unwrap();
+    allowed
+        .send_indication(canary_addr, b"hello")
+        .await
+        .unwrap();
     let (len, _) = tokio::time::timeout(Duration::from_secs(2), canary.recv_from(&mut buf))
         .await
         .expect("the allowed peer receives")
@@ -240,7 +257,9 @@ async fn bundled_relay_reaches_only_the_sfu() {
         turn.create_permission(&[sfu.ip()])
             .await
             .expect("the SFU's IP");
-        turn.channel_bind(0x4001, sfu).await.expect("the SFU itself");
+        turn.channel_bind(0x4001, sfu)
+            .await
+            .expect("the SFU itself");
         for (label, peer) in [
             ("a UDP port of this host", canary_addr),
             ("the HTTP port", server.http_addr),
@@ -248,7 +267,9 @@ async fn bundled_relay_reaches_only_the_sfu() {
         ] {
             let refused = turn.channel_bind(0x4002, peer).await;
             assert_eq!(refused.unwrap_err().code(), Some(403), "{label}");
-            turn.send_indication(peer, b"must not arrive").await.unwrap();
+            turn.send_indication(peer, b"must not arrive")
+                .await
+                .unwrap();
         }
         let public = turn.create_permission(&["8.8.8.8".parse().unwrap()]).await;
         assert_eq!(public.unwrap_err().code(), Some(403));
@@ -325,11 +346,19 @@ async fn stale_and_foreign_nonces_get_438() {
     // A nonce in our format but not signed by this relay.
     turn.set_nonce("1.0000000000000000");
     turn.refresh(600).await.expect("refresh succeeds after 438");
-    assert_eq!(relay.stats().stale_nonces, before + 1, "one 438 for the forged nonce");
+    assert_eq!(
+        relay.stats().stale_nonces,
+        before + 1,
+        "one 438 for the forged nonce"
+    );
     // Our own nonce, after its lifetime: 438, then the client retries with the new one.
     tokio::time::sleep(Duration::from_secs(3)).await;
     turn.refresh(600).await.expect("refresh succeeds after 438");
-    assert_eq!(relay.stats().stale_nonces, before + 2, "one 438 for the stale nonce");
+    assert_eq!(
+        relay.stats().stale_nonces,
+        before + 2,
+        "one 438 for the stale nonce"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +375,10 @@ async fn quotas_transports_and_permission_limits() {
     let mut clients = Vec::new();
     for i in 0..12 {
         let mut c = client(Transport::Udp, turn, "quota").await;
-        let relayed = c.allocate().await.unwrap_or_else(|e| panic!("allocation {i}: {e}"));
+        let relayed = c
+            .allocate()
+            .await
+            .unwrap_or_else(|e| panic!("allocation {i}: {e}"));
         if i == 0 {
             for _ in 0..3 {
                 assert_eq!(c.retransmit_last_allocate().await.unwrap(), relayed);

@@ -96,7 +96,7 @@ impl TurnConfig {
             max_allocations: 10_000,
             max_permissions_per_allocation: 1024,
             max_bandwidth_per_allocation: 4_000_000,
-            challenges_per_ten_seconds: 100,
+            challenges_per_ten_seconds: 200,
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
             nonce_lifetime: credentials::NONCE_LIFETIME,
@@ -178,5 +178,16 @@ impl TurnServer {
         self.shared
             .stats
             .snapshot(self.shared.quotas.in_use() as u64)
+    }
+}
+
+/// Entry points for the fuzz targets in `turn-server/fuzz` (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Handles one packet from a client as a listener would and returns the reply, if any.
+    /// A packet cannot create an allocation here (that needs valid credentials), so no task
+    /// is spawned and no socket is bound.
+    pub fn handle_client_packet(packet: &[u8]) -> Option<Vec<u8>> {
+        crate::server::fuzz_one_packet(packet)
     }
 }

@@ -1199,3 +1199,30 @@ where
     drop(frames);
     let _ = writer_task.await;
 }
+
+/// Drives the allocation table with one packet from a fixed client, as a listener would, for
+/// fuzzing: the parse, authentication and reply paths, with nothing bound to the network.
+pub(crate) fn fuzz_one_packet(packet: &[u8]) -> Option<Vec<u8>> {
+    use std::sync::OnceLock;
+    static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        let config = TurnConfig::new(
+            crate::RestSecret::new("fuzz-secret"),
+            crate::PeerPolicy::public(Vec::new()),
+        );
+        Arc::new(Shared {
+            quotas: Quotas::new(config.max_allocations_per_user, config.max_allocations),
+            challenges: ChallengeLimiter::new(u32::MAX, Duration::from_secs(10), 16),
+            nonces: NonceIssuer::new(),
+            stats: RelayStats::default(),
+            cancel: CancellationToken::new(),
+            config,
+        })
+    });
+    let (frames, _queued) = mpsc::channel(1);
+    let mut table = AllocationTable::new(Arc::clone(shared));
+    let client = SocketAddr::from(([192, 0, 2, 1], 40000));
+    table
+        .handle(client, packet, &LinkSource::Stream(&frames), Instant::now())
+        .map(<[u8]>::to_vec)
+}
