@@ -62,6 +62,10 @@ struct Args {
     /// Bytes per second per allocation and direction (0: unlimited).
     #[arg(long, default_value_t = 4_000_000)]
     bandwidth: u64,
+    /// Worker threads: 1 runs everything on one thread (least CPU per packet), 0 uses one
+    /// per core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,9 +80,20 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() {
-    if let Err(error) = run(Args::parse()).await {
+fn main() {
+    let args = Args::parse();
+    let runtime = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
+    let result = runtime
+        .context("starting the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args)));
+    if let Err(error) = result {
         eprintln!("switchyard-turn: {error:#}");
         std::process::exit(1);
     }
