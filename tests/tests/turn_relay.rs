@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::time::Duration;
 
+use protocol::{Grants, ServerMessage};
 use switchyard_tests::turn_client::{Transport, TurnClient, TurnError, rest_credentials};
-use switchyard_tests::{Server, start_server};
+use switchyard_tests::{Server, start_server, ws_url};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use turn_server::credentials::unix_now;
@@ -77,14 +78,30 @@ fn free_port_pair() -> u16 {
     panic!("no free pair of UDP ports");
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Udp,
+    Tcp,
+    Tls,
+}
+
 /// Runs `turnutils_uclient` against the relay and returns (sent, received, lost) messages.
-async fn uclient(turn: SocketAddr, peer_port: u16, tcp: bool) -> (u64, u64, u64) {
+async fn uclient(turn: SocketAddr, peer_port: u16, over: Over) -> (u64, u64, u64) {
     let mut command = tokio::process::Command::new("turnutils_uclient");
-    if tcp {
-        command.arg("-t");
+    match over {
+        Over::Udp => {}
+        Over::Tcp => {
+            command.arg("-t");
+        }
+        Over::Tls => {
+            command.args(["-t", "-S"]);
+        }
     }
+    // One identity per run: the per-identity quota (12) counts allocations of earlier runs
+    // until they expire.
+    let identity = format!("uclient-{over:?}");
     let output = command
-        .args(["-W", SECRET, "-u", "uclient", "-e", "127.0.0.1"])
+        .args(["-W", SECRET, "-u", &identity, "-e", "127.0.0.1"])
         .args(["-r", &peer_port.to_string(), "-p", &turn.port().to_string()])
         .args(["-n", "300", "-m", "5", "-l", "170", "-c", "127.0.0.1"])
         .stdout(Stdio::piped())
@@ -113,10 +130,7 @@ async fn uclient(turn: SocketAddr, peer_port: u16, tcp: bool) -> (u64, u64, u64)
         .lines()
         .filter(|l| l.contains("start_mclient: tot_") || l.contains("Total lost"))
         .collect();
-    println!(
-        "turnutils_uclient over {}: {summary:#?}",
-        if tcp { "TCP" } else { "UDP" }
-    );
+    println!("turnutils_uclient over {over:?}: {summary:#?}");
     let sent = number_after("tot_send_msgs").unwrap_or_else(|| panic!("no totals in:\n{text}"));
     let received = number_after("tot_recv_msgs").expect("received total");
     let lost = number_after("Total lost packets").expect("lost total");
@@ -124,12 +138,25 @@ async fn uclient(turn: SocketAddr, peer_port: u16, tcp: bool) -> (u64, u64, u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coturn_client_relays_through_us_over_udp_and_tcp_without_loss() {
+async fn coturn_client_relays_through_us_over_udp_tcp_and_tls_without_loss() {
     let peer_port = free_port_pair();
-    let server = bundled(vec![
-        format!("127.0.0.1:{peer_port}").parse().unwrap(),
-        format!("127.0.0.1:{}", peer_port + 1).parse().unwrap(),
-    ])
+    // A self-signed certificate turns on TLS (uclient does not verify it without -E).
+    let dir = std::env::temp_dir().join(format!("sy-turn-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let server = start_server(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), |config| {
+        let turn = config.turn.as_mut().expect("TURN is on by default");
+        turn.port = 0;
+        turn.secret = Some(SECRET.into());
+        turn.allow_peers = vec![
+            format!("127.0.0.1:{peer_port}").parse().unwrap(),
+            format!("127.0.0.1:{}", peer_port + 1).parse().unwrap(),
+        ];
+        turn.tls = Some((0, cert.clone(), key.clone()));
+    })
     .await;
     let _peer = tokio::process::Command::new("turnutils_peer")
         .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
@@ -139,18 +166,74 @@ async fn coturn_client_relays_through_us_over_udp_and_tcp_without_loss() {
         .spawn()
         .expect("turnutils_peer runs (Debian package coturn)");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let turn = turn_addr(&server);
-    for tcp in [false, true] {
-        let (sent, received, lost) = uclient(turn, peer_port, tcp).await;
-        assert_eq!(sent, 1500, "5 clients x 300 messages");
-        assert_eq!(received, sent, "every echo came back");
+    let relay = server.turn.as_ref().unwrap();
+    let tls_port = relay.tls_addr().expect("TLS listener").port();
+    for over in [Over::Udp, Over::Tcp, Over::Tls] {
+        let turn = match over {
+            Over::Tls => SocketAddr::from((Ipv4Addr::LOCALHOST, tls_port)),
+            _ => turn_addr(&server),
+        };
+        let (sent, received, lost) = uclient(turn, peer_port, over).await;
+        assert_eq!(sent, 1500, "5 clients x 300 messages over {over:?}");
+        assert_eq!(received, sent, "every echo came back over {over:?}");
         assert_eq!(lost, 0);
     }
-    let stats = server.turn.as_ref().unwrap().stats();
+    std::fs::remove_dir_all(&dir).ok();
+    let stats = relay.stats();
     println!("relay counters: {stats:?}");
-    assert!(stats.packets_to_peers >= 3000 && stats.packets_to_clients >= 3000);
+    assert!(stats.packets_to_peers >= 4500 && stats.packets_to_clients >= 4500);
     // TCP allocations end with their connections; UDP ones live until they expire.
     assert!(stats.allocations < stats.allocations_created);
+}
+
+/// Signaling hands each participant a TURN credential on join, and it works on the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_hands_out_a_working_turn_credential() {
+    let server = bundled(vec![]).await;
+    let mut participant = client::Client::connect(&ws_url(&server)).await.unwrap();
+    participant.join(
+        "turn-room",
+        &server.token("alice", "turn-room", Grants::default()),
+    );
+    let ice_servers = participant
+        .wait_message(Duration::from_secs(5), |m| match m {
+            ServerMessage::Joined { ice_servers, .. } => Some(ice_servers.clone()),
+            _ => None,
+        })
+        .await
+        .expect("joined");
+    println!("iceServers: {ice_servers:?}");
+    let turn = ice_servers
+        .iter()
+        .find(|s| s.urls.iter().any(|u| u.starts_with("turn:")))
+        .expect("a TURN entry");
+    let port = turn_addr(&server).port();
+    assert!(
+        turn.urls
+            .contains(&format!("turn:127.0.0.1:{port}?transport=udp"))
+    );
+    assert!(
+        turn.urls
+            .contains(&format!("turn:127.0.0.1:{port}?transport=tcp"))
+    );
+    let username = turn.username.clone().expect("username");
+    let (expiry, identity) = username.split_once(':').expect("expiry:identity");
+    assert_eq!(identity, "alice");
+    let lifetime = expiry.parse::<u64>().unwrap() - unix_now();
+    assert!(
+        (290..=300).contains(&lifetime),
+        "5-minute credential, got {lifetime} s"
+    );
+    let password = turn.credential.clone().expect("credential");
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let mut relay = TurnClient::connect(transport, turn_addr(&server), &username, &password)
+            .await
+            .unwrap();
+        relay
+            .allocate()
+            .await
+            .expect("the minted credential allocates");
+    }
 }
 
 /// Every deny-list address, in every encoding, is refused by CreatePermission and

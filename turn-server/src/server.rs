@@ -1051,9 +1051,13 @@ async fn relay_to_client(
             }
             _ => {
                 let start = headroom - wire::data_indication_header_len(peer);
-                let total =
-                    wire::write_data_indication(&mut buf[start..], peer, ids.next_id(), len);
-                start..start + total
+                match wire::write_data_indication(&mut buf[start..], peer, ids.next_id(), len) {
+                    Some(total) => start..start + total,
+                    None => {
+                        RelayStats::count(&stats.dropped_packets);
+                        continue;
+                    }
+                }
             }
         };
         if link.send(&buf[frame]) {

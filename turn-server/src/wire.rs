@@ -113,16 +113,21 @@ pub fn data_indication_header_len(peer: SocketAddr) -> usize {
 ///
 /// `buf[header..header + len]` must hold the payload, where `header` is
 /// [`data_indication_header_len`]`(peer)`; the header is written in front of it and the
-/// DATA attribute's padding after it. Returns the message's total length.
+/// DATA attribute's padding after it. Returns the message's total length, or `None` (and
+/// writes nothing) when the payload is too large for a STUN message's 16-bit length: a
+/// datagram of over 65,504 bytes from an IPv6 peer cannot be carried in a Data indication.
 pub fn write_data_indication(
     buf: &mut [u8],
     peer: SocketAddr,
     transaction_id: [u8; 12],
     len: usize,
-) -> usize {
+) -> Option<usize> {
     let header = data_indication_header_len(peer);
     let padded = len.next_multiple_of(4);
     let total = header + padded;
+    if total - STUN_HEADER_LEN > usize::from(u16::MAX) {
+        return None;
+    }
     buf[header + len..total].fill(0);
     let body_len = (total - STUN_HEADER_LEN) as u16;
     buf[0..2].copy_from_slice(&METHOD_DATA_INDICATION.to_be_bytes());
@@ -159,7 +164,7 @@ pub fn write_data_indication(
     }
     buf[at..at + 2].copy_from_slice(&ATTR_DATA.to_be_bytes());
     buf[at + 2..at + 4].copy_from_slice(&(len as u16).to_be_bytes());
-    total
+    Some(total)
 }
 
 /// A cheap generator of transaction ids for indications (xorshift; ids of indications
@@ -258,7 +263,8 @@ mod tests {
                 let mut buf = vec![0xEEu8; header + payload.len() + 8];
                 buf[header..header + payload.len()].copy_from_slice(payload);
                 let mut ids = TransactionIds::new();
-                let total = write_data_indication(&mut buf, peer, ids.next_id(), payload.len());
+                let total = write_data_indication(&mut buf, peer, ids.next_id(), payload.len())
+                    .expect("small payloads fit");
                 assert_eq!(total % 4, 0);
                 let (msg, used) = MessageDecoderBuilder::default()
                     .build()
@@ -279,6 +285,16 @@ mod tests {
                 assert_eq!(data.as_bytes(), payload);
             }
         }
+    }
+
+    #[test]
+    fn oversized_data_indications_are_refused_not_wrapped() {
+        let v6: SocketAddr = "[2001:db8::7]:6000".parse().unwrap();
+        let v4: SocketAddr = "203.0.113.7:6000".parse().unwrap();
+        let mut buf = vec![0u8; DATA_INDICATION_HEADROOM + MAX_UDP_PAYLOAD + 4];
+        assert!(write_data_indication(&mut buf, v6, [1; 12], 65_504).is_some());
+        assert_eq!(write_data_indication(&mut buf, v6, [1; 12], 65_505), None);
+        assert!(write_data_indication(&mut buf, v4, [1; 12], MAX_UDP_PAYLOAD).is_some());
     }
 
     #[test]
