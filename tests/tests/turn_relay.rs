@@ -68,7 +68,7 @@ async fn client(transport: Transport, server: SocketAddr, identity: &str) -> Tur
 /// Two consecutive free UDP ports on 127.0.0.1 (turnutils_peer listens on `p` and `p + 1`).
 fn free_port_pair() -> u16 {
     for _ in 0..100 {
-        let base = 20_000 + (rand::random::<u16>() % 20_000) & !1;
+        let base = (20_000 + rand::random::<u16>() % 20_000) & !1;
         let a = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, base));
         let b = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, base + 1));
         if a.is_ok() && b.is_ok() {
