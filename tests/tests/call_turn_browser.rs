@@ -110,6 +110,20 @@ async fn three_browsers_call_through_the_turn_relay() {
             assert_eq!(pair["local"], Value::from("relay"), "{name}: {pair}");
         }
     }
+    // The connection pill tells the user media goes through the relay.
+    for (page, name) in pages.iter().zip(names) {
+        let pill = eval(
+            page,
+            "return document.querySelector('#connection-state .text').textContent",
+        )
+        .await
+        .expect("pill");
+        println!("{name}'s connection pill: {pill}");
+        assert!(
+            pill.as_str().unwrap_or_default().contains("via TURN relay"),
+            "{name}: {pill}"
+        );
+    }
     let stats = server.turn.as_ref().expect("relay").stats();
     println!("relay counters: {stats:?}");
     assert!(stats.allocations >= 6, "two peer connections per page");

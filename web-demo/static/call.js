@@ -102,7 +102,10 @@ function wireClientEvents() {
     const { state, message, attempt, unreachable } = detail;
     document.body.dataset.state = state;
     if (state === 'connecting') setPill('connecting', 'Connecting…');
-    else if (state === 'connected') setPill('connected', 'Connected');
+    else if (state === 'connected') {
+      setPill('connected', 'Connected');
+      showMediaRoute();
+    }
     else if (state === 'reconnecting')
       setPill(
         unreachable ? 'unreachable' : 'reconnecting',
@@ -668,6 +671,34 @@ function askName() {
 }
 
 // ------------------------------------------------------------------ small UI helpers
+
+/** How media reaches the server: the local side of the publisher's selected candidate pair. */
+async function mediaRoute() {
+  const pc = client && client.publisherPc;
+  if (!pc) return null;
+  const report = await pc.getStats();
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+  });
+  const local = pair && report.get(pair.localCandidateId);
+  if (!local) return null;
+  if (local.candidateType === 'relay') return `via TURN relay (${(local.relayProtocol || 'udp').toUpperCase()})`;
+  return local.candidateType === 'srflx' ? 'direct (through NAT)' : 'direct';
+}
+
+/** Adds the media route to the "Connected" pill once ICE has picked a pair. */
+let routeTimer = null;
+function showMediaRoute(tries = 15) {
+  clearTimeout(routeTimer);
+  routeTimer = setTimeout(async () => {
+    const pill = $('connection-state');
+    if (pill.dataset.state !== 'connected') return;
+    const route = await mediaRoute().catch(() => null);
+    if (route) setPill('connected', `Connected · ${route}`);
+    else if (tries > 1) showMediaRoute(tries - 1);
+  }, 1000);
+}
 
 function setPill(state, text) {
   const pill = $('connection-state');
