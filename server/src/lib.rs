@@ -79,7 +79,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         Some(settings) => {
             let (turn, offer) = start_turn(settings, &media_addrs, config.announce_ip, &cancel)
                 .await
-                .context("cannot start the bundled TURN relay")?;
+                .context(
+                    "cannot start the bundled TURN relay (another TURN server on the port? \
+                     set --turn-port or [turn] port, or --no-turn)",
+                )?;
             (Some(turn), Some(offer))
         }
         None => (None, None),

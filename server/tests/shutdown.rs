@@ -20,10 +20,12 @@ fn free_port() -> u16 {
 async fn ctrl_c_tells_participants_and_exits_zero() {
     let http_port = free_port();
     let rtc_port = free_port();
+    let turn_port = free_port();
     let secret = "a-test-secret-that-is-long-enough-0123";
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["--http-bind", &format!("127.0.0.1:{http_port}")])
         .args(["--rtc-port", &rtc_port.to_string()])
+        .args(["--turn-port", &turn_port.to_string()])
         .args(["--announce-ip", "127.0.0.1"])
         .args(["--api-key", "APItest", "--api-secret", secret])
         .stdout(Stdio::piped())

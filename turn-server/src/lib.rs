@@ -108,7 +108,7 @@ impl TurnConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A listener could not be bound.
-    #[error("cannot bind TURN {transport} listener on {addr}: {source}")]
+    #[error("cannot bind the TURN {transport} listener on {addr}")]
     Bind {
         /// "UDP", "TCP" or "TLS".
         transport: &'static str,
