@@ -146,6 +146,10 @@ async fn start_turn(
     let mut turn = TurnConfig::new(secret.clone(), PeerPolicy::allow_list_only(allow));
     turn.listen = SocketAddr::from(([0, 0, 0, 0], settings.port));
     turn.relay_ip = relay_ip;
+    // Behind 1:1 NAT the advertised address is not on this host: bind every interface.
+    if std::net::UdpSocket::bind((relay_ip, 0)).is_err() {
+        turn.relay_bind_ip = Some(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    }
     turn.relay_ports = settings.relay_ports;
     turn.realm = settings.realm.clone();
     turn.max_allocations_per_user = settings.max_allocations_per_user;

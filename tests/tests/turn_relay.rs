@@ -554,6 +554,25 @@ async fn malformed_messages_never_break_the_relay() {
     for case in &cases {
         raw.send_raw(case, Duration::from_millis(5)).await.unwrap();
     }
+    // A 64 KB Allocate with 16,000 unknown comprehension-required attributes: dropped
+    // unparsed (parsing it would cost the relay far more than the sender).
+    let mut huge = header(0x0003, 0);
+    for kind in 0..16_000u16 {
+        huge.extend((0x0100 + kind % 0x7E00).to_be_bytes());
+        huge.extend([0, 0]);
+    }
+    let body = (huge.len() - 20) as u16;
+    huge[2..4].copy_from_slice(&body.to_be_bytes());
+    let started = std::time::Instant::now();
+    let answer = raw
+        .send_raw(&huge, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(answer.is_none(), "an oversized request is not answered");
+    println!(
+        "oversized request dropped; round trip {:?}",
+        started.elapsed()
+    );
     let mut tcp_garbage = client(Transport::Tcp, turn, "fuzzy").await;
     let _ = tcp_garbage
         .send_raw(b"\x16\x03\x01 not TURN at all", Duration::from_millis(200))

@@ -41,8 +41,12 @@ pub struct TurnConfig {
     pub listen: SocketAddr,
     /// TLS listener, when a certificate is configured.
     pub tls: Option<TlsConfig>,
-    /// Address relayed sockets are bound to and advertised as XOR-RELAYED-ADDRESS.
+    /// Address advertised in XOR-RELAYED-ADDRESS (IPv4); relayed sockets are bound to it
+    /// unless `relay_bind_ip` says otherwise.
     pub relay_ip: IpAddr,
+    /// Local address relayed sockets are bound to, when `relay_ip` is a public address
+    /// that is not on this host (1:1 NAT, as on most clouds).
+    pub relay_bind_ip: Option<IpAddr>,
     /// Ports for relayed sockets, inclusive.
     pub relay_ports: (u16, u16),
     /// The REALM of long-term credentials.
@@ -59,9 +63,11 @@ pub struct TurnConfig {
     pub max_permissions_per_allocation: usize,
     /// Bytes per second one allocation may relay in each direction (0: unlimited).
     pub max_bandwidth_per_allocation: u64,
-    /// 401 challenges one source address may draw per 10 s.
+    /// Unauthenticated replies (401, 438, 400, Binding) one source address may draw per 10 s.
     pub challenges_per_ten_seconds: u32,
-    /// Allocation lifetime when the client asks for none, and the longest one granted.
+    /// TCP and TLS connections open at once (handshakes included).
+    pub max_stream_connections: usize,
+    /// Allocation lifetime when the client asks for none, and the shortest one granted.
     pub default_lifetime: Duration,
     /// The longest allocation lifetime granted.
     pub max_lifetime: Duration,
@@ -88,6 +94,7 @@ impl TurnConfig {
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 3478)),
             tls: None,
             relay_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            relay_bind_ip: None,
             relay_ports: (49152, 65535),
             realm: "switchyard".into(),
             secret,
@@ -97,6 +104,7 @@ impl TurnConfig {
             max_permissions_per_allocation: 1024,
             max_bandwidth_per_allocation: 4_000_000,
             challenges_per_ten_seconds: 200,
+            max_stream_connections: 4096,
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
             nonce_lifetime: credentials::NONCE_LIFETIME,

@@ -104,8 +104,10 @@ impl Drop for QuotaTicket {
     }
 }
 
-/// Limits 401 replies per source address in fixed windows, with a bounded table: when
-/// the table is full, addresses not yet in it get no challenge until the window ends.
+/// Limits unauthenticated replies per source address in fixed windows, with a bounded
+/// table: when the table is full (a flood from many spoofed sources), addresses not yet in
+/// it share one overflow budget of ten addresses' worth until the window ends, so real
+/// newcomers still get through and the flood gets no more than that.
 #[derive(Debug)]
 pub struct ChallengeLimiter {
     per_window: u32,
@@ -118,6 +120,7 @@ pub struct ChallengeLimiter {
 struct ChallengeState {
     window_start: Instant,
     counts: HashMap<IpAddr, u32>,
+    overflow: u32,
 }
 
 impl ChallengeLimiter {
@@ -131,6 +134,7 @@ impl ChallengeLimiter {
             state: Mutex::new(ChallengeState {
                 window_start: Instant::now(),
                 counts: HashMap::new(),
+                overflow: 0,
             }),
         }
     }
@@ -141,6 +145,7 @@ impl ChallengeLimiter {
         if now.duration_since(state.window_start) >= self.window {
             state.window_start = now;
             state.counts.clear();
+            state.overflow = 0;
         }
         let tracked = state.counts.len();
         match state.counts.get_mut(&source) {
@@ -149,7 +154,14 @@ impl ChallengeLimiter {
                 *count += 1;
                 true
             }
-            None if tracked >= self.max_sources => false,
+            None if tracked >= self.max_sources => {
+                if state.overflow < self.per_window.saturating_mul(10) {
+                    state.overflow += 1;
+                    true
+                } else {
+                    false
+                }
+            }
             None => {
                 state.counts.insert(source, 1);
                 true
@@ -228,7 +240,14 @@ mod tests {
         assert!(limiter.allow(a, start));
         assert!(!limiter.allow(a, start));
         assert!(limiter.allow(b, start));
-        assert!(!limiter.allow(c, start), "table full");
+        // The table is full: newcomers share an overflow budget of 10 x 2.
+        let newcomers: Vec<IpAddr> = (10..40).map(|i| IpAddr::from([198, 51, 100, i])).collect();
+        let admitted = newcomers
+            .iter()
+            .filter(|ip| limiter.allow(**ip, start))
+            .count();
+        assert_eq!(admitted, 20);
+        assert!(!limiter.allow(c, start), "overflow budget spent");
         let later = start + Duration::from_secs(10);
         assert!(limiter.allow(a, later));
         assert!(limiter.allow(c, later));
