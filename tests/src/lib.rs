@@ -21,6 +21,10 @@ pub async fn start_server(announce: Option<IpAddr>, tweak: impl FnOnce(&mut Conf
     config.http_bind = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     config.rtc_port = 0;
     config.announce_ip = announce;
+    if let Some(turn) = config.turn.as_mut() {
+        // Tests run in parallel: each server gets its own TURN port.
+        turn.port = 0;
+    }
     tweak(&mut config);
     switchyard::start(config).await.expect("server starts")
 }
