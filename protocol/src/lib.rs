@@ -4,6 +4,7 @@
 //! recorder) so that both ends parse exactly the same JSON. This crate holds data only: no I/O,
 //! no validation beyond what serde does.
 
+pub mod admin;
 pub mod data;
 
 use serde::{Deserialize, Serialize};

@@ -104,6 +104,7 @@ pub struct TurnSection {
 pub struct HttpSection {
     pub bind: Option<SocketAddr>,
     pub max_message_size: Option<usize>,
+    pub max_auth_failures: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -133,6 +134,8 @@ pub struct Config {
     pub log: String,
     pub http_bind: SocketAddr,
     pub max_message_size: usize,
+    /// Failed admin authentications from one address per minute before 429.
+    pub max_auth_failures: u32,
     pub rtc_port: u16,
     pub announce_ip: Option<IpAddr>,
     /// `None`: dev mode (a key and secret are generated at start-up).
@@ -185,6 +188,7 @@ impl Config {
                 .max_message_size
                 .or(file.http.max_message_size)
                 .unwrap_or(1024 * 1024),
+            max_auth_failures: file.http.max_auth_failures.unwrap_or(10),
             rtc_port: cli.rtc_port.or(file.rtc.port).unwrap_or(7882),
             announce_ip: cli.announce_ip.or(file.rtc.announce_ip),
             credentials: match (

@@ -97,7 +97,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         sfu: sfu.clone(),
         tokens: tokens.clone(),
         cancel: cancel.clone(),
+        auth_failures: Arc::new(signaling::api::AuthFailures::new(config.max_auth_failures)),
     };
+    tokio::spawn(signaling::api::publish_stats(sfu.clone(), cancel.clone()));
     let listener = tokio::net::TcpListener::bind(config.http_bind)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http_bind))?;
@@ -105,9 +107,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let app = signaling::app(state);
     let shutdown = cancel.clone();
     let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
     });
     Ok(Server {
         http_addr,

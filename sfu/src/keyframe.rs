@@ -38,26 +38,33 @@ impl VideoCodec {
             VideoCodec::Other => true,
         }
     }
+
+    /// The picture size carried by this packet, if it starts a keyframe that says (VP8).
+    pub fn dimensions(self, payload: &[u8]) -> Option<(u32, u32)> {
+        match self {
+            VideoCodec::Vp8 => vp8_dimensions(payload),
+            _ => None,
+        }
+    }
 }
 
-/// RFC 7741 payload descriptor, then the VP8 frame tag whose lowest bit is 0 on keyframes.
-fn vp8_keyframe_start(p: &[u8]) -> bool {
-    let Some(&first) = p.first() else {
-        return false;
-    };
+/// Where the VP8 payload starts, past the RFC 7741 payload descriptor, when this packet
+/// begins partition 0 of a frame.
+fn vp8_frame_start(p: &[u8]) -> Option<usize> {
+    let &first = p.first()?;
     let extended = first & 0x80 != 0;
     let start_of_partition = first & 0x10 != 0;
     let partition_id = first & 0x07;
     if !start_of_partition || partition_id != 0 {
-        return false;
+        return None;
     }
     let mut i = 1;
     if extended {
-        let Some(&x) = p.get(i) else { return false };
+        let &x = p.get(i)?;
         i += 1;
         if x & 0x80 != 0 {
             // PictureID: one byte, or two when its M bit is set.
-            let Some(&pid) = p.get(i) else { return false };
+            let &pid = p.get(i)?;
             i += if pid & 0x80 != 0 { 2 } else { 1 };
         }
         if x & 0x40 != 0 {
@@ -67,7 +74,25 @@ fn vp8_keyframe_start(p: &[u8]) -> bool {
             i += 1; // TID/Y/KEYIDX
         }
     }
-    matches!(p.get(i), Some(tag) if tag & 0x01 == 0)
+    Some(i)
+}
+
+/// The VP8 frame tag's lowest bit is 0 on keyframes.
+fn vp8_keyframe_start(p: &[u8]) -> bool {
+    vp8_frame_start(p).is_some_and(|i| matches!(p.get(i), Some(tag) if tag & 0x01 == 0))
+}
+
+/// A VP8 keyframe's size (RFC 6386 §9.1: frame tag, start code 9d 01 2a, 14-bit width and
+/// height, little-endian).
+fn vp8_dimensions(p: &[u8]) -> Option<(u32, u32)> {
+    let i = vp8_frame_start(p)?;
+    let header = p.get(i..i + 10)?;
+    if header[0] & 0x01 != 0 || header[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u32::from(u16::from_le_bytes([header[6], header[7]]) & 0x3fff);
+    let height = u32::from(u16::from_le_bytes([header[8], header[9]]) & 0x3fff);
+    (width > 0 && height > 0).then_some((width, height))
 }
 
 /// RFC 9628 descriptor: B (start of frame) set and P (inter-picture predicted) clear.
@@ -128,6 +153,25 @@ mod tests {
         // Extended with L and T bits.
         assert!(VideoCodec::Vp8.is_keyframe_start(&[0x90, 0xe0, 0x05, 0x07, 0x20, 0x00]));
         assert!(!VideoCodec::Vp8.is_keyframe_start(&[0x90, 0xe0, 0x05, 0x07, 0x20, 0x01]));
+    }
+
+    #[test]
+    fn vp8_keyframes_carry_their_size() {
+        // Descriptor with a 2-byte picture id, then a keyframe header for 640x480 with the
+        // scaling bits set (they are not part of the size).
+        let packet = [
+            0x90, 0x80, 0x81, 0x23, 0x50, 0x2f, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x42, 0xe0, 0xc1,
+        ];
+        assert_eq!(VideoCodec::Vp8.dimensions(&packet), Some((640, 480)));
+        // A delta frame, a missing start code and a short packet say nothing.
+        let mut delta = packet;
+        delta[4] |= 0x01;
+        assert_eq!(VideoCodec::Vp8.dimensions(&delta), None);
+        let mut no_start_code = packet;
+        no_start_code[7] = 0;
+        assert_eq!(VideoCodec::Vp8.dimensions(&no_start_code), None);
+        assert_eq!(VideoCodec::Vp8.dimensions(&packet[..10]), None);
+        assert_eq!(VideoCodec::H264.dimensions(&packet), None);
     }
 
     #[test]

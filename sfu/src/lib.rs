@@ -12,7 +12,9 @@
 //! What this crate must never do: decode media, block or take a lock per packet, or panic on
 //! anything a network peer sends.
 
+pub mod admin;
 pub mod data;
+pub mod events;
 mod feedback;
 pub mod forwarder;
 mod ids;
@@ -20,6 +22,7 @@ pub mod keyframe;
 mod peer;
 mod room;
 mod socket;
+mod stats;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +30,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use protocol::admin::RoomSettings;
 use protocol::{CloseReason, Grants, IceCandidate, IceServer, LeaveReason, ServerMessage};
 use protocol::{Target, TrackKind};
 use tokio::sync::{mpsc, oneshot};
@@ -36,8 +40,17 @@ use tokio_util::task::TaskTracker;
 pub use forwarder::{Decision, Forwarder};
 pub use ids::{InvalidRoomId, ParticipantId, RoomId, TrackId};
 
+pub use admin::{AdminCommand, AdminError, AdminReply};
 use room::{RoomControl, SignalCommand};
 use socket::MediaSockets;
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// Settings of the media plane.
 #[derive(Debug, Clone)]
@@ -60,6 +73,8 @@ pub struct SfuConfig {
     /// How long a recipient may stay above half its queue bound, holding its senders back,
     /// before it counts as slow and stops holding them.
     pub slow_recipient_grace: Duration,
+    /// Video codecs publishers may send (`vp8`, `vp9`, `h264`); empty: every one we support.
+    pub video_codecs: Vec<String>,
 }
 
 impl Default for SfuConfig {
@@ -73,6 +88,7 @@ impl Default for SfuConfig {
             max_data_message: 255 * 1024,
             max_queued_data: 4 * 1024 * 1024,
             slow_recipient_grace: Duration::from_secs(2),
+            video_codecs: Vec::new(),
         }
     }
 }
@@ -186,6 +202,7 @@ struct Inner {
     rooms: Mutex<HashMap<RoomId, RoomEntry>>,
     next_key: AtomicU64,
     data_queue_peak: Arc<AtomicUsize>,
+    events: events::EventBus,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -209,6 +226,7 @@ impl Sfu {
                 rooms: Mutex::new(HashMap::new()),
                 next_key: AtomicU64::new(1),
                 data_queue_peak: Arc::new(AtomicUsize::new(0)),
+                events: events::EventBus::new(),
                 cancel,
                 tasks: TaskTracker::new(),
             }),
@@ -267,6 +285,70 @@ impl Sfu {
         })?
     }
 
+    /// Sends an admin request to `room` and waits for its answer.
+    pub async fn admin(
+        &self,
+        room: &RoomId,
+        command: AdminCommand,
+    ) -> Result<AdminReply, AdminError> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let sent = self.rooms().get(room).is_some_and(|entry| {
+            entry
+                .control
+                .send(RoomControl::Admin {
+                    command,
+                    reply: reply_tx,
+                })
+                .is_ok()
+        });
+        if !sent {
+            return Err(AdminError::NoSuchRoom(room.to_string()));
+        }
+        match tokio::time::timeout(Duration::from_secs(5), reply_rx).await {
+            Ok(Ok(reply)) => reply,
+            // The room closed meanwhile.
+            Ok(Err(_)) => Err(AdminError::NoSuchRoom(room.to_string())),
+            Err(_) => Err(AdminError::Unavailable),
+        }
+    }
+
+    /// What happens in the rooms, for the admin event stream.
+    pub fn events(&self) -> &events::EventBus {
+        &self.inner.events
+    }
+
+    /// Names of the open rooms.
+    pub fn room_names(&self) -> Vec<RoomId> {
+        let mut names: Vec<RoomId> = self.rooms().keys().cloned().collect();
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names
+    }
+
+    /// Opens `room` with its own settings before anyone joins. It closes like any room once
+    /// it has been empty for its `empty_timeout_seconds`.
+    pub fn create_room(&self, room: RoomId, settings: &RoomSettings) -> Result<(), AdminError> {
+        let mut config = self.inner.config.clone();
+        config.max_participants = settings.max_participants;
+        config.empty_room_timeout = Duration::from_secs(settings.empty_timeout_seconds);
+        config.video_codecs = settings.codecs.clone();
+        let mut rooms = self.rooms();
+        if rooms.contains_key(&room) {
+            return Err(AdminError::RoomExists(room.to_string()));
+        }
+        let entry = self.spawn_room_with(room.clone(), config);
+        rooms.insert(room, entry);
+        Ok(())
+    }
+
+    /// The settings a room gets when it is created by a join.
+    pub fn default_room_settings(&self) -> RoomSettings {
+        RoomSettings {
+            max_participants: self.inner.config.max_participants,
+            empty_timeout_seconds: self.inner.config.empty_room_timeout.as_secs(),
+            codecs: self.inner.config.video_codecs.clone(),
+        }
+    }
+
     /// Resolves when every room task has finished after cancellation.
     pub async fn closed(&self) {
         self.inner.tasks.close();
@@ -282,14 +364,19 @@ impl Sfu {
     }
 
     fn spawn_room(&self, id: RoomId) -> RoomEntry {
+        self.spawn_room_with(id, self.inner.config.clone())
+    }
+
+    fn spawn_room_with(&self, id: RoomId, config: SfuConfig) -> RoomEntry {
         let generation = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let sfu = self.clone();
         let room = room::Room::new(
             id.clone(),
-            self.inner.config.clone(),
+            config,
             self.inner.sockets.clone(),
             self.inner.data_queue_peak.clone(),
+            self.inner.events.clone(),
         );
         self.inner.tasks.spawn(room::run(
             room,

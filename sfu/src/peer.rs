@@ -120,7 +120,12 @@ pub(crate) struct ServerPeer {
 
 impl ServerPeer {
     /// Builds a peer connection with its own ICE credentials and our host candidates added.
-    pub fn new(now: Instant, candidates: &[SocketAddr]) -> Result<Self, SfuError> {
+    /// `video_codecs` (`vp8`, `vp9`, `h264`) limits the video codecs; empty allows them all.
+    pub fn new(
+        now: Instant,
+        candidates: &[SocketAddr],
+        video_codecs: &[String],
+    ) -> Result<Self, SfuError> {
         let ufrag = random_token(16);
         let password = random_token(32);
         let setting_engine = SettingEngineBuilder::new()
@@ -139,7 +144,22 @@ impl ServerPeer {
             .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(256 * 1024))
             .build();
         let mut media_engine = MediaEngine::default();
+        let allowed = |codec: &RTCRtpCodecParameters, kind: RtpCodecKind| {
+            kind != RtpCodecKind::Video
+                || video_codecs.is_empty()
+                || video_codecs.iter().any(|name| {
+                    codec
+                        .rtp_codec
+                        .mime_type
+                        .rsplit('/')
+                        .next()
+                        .is_some_and(|mime| mime.eq_ignore_ascii_case(name))
+                })
+        };
         for (codec, kind) in supported_codecs() {
+            if !allowed(&codec, kind) {
+                continue;
+            }
             media_engine
                 .register_codec(codec, kind)
                 .map_err(|e| SfuError::Engine(e.to_string()))?;

@@ -38,14 +38,20 @@ use tracing::{debug, info, warn};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
+use crate::admin::{AdminCommand, AdminError, AdminReply};
 use crate::data::DataChannels;
+use crate::events::EventBus;
 use crate::forwarder::{Decision, Forwarder};
 use crate::keyframe::VideoCodec;
 use crate::peer::ServerPeer;
 use crate::socket::{Datagram, MediaSockets, PcKey, Route};
+use crate::stats::{ReceiveStats, SendRate};
 use crate::{
     JoinError, JoinParams, ParticipantId, RoomId, Session, SessionCommand, SessionEvent,
     SessionHandle, SfuConfig, TrackId,
+};
+use protocol::admin::{
+    ParticipantDetail, RoomDetail, RoomSettings, RoomSummary, TrackDetail, rfc3339,
 };
 
 /// Datagrams queued for a room before the socket task starts dropping them.
@@ -67,6 +73,10 @@ pub(crate) enum RoomControl {
         params: JoinParams,
         reply: oneshot::Sender<Result<Session, JoinError>>,
     },
+    Admin {
+        command: AdminCommand,
+        reply: oneshot::Sender<Result<AdminReply, AdminError>>,
+    },
 }
 
 pub(crate) struct SignalCommand {
@@ -82,6 +92,8 @@ pub(crate) struct Peer {
     connected: bool,
     /// Whether our candidates have been trickled to the client.
     trickled: bool,
+    /// Where the client's datagrams last came from.
+    remote: Option<std::net::SocketAddr>,
 }
 
 impl Peer {
@@ -115,6 +127,61 @@ pub(crate) struct Participant {
     doomed: Option<LeaveReason>,
     /// The data channels it opened on its publisher connection.
     pub(crate) data: DataChannels,
+    /// When it joined, Unix seconds.
+    joined_at: u64,
+    /// The candidates it signalled (in SDP or trickled): address → type.
+    candidate_types: HashMap<std::net::SocketAddr, &'static str>,
+}
+
+/// Most remembered candidates per participant.
+const MAX_REMEMBERED_CANDIDATES: usize = 64;
+
+impl Participant {
+    /// Remembers the type of each candidate in `text` (an SDP or one candidate line).
+    fn remember_candidates(&mut self, text: &str) {
+        for line in text.lines() {
+            if self.candidate_types.len() >= MAX_REMEMBERED_CANDIDATES {
+                return;
+            }
+            if let Some((addr, typ)) = parse_candidate(line) {
+                self.candidate_types.insert(addr, typ);
+            }
+        }
+    }
+
+    /// The type of the candidate the client's media comes from: one it signalled, or
+    /// peer-reflexive (learned from its connectivity checks).
+    fn candidate_type(&self) -> Option<String> {
+        let remote = self.publisher.remote?;
+        Some(
+            self.candidate_types
+                .get(&remote)
+                .copied()
+                .unwrap_or("prflx")
+                .to_owned(),
+        )
+    }
+}
+
+/// `candidate:<foundation> <component> <protocol> <priority> <ip> <port> typ <type> ...`,
+/// with or without an `a=` prefix.
+fn parse_candidate(line: &str) -> Option<(std::net::SocketAddr, &'static str)> {
+    let line = line.trim().trim_start_matches("a=");
+    let rest = line.strip_prefix("candidate:")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ip: std::net::IpAddr = fields.get(4)?.parse().ok()?;
+    let port: u16 = fields.get(5)?.parse().ok()?;
+    if *fields.get(6)? != "typ" {
+        return None;
+    }
+    let typ = match *fields.get(7)? {
+        "host" => "host",
+        "srflx" => "srflx",
+        "prflx" => "prflx",
+        "relay" => "relay",
+        _ => return None,
+    };
+    Some((std::net::SocketAddr::new(ip, port), typ))
 }
 
 impl Participant {
@@ -186,8 +253,12 @@ struct Publication {
     receiver_id: RTCRtpReceiverId,
     media_ssrc: u32,
     muted: bool,
+    /// Muted by an admin: its packets are not forwarded until an admin unmutes it.
+    held_by_admin: bool,
     downtracks: Vec<DownTrack>,
     last_keyframe_request: Option<Instant>,
+    received: ReceiveStats,
+    forwarded: SendRate,
 }
 
 impl Publication {
@@ -224,6 +295,11 @@ pub(crate) struct Room {
     pub(crate) participants: HashMap<u64, Participant>,
     publications: HashMap<TrackId, Publication>,
     empty_since: Option<Instant>,
+    /// When the room opened, Unix seconds.
+    created_at: u64,
+    /// Set by an admin's `Close`: the room ends as soon as it has told everyone.
+    closed_by_admin: bool,
+    events: EventBus,
 }
 
 fn kind_index(kind: TrackKind) -> usize {
@@ -255,6 +331,12 @@ pub(crate) async fn run<F>(
     F: Fn(&mpsc::UnboundedReceiver<RoomControl>) -> bool + Send + 'static,
 {
     info!(room = %room.id, "room opened");
+    let settings = serde_json::to_value(room.summary().settings).unwrap_or_default();
+    room.events.emit(
+        "room_created",
+        room.id.as_str(),
+        serde_json::json!({ "settings": settings }),
+    );
     let (Some(mut media_rx), Some(mut signal_rx)) = (room.media_rx.take(), room.signal_rx.take())
     else {
         return;
@@ -275,6 +357,18 @@ pub(crate) async fn run<F>(
                         drop(session);
                     }
                 }),
+                RoomControl::Admin { command, reply } => {
+                    let now = Instant::now();
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        room.on_admin(command, now)
+                    }))
+                    .unwrap_or(Err(AdminError::Unavailable));
+                    let _ = reply.send(outcome);
+                    if room.closed_by_admin && remove_if_idle(&control) {
+                        room.reap();
+                        break;
+                    }
+                }
             },
             Some(signal) = signal_rx.recv() => {
                 let key = signal.participant;
@@ -297,6 +391,8 @@ pub(crate) async fn run<F>(
         room.reap();
     }
     info!(room = %room.id, "room closed");
+    room.events
+        .emit("room_closed", room.id.as_str(), serde_json::json!({}));
 }
 
 impl Room {
@@ -305,6 +401,7 @@ impl Room {
         config: SfuConfig,
         sockets: MediaSockets,
         data_queue_peak: Arc<AtomicUsize>,
+        events: EventBus,
     ) -> Self {
         let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
         let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
@@ -321,6 +418,9 @@ impl Room {
             participants: HashMap::new(),
             publications: HashMap::new(),
             empty_since: Some(Instant::now()),
+            created_at: crate::unix_now(),
+            closed_by_admin: false,
+            events,
         }
     }
 
@@ -406,6 +506,7 @@ impl Room {
             .filter(|(_, p)| p.identity == params.identity)
             .map(|(k, _)| *k)
             .collect();
+        let reconnected = !previous.is_empty();
         for old in previous {
             self.remove(old, LeaveReason::Replaced, Some(CloseReason::Replaced));
         }
@@ -418,14 +519,15 @@ impl Room {
         let now = Instant::now();
         let candidates: Vec<_> = self.sockets.announced().collect();
         let new_peer = || -> Result<Peer, JoinError> {
-            let inner =
-                ServerPeer::new(now, &candidates).map_err(|e| JoinError::Engine(e.to_string()))?;
+            let inner = ServerPeer::new(now, &candidates, &self.config.video_codecs)
+                .map_err(|e| JoinError::Engine(e.to_string()))?;
             Ok(Peer {
                 inner,
                 deadline: None,
                 early_candidates: Vec::new(),
                 connected: false,
                 trickled: false,
+                remote: None,
             })
         };
         let publisher = new_peer()?;
@@ -457,10 +559,26 @@ impl Room {
             negotiation: Negotiation::default(),
             doomed: None,
             data: DataChannels::default(),
+            joined_at: crate::unix_now(),
+            candidate_types: HashMap::new(),
         };
         let hidden = participant.grants.hidden;
         let can_subscribe = participant.grants.can_subscribe;
         info!(room = %self.id, participant = %id, identity = %participant.identity, "participant joined");
+        self.events.emit(
+            if reconnected {
+                "participant_reconnected"
+            } else {
+                "participant_joined"
+            },
+            self.id.as_str(),
+            serde_json::json!({
+                "identity": participant.identity,
+                "participantId": id.to_string(),
+                "name": participant.name,
+                "hidden": participant.grants.hidden,
+            }),
+        );
         self.participants.insert(key, participant);
         self.empty_since = None;
 
@@ -507,6 +625,17 @@ impl Room {
             return;
         };
         info!(room = %self.id, participant = %p.id, ?reason, "participant left");
+        if reason != LeaveReason::Replaced {
+            self.events.emit(
+                "participant_left",
+                self.id.as_str(),
+                serde_json::json!({
+                    "identity": p.identity,
+                    "participantId": p.id.to_string(),
+                    "reason": reason,
+                }),
+            );
+        }
         if let Some(close) = close {
             p.send_event(SessionEvent::Closed(close));
         }
@@ -561,6 +690,7 @@ impl Room {
             return;
         };
         let peer = p.peer(d.pc.subscriber);
+        peer.remote = Some(d.peer);
         let result = peer.pc().handle_read(TaggedBytesMut {
             now: d.received_at,
             transport: TransportContext {
@@ -578,6 +708,10 @@ impl Room {
     }
 
     fn on_timeout(&mut self, now: Instant) {
+        for publication in self.publications.values_mut() {
+            publication.received.tick(now);
+            publication.forwarded.tick(now);
+        }
         let due: Vec<PcKey> = self
             .participants
             .iter()
@@ -620,6 +754,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
+        p.remember_candidates(&sdp);
         if !p.grants.can_publish && offers_to_send_media(&sdp) {
             p.send(ServerMessage::Error {
                 code: ErrorCode::PermissionDenied,
@@ -667,6 +802,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
+        p.remember_candidates(&sdp);
         if !p.negotiation.awaiting_answer {
             p.send(ServerMessage::Error {
                 code: ErrorCode::InvalidSdp,
@@ -722,6 +858,7 @@ impl Room {
         if c.candidate.is_empty() {
             return;
         }
+        p.remember_candidates(&c.candidate);
         let init = RTCIceCandidateInit {
             candidate: c.candidate,
             sdp_mid: c.sdp_mid,
@@ -770,6 +907,22 @@ impl Room {
             }
             publication.muted = muted;
         }
+        let identity = self
+            .participants
+            .get(&key)
+            .map(|p| p.identity.clone())
+            .unwrap_or_default();
+        self.events.emit(
+            "track_muted",
+            self.id.as_str(),
+            serde_json::json!({
+                "identity": identity,
+                "participantId": participant_id,
+                "trackId": track.to_string(),
+                "muted": muted,
+                "byAdmin": false,
+            }),
+        );
         self.broadcast(
             key,
             ServerMessage::TrackMuted {
@@ -957,6 +1110,20 @@ impl Room {
         };
         let keyframe = publication.kind == TrackKind::Video
             && publication.video_codec.is_keyframe_start(&packet.payload);
+        publication.received.on_packet(
+            packet.header.sequence_number,
+            packet.header.timestamp,
+            publication.kind == TrackKind::Video && packet.header.marker,
+            packet.payload.len(),
+            now,
+        );
+        if keyframe && let Some(size) = publication.video_codec.dimensions(&packet.payload) {
+            publication.received.set_dimensions(size);
+        }
+        if publication.held_by_admin {
+            return;
+        }
+        let payload_len = packet.payload.len();
         // Header extension ids are negotiated per connection; the publisher's mean nothing to
         // the subscriber, so they are not forwarded.
         packet.header.extension = false;
@@ -997,6 +1164,7 @@ impl Room {
                     {
                         debug!(error = %e, "down-track write failed");
                     }
+                    publication.forwarded.on_bytes(payload_len);
                     flush(&self.sockets, &mut sub.subscriber);
                     sub.subscriber.deadline = sub.subscriber.pc().poll_timeout();
                 }
@@ -1056,7 +1224,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        if p.published.contains_key(&rtc_track_id) {
+        if p.published.contains_key(&rtc_track_id) || !p.grants.can_publish {
             return;
         }
         let Some(mut receiver) = p.publisher.pc().rtp_receiver(receiver_id) else {
@@ -1095,9 +1263,22 @@ impl Room {
         let muted = p.wanted_mute[kind_index(kind)];
         let participant_id = p.id.to_string();
         info!(room = %self.id, participant = %participant_id, track = %id, %kind, codec = %codec.mime_type, "track published");
+        self.events.emit(
+            "track_published",
+            self.id.as_str(),
+            serde_json::json!({
+                "identity": p.identity,
+                "participantId": participant_id,
+                "trackId": id.to_string(),
+                "kind": kind,
+                "codec": codec.mime_type.rsplit('/').next().unwrap_or_default(),
+            }),
+        );
         for (_, old) in replaced {
             self.unpublish(&old);
         }
+        let now = Instant::now();
+        let clock_rate = codec.clock_rate;
         let publication = Publication {
             id: id.clone(),
             owner: key,
@@ -1107,8 +1288,11 @@ impl Room {
             receiver_id,
             media_ssrc: ssrc,
             muted,
+            held_by_admin: false,
             downtracks: Vec::new(),
             last_keyframe_request: None,
+            received: ReceiveStats::new(clock_rate, now),
+            forwarded: SendRate::new(now),
         };
         let info = publication.info();
         self.publications.insert(id.clone(), publication);
@@ -1139,6 +1323,20 @@ impl Room {
             p.published.retain(|_, t| t != track);
             p.id.to_string()
         });
+        let identity = self
+            .participants
+            .get(&publication.owner)
+            .map(|p| p.identity.clone())
+            .unwrap_or_default();
+        self.events.emit(
+            "track_unpublished",
+            self.id.as_str(),
+            serde_json::json!({
+                "identity": identity,
+                "participantId": owner_id.clone().unwrap_or_default(),
+                "trackId": track.to_string(),
+            }),
+        );
         for down in &publication.downtracks {
             if let Some(sub) = self.participants.get_mut(&down.subscriber)
                 && let Err(e) = sub.subscriber.pc().remove_track(down.sender_id)
@@ -1315,6 +1513,324 @@ impl Room {
     }
 }
 
+/// Admin requests (`crate::Sfu::admin`): answered inside the room task, like every input.
+impl Room {
+    fn on_admin(&mut self, command: AdminCommand, now: Instant) -> Result<AdminReply, AdminError> {
+        match command {
+            AdminCommand::Snapshot => Ok(AdminReply::Room(Box::new(self.detail(now)))),
+            AdminCommand::Close => {
+                info!(room = %self.id, "room closed by an admin");
+                self.close_all(LeaveReason::RoomClosed, CloseReason::RoomClosed);
+                self.closed_by_admin = true;
+                Ok(AdminReply::Done)
+            }
+            AdminCommand::Remove { identity } => {
+                let key = self.key_of(&identity)?;
+                info!(room = %self.id, %identity, "participant removed by an admin");
+                self.remove(key, LeaveReason::Removed, Some(CloseReason::Removed));
+                Ok(AdminReply::Done)
+            }
+            AdminCommand::MuteTrack {
+                identity,
+                track,
+                muted,
+            } => self.admin_mute(&identity, &track, muted, now),
+            AdminCommand::UpdateGrants { identity, grants } => {
+                self.admin_grants(&identity, grants, now)
+            }
+            AdminCommand::SendData { topic, payload, to } => {
+                self.admin_send_data(&topic, &payload, &to, now)
+            }
+        }
+    }
+
+    fn key_of(&self, identity: &str) -> Result<u64, AdminError> {
+        self.participants
+            .iter()
+            .find(|(_, p)| p.identity == identity)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| AdminError::NoSuchParticipant {
+                room: self.id.to_string(),
+                identity: identity.to_owned(),
+            })
+    }
+
+    fn summary(&self) -> RoomSummary {
+        let visible = self.participants.values().filter(|p| !p.grants.hidden);
+        let publishers = visible.clone().filter(|p| !p.published.is_empty()).count();
+        RoomSummary {
+            name: self.id.to_string(),
+            participant_count: visible.count(),
+            publisher_count: publishers,
+            created_at: rfc3339(self.created_at),
+            age_seconds: crate::unix_now().saturating_sub(self.created_at),
+            bitrate_in: self
+                .publications
+                .values()
+                .map(|p| p.received.snapshot().bitrate)
+                .sum(),
+            bitrate_out: self
+                .publications
+                .values()
+                .map(|p| p.forwarded.bitrate())
+                .sum(),
+            settings: RoomSettings {
+                max_participants: self.config.max_participants,
+                empty_timeout_seconds: self.config.empty_room_timeout.as_secs(),
+                codecs: self.config.video_codecs.clone(),
+            },
+        }
+    }
+
+    fn detail(&mut self, now: Instant) -> RoomDetail {
+        let mut keys: Vec<u64> = self.participants.keys().copied().collect();
+        keys.sort_by_key(|k| self.participants.get(k).map(|p| p.joined_at));
+        let participants = keys
+            .into_iter()
+            .filter_map(|key| self.participant_detail(key, now))
+            .collect();
+        RoomDetail {
+            summary: self.summary(),
+            participants,
+        }
+    }
+
+    fn participant_detail(&mut self, key: u64, now: Instant) -> Option<ParticipantDetail> {
+        let rtt_ms = {
+            let p = self.participants.get_mut(&key)?;
+            selected_pair_rtt(p.publisher.pc(), now)
+        };
+        let p = self.participants.get(&key)?;
+        let candidate_type = p.candidate_type();
+        let mut tracks: Vec<TrackDetail> = p
+            .published
+            .values()
+            .filter_map(|t| self.publications.get(t))
+            .map(track_detail)
+            .collect();
+        tracks.sort_by_key(|t| kind_index(t.kind));
+        let mut subscriptions: Vec<String> = self
+            .publications
+            .values()
+            .filter(|pb| pb.downtracks.iter().any(|d| d.subscriber == key))
+            .map(|pb| pb.id.to_string())
+            .collect();
+        subscriptions.sort();
+        let state = if p.doomed.is_some() {
+            "disconnected"
+        } else if p.publisher.connected {
+            "connected"
+        } else {
+            "connecting"
+        };
+        Some(ParticipantDetail {
+            id: p.id.to_string(),
+            identity: p.identity.clone(),
+            name: p.name.clone(),
+            joined_at: rfc3339(p.joined_at),
+            state: state.into(),
+            candidate_type,
+            rtt_ms,
+            grants: p.grants.clone(),
+            tracks,
+            subscriptions,
+        })
+    }
+
+    fn admin_mute(
+        &mut self,
+        identity: &str,
+        track: &str,
+        muted: bool,
+        now: Instant,
+    ) -> Result<AdminReply, AdminError> {
+        let key = self.key_of(identity)?;
+        let no_track = || AdminError::NoSuchTrack {
+            identity: identity.to_owned(),
+            track: track.to_owned(),
+        };
+        let track_id = self
+            .participants
+            .get(&key)
+            .and_then(|p| p.published.values().find(|t| t.as_str() == track).cloned())
+            .ok_or_else(no_track)?;
+        let publication = self.publications.get_mut(&track_id).ok_or_else(no_track)?;
+        let changed = publication.muted != muted || publication.held_by_admin != muted;
+        publication.muted = muted;
+        publication.held_by_admin = muted;
+        let detail = track_detail(publication);
+        if changed {
+            info!(room = %self.id, %identity, track, muted, "track mute set by an admin");
+            self.events.emit(
+                "track_muted",
+                self.id.as_str(),
+                serde_json::json!({
+                    "identity": identity,
+                    "trackId": track_id.to_string(),
+                    "muted": muted,
+                    "byAdmin": true,
+                }),
+            );
+            let participant_id = self
+                .participants
+                .get(&key)
+                .map(|p| p.id.to_string())
+                .unwrap_or_default();
+            // Everyone, the publisher included, learns the new state.
+            let message = ServerMessage::TrackMuted {
+                participant_id,
+                track_id: track_id.to_string(),
+                muted,
+            };
+            for p in self.participants.values_mut() {
+                p.send(message.clone());
+            }
+            if !muted {
+                // Subscribers' decoders need a fresh keyframe after the gap.
+                if let Some(publication) = self.publications.get_mut(&track_id) {
+                    publication.last_keyframe_request = None;
+                }
+                self.request_keyframe(&track_id, now);
+            }
+        }
+        Ok(AdminReply::Track(detail))
+    }
+
+    fn admin_grants(
+        &mut self,
+        identity: &str,
+        grants: protocol::Grants,
+        now: Instant,
+    ) -> Result<AdminReply, AdminError> {
+        let key = self.key_of(identity)?;
+        let Some(p) = self.participants.get_mut(&key) else {
+            return Err(AdminError::Unavailable);
+        };
+        let before = std::mem::replace(&mut p.grants, grants.clone());
+        info!(room = %self.id, %identity, ?grants, "grants changed by an admin");
+        if before.can_publish && !grants.can_publish {
+            let tracks: Vec<TrackId> = p.published.values().cloned().collect();
+            for track in tracks {
+                self.unpublish(&track);
+            }
+        }
+        if before.can_subscribe && !grants.can_subscribe {
+            for publication in self.publications.values_mut() {
+                let gone: Vec<RTCRtpSenderId> = publication
+                    .downtracks
+                    .iter()
+                    .filter(|d| d.subscriber == key)
+                    .map(|d| d.sender_id)
+                    .collect();
+                publication.downtracks.retain(|d| d.subscriber != key);
+                if let Some(sub) = self.participants.get_mut(&key) {
+                    for sender in gone {
+                        let _ = sub.subscriber.pc().remove_track(sender);
+                    }
+                }
+            }
+            self.negotiate_subscriber(key);
+        }
+        if !before.can_subscribe && grants.can_subscribe {
+            let tracks: Vec<TrackId> = self
+                .publications
+                .values()
+                .filter(|pb| pb.owner != key)
+                .map(|pb| pb.id.clone())
+                .collect();
+            for track in tracks {
+                self.subscribe(key, &track);
+            }
+            self.negotiate_subscriber(key);
+        }
+        self.participant_detail(key, now)
+            .map(|d| AdminReply::Participant(Box::new(d)))
+            .ok_or(AdminError::Unavailable)
+    }
+
+    fn admin_send_data(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        to: &[String],
+        now: Instant,
+    ) -> Result<AdminReply, AdminError> {
+        for identity in to {
+            self.key_of(identity)?;
+        }
+        let header = protocol::data::DeliveredHeader {
+            from: "server".into(),
+            from_id: "server".into(),
+            topic: (!topic.is_empty()).then(|| topic.to_owned()),
+            to: to.to_vec(),
+        };
+        let frame = bytes::BytesMut::from(&protocol::data::encode_frame(&header, payload)[..]);
+        if frame.len() > self.config.max_data_message {
+            return Err(AdminError::Invalid(format!(
+                "the message is {} bytes framed; the data relay carries at most {}",
+                frame.len(),
+                self.config.max_data_message
+            )));
+        }
+        let mut delivered = 0;
+        for p in self.participants.values_mut() {
+            if !to.is_empty() && !to.contains(&p.identity) {
+                continue;
+            }
+            let Some(channel) = p.data.reliable else {
+                continue;
+            };
+            let Some(mut dc) = p.publisher.pc().data_channel(channel) else {
+                continue;
+            };
+            if dc.outstanding_bytes() + frame.len() > self.config.max_queued_data {
+                continue;
+            }
+            if dc.send(now, frame.clone()).is_ok() {
+                delivered += 1;
+            }
+            flush(&self.sockets, &mut p.publisher);
+            p.publisher.deadline = p.publisher.pc().poll_timeout();
+        }
+        Ok(AdminReply::Delivered(delivered))
+    }
+}
+
+fn track_detail(publication: &Publication) -> TrackDetail {
+    let stats = publication.received.snapshot();
+    let video = publication.kind == TrackKind::Video;
+    TrackDetail {
+        id: publication.id.to_string(),
+        kind: publication.kind,
+        codec: publication.info().codec,
+        muted: publication.muted,
+        width: stats.dimensions.map(|d| d.0),
+        height: stats.dimensions.map(|d| d.1),
+        fps: video.then_some(stats.fps),
+        bitrate: stats.bitrate,
+        packets: stats.packets,
+        packets_lost: stats.lost,
+        loss_rate: stats.loss_rate,
+        jitter_ms: stats.jitter_ms,
+    }
+}
+
+/// The round-trip time of a connection's selected ICE pair, in milliseconds.
+fn selected_pair_rtt(pc: &mut RTCPeerConnection, now: Instant) -> Option<f64> {
+    use rtc::statistics::StatsSelector;
+    let report = pc.get_stats(now, StatsSelector::None);
+    let selected_id = report
+        .transport()
+        .map(|t| t.selected_candidate_pair_id.clone())
+        .filter(|id| !id.is_empty());
+    let pair = report.candidate_pairs().find(|pair| match &selected_id {
+        Some(id) => pair.stats.id == *id,
+        None => pair.nominated,
+    });
+    let pair = pair?;
+    (pair.current_round_trip_time > 0.0).then_some(pair.current_round_trip_time * 1000.0)
+}
+
 /// True when an SDP offer has an audio or video section the offerer would send on.
 fn offers_to_send_media(sdp: &str) -> bool {
     let mut in_media = false;
@@ -1341,7 +1857,30 @@ fn offers_to_send_media(sdp: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::offers_to_send_media;
+    use super::{offers_to_send_media, parse_candidate};
+
+    #[test]
+    fn candidate_lines_give_address_and_type() {
+        assert_eq!(
+            parse_candidate("a=candidate:1 1 udp 2122260223 192.0.2.7 54400 typ host generation 0"),
+            Some(("192.0.2.7:54400".parse().unwrap(), "host"))
+        );
+        assert_eq!(
+            parse_candidate(
+                "candidate:9 1 udp 41885439 203.0.113.5 61000 typ relay raddr 0.0.0.0 rport 0"
+            ),
+            Some(("203.0.113.5:61000".parse().unwrap(), "relay"))
+        );
+        assert_eq!(
+            parse_candidate("candidate:1 1 udp 1 host.local 5 typ host"),
+            None
+        );
+        assert_eq!(parse_candidate("a=mid:0"), None);
+        assert_eq!(
+            parse_candidate("candidate:1 1 udp 1 192.0.2.1 5 typ weird"),
+            None
+        );
+    }
 
     #[test]
     fn detects_offers_that_send_media() {

@@ -5,6 +5,7 @@
 //! (through the `sfu` crate's [`sfu::Session`]) and the room's events back into JSON. It never
 //! touches a media socket. [`app`] builds the router so tests can drive it without a listener.
 
+pub mod api;
 pub mod auth;
 mod ws;
 
@@ -112,6 +113,8 @@ pub struct AppState {
     pub sfu: Sfu,
     pub tokens: TokenAuthority,
     pub cancel: CancellationToken,
+    /// Failed admin authentications per address (the API slows repeat offenders down).
+    pub auth_failures: std::sync::Arc<api::AuthFailures>,
 }
 
 /// The HTTP application: every route of the service.
@@ -121,7 +124,8 @@ pub fn app(state: AppState) -> Router {
         .route("/room/{room}", get(room_page))
         .route("/static/{*path}", get(static_asset))
         .route("/ws", get(websocket))
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(api::routes());
     if state.config.dev_mode {
         router = router.route("/api/dev-token", get(dev_token));
     }

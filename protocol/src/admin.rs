@@ -1,0 +1,237 @@
+//! The admin REST API's bodies (`docs/admin-api.md`): what a room reports about itself and
+//! what an admin may send. Shared by the server and by clients of the API (the CLI, tests).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Grants, TrackKind};
+
+/// A room's settings, given when it is created through the API (defaults otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSettings {
+    pub max_participants: usize,
+    pub empty_timeout_seconds: u64,
+    /// Video codecs publishers may send (`vp8`, `vp9`, `h264`); empty: any.
+    #[serde(default)]
+    pub codecs: Vec<String>,
+}
+
+/// `POST /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRoom {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_participants: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<String>,
+}
+
+/// One room in `GET /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSummary {
+    pub name: String,
+    /// Visible participants (hidden ones, such as recorders, are not counted).
+    pub participant_count: usize,
+    /// Participants with at least one published track.
+    pub publisher_count: usize,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    pub age_seconds: u64,
+    /// Bits per second received from publishers over the last second.
+    pub bitrate_in: u64,
+    /// Bits per second forwarded to subscribers over the last second.
+    pub bitrate_out: u64,
+    pub settings: RoomSettings,
+}
+
+/// `GET /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomList {
+    pub rooms: Vec<RoomSummary>,
+}
+
+/// `GET /api/rooms/{room}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomDetail {
+    #[serde(flatten)]
+    pub summary: RoomSummary,
+    pub participants: Vec<ParticipantDetail>,
+}
+
+/// One participant in a room's detail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantDetail {
+    pub id: String,
+    pub identity: String,
+    pub name: String,
+    /// RFC 3339, UTC.
+    pub joined_at: String,
+    /// `connecting`, `connected` or `disconnected`: the publisher connection's state.
+    pub state: String,
+    /// `host`, `srflx`, `prflx` or `relay`: the client's side of the selected pair.
+    pub candidate_type: Option<String>,
+    pub rtt_ms: Option<f64>,
+    pub grants: Grants,
+    pub tracks: Vec<TrackDetail>,
+    /// Ids of the tracks it receives.
+    pub subscriptions: Vec<String>,
+}
+
+/// One published track in a room's detail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackDetail {
+    pub id: String,
+    pub kind: TrackKind,
+    pub codec: String,
+    pub muted: bool,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<f64>,
+    /// Bits per second received over the last second.
+    pub bitrate: u64,
+    pub packets: u64,
+    pub packets_lost: u64,
+    /// Lost over expected, 0 to 1, since the track started.
+    pub loss_rate: f64,
+    pub jitter_ms: f64,
+}
+
+/// `POST /api/rooms/{room}/participants/{identity}/tracks/{track}/mute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MuteTrack {
+    pub muted: bool,
+}
+
+/// `PATCH /api/rooms/{room}/participants/{identity}/permissions`: the grants to change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePermissions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_subscribe: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_publish_data: Option<bool>,
+}
+
+/// `POST /api/rooms/{room}/data`: exactly one of `text` and `base64`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendData {
+    #[serde(default)]
+    pub topic: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+    /// Identities to deliver to; empty: everyone in the room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+}
+
+/// `POST /api/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MintToken {
+    pub identity: String,
+    #[serde(default)]
+    pub name: String,
+    /// Empty: an admin-only token (with `roomAdmin`, for every room).
+    #[serde(default)]
+    pub room: String,
+    #[serde(default)]
+    pub grants: Grants,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// The answer to `POST /api/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MintedToken {
+    pub token: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+/// Every error body: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: ApiErrorBody,
+}
+
+/// The inside of [`ApiError`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// Formats Unix seconds as RFC 3339 in UTC (`2026-11-27T22:00:00Z`).
+pub fn rfc3339(unix_seconds: u64) -> String {
+    let days = (unix_seconds / 86_400) as i64;
+    let rest = unix_seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_816_800), "2026-11-27T22:00:00Z");
+        assert_eq!(rfc3339(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
+
+    #[test]
+    fn room_detail_flattens_the_summary() {
+        let detail = RoomDetail {
+            summary: RoomSummary {
+                name: "demo".into(),
+                participant_count: 0,
+                publisher_count: 0,
+                created_at: rfc3339(0),
+                age_seconds: 1,
+                bitrate_in: 0,
+                bitrate_out: 0,
+                settings: RoomSettings {
+                    max_participants: 50,
+                    empty_timeout_seconds: 20,
+                    codecs: vec![],
+                },
+            },
+            participants: vec![],
+        };
+        let json = serde_json::to_value(&detail).unwrap();
+        assert_eq!(json["name"], "demo");
+        assert_eq!(json["settings"]["maxParticipants"], 50);
+        let back: RoomDetail = serde_json::from_value(json).unwrap();
+        assert_eq!(back, detail);
+    }
+}

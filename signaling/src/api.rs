@@ -1,0 +1,648 @@
+//! The admin REST API under `/api` (`docs/admin-api.md`, `openapi.json`): list and inspect
+//! rooms, create and close them, remove participants, mute tracks, change permissions, send
+//! data from the server and mint tokens.
+//!
+//! Every route but the OpenAPI document needs `Authorization: Bearer <JWT>` with the
+//! `roomAdmin` grant (checked by [`Admin`], before any body is read). Errors are JSON
+//! `{"error": {"code", "message"}}` with messages meant for the operator, never internals.
+//! An address that fails authentication too often is told to slow down (429).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post};
+use base64::Engine;
+use protocol::Grants;
+use protocol::admin::{
+    ApiError, ApiErrorBody, CreateRoom, MintToken, MintedToken, MuteTrack, RoomList, RoomSettings,
+    SendData, UpdatePermissions, rfc3339,
+};
+use serde::Serialize;
+use sfu::{AdminCommand, AdminError, AdminReply, RoomId};
+
+use crate::AppState;
+use crate::auth::AuthError;
+
+/// Largest request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Failed authentications from one address within [`FAILURE_WINDOW`] before 429, unless
+/// configured otherwise.
+pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Longest lifetime of a token minted through the API.
+const MAX_TOKEN_TTL: u64 = 24 * 3600;
+/// The OpenAPI document describing these routes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The API's routes, to be merged into the application router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/rooms", get(list_rooms).post(create_room))
+        .route("/api/rooms/{room}", get(get_room).delete(close_room))
+        .route(
+            "/api/rooms/{room}/participants/{identity}",
+            delete(remove_participant),
+        )
+        .route(
+            "/api/rooms/{room}/participants/{identity}/tracks/{track}/mute",
+            post(mute_track),
+        )
+        .route(
+            "/api/rooms/{room}/participants/{identity}/permissions",
+            patch(update_permissions),
+        )
+        .route("/api/rooms/{room}/data", post(send_data))
+        .route("/api/tokens", post(mint_token))
+        .route("/api/events", get(stream_events))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// Remembers failed authentications per address.
+#[derive(Debug)]
+pub struct AuthFailures {
+    max_failures: u32,
+    by_address: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl Default for AuthFailures {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_AUTH_FAILURES)
+    }
+}
+
+impl AuthFailures {
+    /// Slows an address down after `max_failures` failures within a minute.
+    pub fn new(max_failures: u32) -> Self {
+        Self {
+            max_failures,
+            by_address: Mutex::default(),
+        }
+    }
+
+    /// Seconds to wait, if `address` has failed too often lately.
+    fn retry_after(&self, address: IpAddr, now: Instant) -> Option<u64> {
+        let map = self
+            .by_address
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (since, count) = map.get(&address)?;
+        let elapsed = now.duration_since(*since);
+        (*count >= self.max_failures && elapsed < FAILURE_WINDOW)
+            .then(|| (FAILURE_WINDOW - elapsed).as_secs().max(1))
+    }
+
+    fn record(&self, address: IpAddr, now: Instant) {
+        let mut map = self
+            .by_address
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, (since, _)| now.duration_since(*since) < FAILURE_WINDOW);
+        }
+        let entry = map.entry(address).or_insert((now, 0));
+        if now.duration_since(entry.0) >= FAILURE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+/// An API error: a status, a stable code and a message for the operator.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl Failure {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = ApiError {
+            error: ApiErrorBody {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+impl From<AdminError> for Failure {
+    fn from(error: AdminError) -> Self {
+        match &error {
+            AdminError::NoSuchRoom(_)
+            | AdminError::NoSuchParticipant { .. }
+            | AdminError::NoSuchTrack { .. } => Failure::not_found(error.to_string()),
+            AdminError::RoomExists(_) => {
+                Failure::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
+            AdminError::Invalid(_) => Failure::bad_request(error.to_string()),
+            AdminError::Unavailable => Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                error.to_string(),
+            ),
+        }
+    }
+}
+
+/// A verified admin: the bearer of a valid token with the `roomAdmin` grant.
+pub struct Admin {
+    /// The room the token is limited to; `None`: every room.
+    room: Option<String>,
+}
+
+impl Admin {
+    fn check_room(&self, room: &str) -> Result<(), Failure> {
+        match &self.room {
+            Some(own) if own != room => Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this admin token is for room {own:?} only"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_all_rooms(&self) -> Result<(), Failure> {
+        match &self.room {
+            Some(own) => Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this admin token is for room {own:?} only; listing rooms needs a token \
+                     without a room"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
+        let now = Instant::now();
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        if let Some(address) = address
+            && let Some(seconds) = state.auth_failures.retry_after(address, now)
+        {
+            let mut failure = Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                format!("too many failed authentications; retry in {seconds} s"),
+            );
+            failure.retry_after = Some(seconds);
+            return Err(failure);
+        }
+        let fail = |status: StatusCode, code: &'static str, message: String| {
+            if let Some(address) = address {
+                state.auth_failures.record(address, now);
+            }
+            Failure::new(status, code, message)
+        };
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(fail(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send Authorization: Bearer <admin token> (mint one with `switchyard token \
+                 --admin`)"
+                    .into(),
+            ));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        if token.is_empty() {
+            return Err(fail(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the Authorization header must be `Bearer <token>`".into(),
+            ));
+        }
+        let claims = state.tokens.verify(token).map_err(|e| {
+            let message = match e {
+                AuthError::Expired => "the admin token has expired; mint a new one".to_owned(),
+                other => other.to_string(),
+            };
+            fail(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        })?;
+        if !claims.grants.room_admin {
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this token lacks the roomAdmin grant".into(),
+            ));
+        }
+        Ok(Admin {
+            room: (!claims.room.is_empty()).then_some(claims.room),
+        })
+    }
+}
+
+/// A JSON body whose rejections are API errors (400, or 413 over [`MAX_BODY`]).
+pub struct Body<T>(T);
+
+impl<T, S> FromRequest<S> for Body<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Failure> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Body(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Failure::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("request bodies are limited to {MAX_BODY} bytes"),
+                ))
+            }
+            Err(rejection) => Err(Failure::bad_request(rejection.body_text())),
+        }
+    }
+}
+
+fn room_id(name: &str) -> Result<RoomId, Failure> {
+    RoomId::new(name).map_err(|e| Failure::bad_request(e.to_string()))
+}
+
+fn json<T: Serialize>(status: StatusCode, value: T) -> Response {
+    (status, axum::Json(value)).into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI.to_owned(),
+    )
+        .into_response()
+}
+
+async fn list_rooms(admin: Admin, State(state): State<AppState>) -> Result<Response, Failure> {
+    admin.check_all_rooms()?;
+    let mut rooms = Vec::new();
+    for room in state.sfu.room_names() {
+        // A room that closes meanwhile is simply not listed.
+        if let Ok(AdminReply::Room(detail)) = state.sfu.admin(&room, AdminCommand::Snapshot).await {
+            rooms.push(detail.summary);
+        }
+    }
+    Ok(json(StatusCode::OK, RoomList { rooms }))
+}
+
+async fn create_room(
+    admin: Admin,
+    State(state): State<AppState>,
+    Body(body): Body<CreateRoom>,
+) -> Result<Response, Failure> {
+    admin.check_room(&body.name)?;
+    let room = room_id(&body.name)?;
+    let defaults = state.sfu.default_room_settings();
+    let settings = RoomSettings {
+        max_participants: body.max_participants.unwrap_or(defaults.max_participants),
+        empty_timeout_seconds: body
+            .empty_timeout_seconds
+            .unwrap_or(defaults.empty_timeout_seconds),
+        codecs: body.codecs.iter().map(|c| c.to_ascii_lowercase()).collect(),
+    };
+    if !(1..=1000).contains(&settings.max_participants) {
+        return Err(Failure::bad_request("maxParticipants must be 1 to 1000"));
+    }
+    if settings.empty_timeout_seconds > 86_400 {
+        return Err(Failure::bad_request(
+            "emptyTimeoutSeconds must be at most 86400",
+        ));
+    }
+    if let Some(bad) = settings
+        .codecs
+        .iter()
+        .find(|c| !matches!(c.as_str(), "vp8" | "vp9" | "h264"))
+    {
+        return Err(Failure::bad_request(format!(
+            "unknown codec {bad:?}: use vp8, vp9 or h264"
+        )));
+    }
+    state.sfu.create_room(room.clone(), &settings)?;
+    match state.sfu.admin(&room, AdminCommand::Snapshot).await? {
+        AdminReply::Room(detail) => Ok(json(StatusCode::CREATED, detail.summary)),
+        _ => Err(AdminError::Unavailable.into()),
+    }
+}
+
+async fn get_room(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Response, Failure> {
+    admin.check_room(&room)?;
+    match state
+        .sfu
+        .admin(&room_id(&room)?, AdminCommand::Snapshot)
+        .await?
+    {
+        AdminReply::Room(detail) => Ok(json(StatusCode::OK, detail)),
+        _ => Err(AdminError::Unavailable.into()),
+    }
+}
+
+async fn close_room(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Response, Failure> {
+    admin.check_room(&room)?;
+    state
+        .sfu
+        .admin(&room_id(&room)?, AdminCommand::Close)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remove_participant(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((room, identity)): Path<(String, String)>,
+) -> Result<Response, Failure> {
+    admin.check_room(&room)?;
+    state
+        .sfu
+        .admin(&room_id(&room)?, AdminCommand::Remove { identity })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn mute_track(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((room, identity, track)): Path<(String, String, String)>,
+    Body(body): Body<MuteTrack>,
+) -> Result<Response, Failure> {
+    admin.check_room(&room)?;
+    let command = AdminCommand::MuteTrack {
+        identity,
+        track,
+        muted: body.muted,
+    };
+    match state.sfu.admin(&room_id(&room)?, command).await? {
+        AdminReply::Track(track) => Ok(json(StatusCode::OK, track)),
+        _ => Err(AdminError::Unavailable.into()),
+    }
+}
+
+async fn update_permissions(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((room, identity)): Path<(String, String)>,
+    Body(body): Body<UpdatePermissions>,
+) -> Result<Response, Failure> {
+    admin.check_room(&room)?;
+    let room = room_id(&room)?;
+    let AdminReply::Room(detail) = state.sfu.admin(&room, AdminCommand::Snapshot).await? else {
+        return Err(AdminError::Unavailable.into());
+    };
+    let current = detail
+        .participants
+        .iter()
+        .find(|p| p.identity == identity)
+        .ok_or_else(|| AdminError::NoSuchParticipant {
+            room: room.to_string(),
+            identity: identity.clone(),
+        })?;
+    let grants = Grants {
+        can_publish: body.can_publish.unwrap_or(current.grants.can_publish),
+        can_subscribe: body.can_subscribe.unwrap_or(current.grants.can_subscribe),
+        can_publish_data: body
+            .can_publish_data
+            .unwrap_or(current.grants.can_publish_data),
+        ..current.grants.clone()
+    };
+    match state
+        .sfu
+        .admin(&room, AdminCommand::UpdateGrants { identity, grants })
+        .await?
+    {
+        AdminReply::Participant(participant) => Ok(json(StatusCode::OK, participant)),
+        _ => Err(AdminError::Unavailable.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    room: Option<String>,
+}
+
+/// `GET /api/events`: Server-Sent Events, optionally for one room, resuming after
+/// `Last-Event-ID` from the bounded history.
+async fn stream_events(
+    admin: Admin,
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, Failure> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+    let room = match (&admin.room, query.room) {
+        (Some(own), Some(asked)) if *own != asked => {
+            admin.check_room(&asked)?;
+            None
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, asked) => asked,
+    };
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (missed, live) = state.sfu.events().subscribe(last_id);
+    let live = futures::stream::unfold(live, |mut live| async move {
+        loop {
+            match live.recv().await {
+                Ok(event) => return Some((event, live)),
+                // A reader too slow for the live stream skips ahead (ids show the gap).
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let stream = futures::stream::iter(missed)
+        .chain(live)
+        .filter(move |event| {
+            let keep = room.as_ref().is_none_or(|r| *r == event.room);
+            async move { keep }
+        })
+        .map(|event| {
+            Ok::<_, std::convert::Infallible>(
+                Event::default()
+                    .id(event.id.to_string())
+                    .event(event.kind)
+                    .data(event.data.to_string()),
+            )
+        })
+        .take_until(state.cancel.clone().cancelled_owned());
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Every 2 s while someone reads the event stream: a `stats` event per room with its
+/// bitrates and each participant's tracks (bitrate, loss, jitter).
+pub async fn publish_stats(sfu: sfu::Sfu, cancel: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !sfu.events().has_listeners() {
+            continue;
+        }
+        for room in sfu.room_names() {
+            let Ok(AdminReply::Room(detail)) = sfu.admin(&room, AdminCommand::Snapshot).await
+            else {
+                continue;
+            };
+            let participants: Vec<serde_json::Value> = detail
+                .participants
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "identity": p.identity,
+                        "state": p.state,
+                        "candidateType": p.candidate_type,
+                        "rttMs": p.rtt_ms,
+                        "tracks": p.tracks.iter().map(|t| serde_json::json!({
+                            "id": t.id, "kind": t.kind, "codec": t.codec, "muted": t.muted,
+                            "bitrate": t.bitrate, "lossRate": t.loss_rate,
+                            "jitterMs": t.jitter_ms, "width": t.width, "height": t.height,
+                            "fps": t.fps,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            sfu.events().emit(
+                "stats",
+                room.as_str(),
+                serde_json::json!({
+                    "participantCount": detail.summary.participant_count,
+                    "bitrateIn": detail.summary.bitrate_in,
+                    "bitrateOut": detail.summary.bitrate_out,
+                    "participants": participants,
+                }),
+            );
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Delivered {
+    delivered: usize,
+}
+
+async fn send_data(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    Body(body): Body<SendData>,
+) -> Result<Response, Failure> {
+    admin.check_room(&room)?;
+    let payload = match (body.text, body.base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| Failure::bad_request(format!("base64 is not valid base64: {e}")))?,
+        _ => return Err(Failure::bad_request("give exactly one of text and base64")),
+    };
+    let command = AdminCommand::SendData {
+        topic: body.topic,
+        payload,
+        to: body.to,
+    };
+    match state.sfu.admin(&room_id(&room)?, command).await? {
+        AdminReply::Delivered(delivered) => Ok(json(StatusCode::ACCEPTED, Delivered { delivered })),
+        _ => Err(AdminError::Unavailable.into()),
+    }
+}
+
+async fn mint_token(
+    admin: Admin,
+    State(state): State<AppState>,
+    Body(body): Body<MintToken>,
+) -> Result<Response, Failure> {
+    if body.room.is_empty() {
+        admin.check_all_rooms()?;
+    } else {
+        admin.check_room(&body.room)?;
+        room_id(&body.room)?;
+    }
+    if body.identity.is_empty() || body.identity.len() > 128 {
+        return Err(Failure::bad_request("identity must be 1 to 128 characters"));
+    }
+    let ttl = body.ttl_seconds.unwrap_or(3600);
+    if ttl == 0 || ttl > MAX_TOKEN_TTL {
+        return Err(Failure::bad_request(format!(
+            "ttlSeconds must be 1 to {MAX_TOKEN_TTL}"
+        )));
+    }
+    let name = if body.name.is_empty() {
+        body.identity.clone()
+    } else {
+        body.name.clone()
+    };
+    let token = state
+        .tokens
+        .mint(&body.identity, &name, &body.room, body.grants, ttl);
+    let expires_at = rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            + ttl,
+    );
+    Ok(json(StatusCode::OK, MintedToken { token, expires_at }))
+}
