@@ -98,6 +98,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         tokens: tokens.clone(),
         cancel: cancel.clone(),
         auth_failures: Arc::new(signaling::api::AuthFailures::new(config.max_auth_failures)),
+        metrics: Arc::default(),
+        turn: turn.clone(),
     };
     tokio::spawn(signaling::api::publish_stats(sfu.clone(), cancel.clone()));
     let listener = tokio::net::TcpListener::bind(config.http_bind)

@@ -13,6 +13,7 @@
 //! anything a network peer sends.
 
 pub mod admin;
+pub mod counters;
 pub mod data;
 pub mod events;
 mod feedback;
@@ -203,6 +204,7 @@ struct Inner {
     next_key: AtomicU64,
     data_queue_peak: Arc<AtomicUsize>,
     events: events::EventBus,
+    counters: Arc<counters::MediaCounters>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -227,6 +229,7 @@ impl Sfu {
                 next_key: AtomicU64::new(1),
                 data_queue_peak: Arc::new(AtomicUsize::new(0)),
                 events: events::EventBus::new(),
+                counters: Arc::default(),
                 cancel,
                 tasks: TaskTracker::new(),
             }),
@@ -312,6 +315,11 @@ impl Sfu {
         }
     }
 
+    /// Running totals of the media plane, for `/metrics`.
+    pub fn counters(&self) -> &counters::MediaCounters {
+        &self.inner.counters
+    }
+
     /// What happens in the rooms, for the admin event stream.
     pub fn events(&self) -> &events::EventBus {
         &self.inner.events
@@ -377,6 +385,7 @@ impl Sfu {
             self.inner.sockets.clone(),
             self.inner.data_queue_peak.clone(),
             self.inner.events.clone(),
+            Arc::clone(&self.inner.counters),
         );
         self.inner.tasks.spawn(room::run(
             room,

@@ -125,6 +125,7 @@ impl ServerPeer {
         now: Instant,
         candidates: &[SocketAddr],
         video_codecs: &[String],
+        counters: &std::sync::Arc<crate::counters::MediaCounters>,
     ) -> Result<Self, SfuError> {
         let ufrag = random_token(16);
         let password = random_token(32);
@@ -168,7 +169,7 @@ impl ServerPeer {
             .map_err(|e| SfuError::Engine(e.to_string()))?
             .with(
                 Slot::Custom(KEYFRAME_REQUEST_SLOT),
-                KeyframeRequestsToApplication::default(),
+                KeyframeRequestsToApplication::new(std::sync::Arc::clone(counters)),
             );
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())

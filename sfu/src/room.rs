@@ -36,9 +36,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::admin::{AdminCommand, AdminError, AdminReply};
+use crate::counters::{LocalCounts, MediaCounters};
 use crate::data::DataChannels;
 use crate::events::EventBus;
 use crate::forwarder::{Decision, Forwarder};
@@ -300,6 +301,8 @@ pub(crate) struct Room {
     /// Set by an admin's `Close`: the room ends as soon as it has told everyone.
     closed_by_admin: bool,
     events: EventBus,
+    totals: Arc<MediaCounters>,
+    counts: LocalCounts,
 }
 
 fn kind_index(kind: TrackKind) -> usize {
@@ -402,6 +405,7 @@ impl Room {
         sockets: MediaSockets,
         data_queue_peak: Arc<AtomicUsize>,
         events: EventBus,
+        totals: Arc<MediaCounters>,
     ) -> Self {
         let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
         let (signal_tx, signal_rx) = mpsc::channel(SIGNAL_QUEUE);
@@ -421,6 +425,8 @@ impl Room {
             created_at: crate::unix_now(),
             closed_by_admin: false,
             events,
+            totals,
+            counts: LocalCounts::default(),
         }
     }
 
@@ -519,7 +525,7 @@ impl Room {
         let now = Instant::now();
         let candidates: Vec<_> = self.sockets.announced().collect();
         let new_peer = || -> Result<Peer, JoinError> {
-            let inner = ServerPeer::new(now, &candidates, &self.config.video_codecs)
+            let inner = ServerPeer::new(now, &candidates, &self.config.video_codecs, &self.totals)
                 .map_err(|e| JoinError::Engine(e.to_string()))?;
             Ok(Peer {
                 inner,
@@ -580,6 +586,7 @@ impl Room {
             }),
         );
         self.participants.insert(key, participant);
+        self.totals.participants.fetch_add(1, Ordering::Relaxed);
         self.empty_since = None;
 
         let you = self.participant_info(key).ok_or(JoinError::ShuttingDown)?;
@@ -624,6 +631,7 @@ impl Room {
         let Some(mut p) = self.participants.remove(&key) else {
             return;
         };
+        self.totals.participants.fetch_sub(1, Ordering::Relaxed);
         info!(room = %self.id, participant = %p.id, ?reason, "participant left");
         if reason != LeaveReason::Replaced {
             self.events.emit(
@@ -708,6 +716,7 @@ impl Room {
     }
 
     fn on_timeout(&mut self, now: Instant) {
+        self.counts.flush_into(&self.totals);
         for publication in self.publications.values_mut() {
             publication.received.tick(now);
             publication.forwarded.tick(now);
@@ -1081,6 +1090,7 @@ impl Room {
                         .map(|pb| pb.id.clone());
                     if let Some(track) = track {
                         debug!(%track, "subscriber asked for a keyframe");
+                        self.counts.keyframe_requests_received += 1;
                         self.request_keyframe(&track, Instant::now());
                     }
                 }
@@ -1124,6 +1134,8 @@ impl Room {
             return;
         }
         let payload_len = packet.payload.len();
+        self.counts.packets_in += 1;
+        self.counts.bytes_in += payload_len as u64;
         // Header extension ids are negotiated per connection; the publisher's mean nothing to
         // the subscriber, so they are not forwarded.
         packet.header.extension = false;
@@ -1165,11 +1177,16 @@ impl Room {
                         debug!(error = %e, "down-track write failed");
                     }
                     publication.forwarded.on_bytes(payload_len);
+                    self.counts.packets_out += 1;
+                    self.counts.bytes_out += payload_len as u64;
                     flush(&self.sockets, &mut sub.subscriber);
                     sub.subscriber.deadline = sub.subscriber.pc().poll_timeout();
                 }
-                Decision::Drop => {}
-                Decision::DropNeedKeyframe => need_keyframe = true,
+                Decision::Drop => self.counts.packets_dropped += 1,
+                Decision::DropNeedKeyframe => {
+                    self.counts.packets_dropped += 1;
+                    need_keyframe = true;
+                }
             }
         }
         if need_keyframe {
@@ -1192,6 +1209,7 @@ impl Room {
             return;
         }
         publication.last_keyframe_request = Some(now);
+        self.counts.keyframe_requests_sent += 1;
         debug!(track = %publication.id, "keyframe requested from the publisher");
         let (owner, receiver_id, media_ssrc) = (
             publication.owner,
@@ -1296,6 +1314,7 @@ impl Room {
         };
         let info = publication.info();
         self.publications.insert(id.clone(), publication);
+        self.totals.tracks.fetch_add(1, Ordering::Relaxed);
         self.broadcast(
             key,
             ServerMessage::TrackPublished {
@@ -1319,6 +1338,7 @@ impl Room {
         let Some(publication) = self.publications.remove(track) else {
             return;
         };
+        self.totals.tracks.fetch_sub(1, Ordering::Relaxed);
         let owner_id = self.participants.get_mut(&publication.owner).map(|p| {
             p.published.retain(|_, t| t != track);
             p.id.to_string()

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod metrics;
 mod ws;
 
 use std::time::Duration;
@@ -115,6 +116,10 @@ pub struct AppState {
     pub cancel: CancellationToken,
     /// Failed admin authentications per address (the API slows repeat offenders down).
     pub auth_failures: std::sync::Arc<api::AuthFailures>,
+    /// `/metrics`: this server's recorder and WebSocket count.
+    pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// The bundled TURN relay, for its counters.
+    pub turn: Option<turn_server::TurnServer>,
 }
 
 /// The HTTP application: every route of the service.
@@ -125,6 +130,7 @@ pub fn app(state: AppState) -> Router {
         .route("/static/{*path}", get(static_asset))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::render))
         .merge(api::routes());
     if state.config.dev_mode {
         router = router.route("/api/dev-token", get(dev_token));

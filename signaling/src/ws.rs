@@ -181,6 +181,7 @@ impl Fatal {
 ///
 /// `host` is the HTTP Host the client connected to; TURN URLs use it when no host is set.
 pub async fn serve(mut socket: WebSocket, state: AppState, host: Option<String>) {
+    let _counted = crate::metrics::ConnectionGuard::new(&state.metrics);
     let session = tokio::select! {
         joined = wait_for_join(&mut socket, &state, host.as_deref()) => joined,
         _ = state.cancel.cancelled() => {
