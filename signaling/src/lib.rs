@@ -127,13 +127,16 @@ pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/", get(|| async { static_file("index.html") }))
         .route("/room/{room}", get(room_page))
+        .route("/admin", get(|| async { static_file("admin.html") }))
         .route("/static/{*path}", get(static_asset))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .merge(api::routes());
     if state.config.dev_mode {
-        router = router.route("/api/dev-token", get(dev_token));
+        router = router
+            .route("/api/dev-token", get(dev_token))
+            .route("/api/dev-admin-token", get(dev_admin_token));
     }
     router.with_state(state)
 }
@@ -188,6 +191,16 @@ struct DevTokenQuery {
     name: Option<String>,
     #[serde(default)]
     identity: Option<String>,
+}
+
+/// Dev mode only: an admin token for every room (1 h), so the dashboard works with no setup.
+async fn dev_admin_token(State(state): State<AppState>) -> Response {
+    let grants = Grants {
+        room_admin: true,
+        ..Grants::default()
+    };
+    let token = state.tokens.mint("dev-admin", "Dev admin", "", grants, 3600);
+    axum::Json(serde_json::json!({ "token": token })).into_response()
 }
 
 /// Dev mode only: a token for anyone, so the web demo works with no setup.
