@@ -3,7 +3,7 @@
 //! with a message that names the setting and says what is allowed.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,6 +14,8 @@ use serde::Deserialize;
 pub const DEFAULT_LOG: &str = "info,rtc_dtls=error,rtc_ice=error,rtc_sctp=warn,rtc=warn";
 
 /// Command-line flags; each can also be set through the environment variable it names.
+/// Without a subcommand the binary runs the server; with one it is the admin CLI
+/// ([`crate::cli`]).
 #[derive(Debug, Parser, Default)]
 #[command(
     name = "switchyard",
@@ -21,9 +23,15 @@ pub const DEFAULT_LOG: &str = "info,rtc_dtls=error,rtc_ice=error,rtc_sctp=warn,r
     about = "Switchyard: WebRTC group calls through a selective forwarding unit.\n\
              Starts signaling, the SFU and the web demo with embedded defaults.",
     after_help = "Settings apply in this order: defaults, the --config file, SWITCHYARD_* \
-                  environment variables, flags. See switchyard.sample.toml."
+                  environment variables, flags. See switchyard.sample.toml.\n\
+                  Without a command, starts the server. The commands mint tokens and manage \
+                  a running server (`switchyard rooms list`); `switchyard help COMMAND` \
+                  explains each."
 )]
 pub struct Cli {
+    /// Admin command; none: run the server.
+    #[command(subcommand)]
+    pub command: Option<crate::cli::Command>,
     /// TOML configuration file.
     #[arg(long, short, env = "SWITCHYARD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -168,15 +176,7 @@ pub struct TurnSettings {
 impl Config {
     /// Resolves flags and environment (already merged by clap) over the file over defaults.
     pub fn load(cli: Cli) -> anyhow::Result<Config> {
-        let file = match &cli.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("the config file {} is invalid", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
+        let file = read_file(cli.config.as_deref())?;
         let turn = turn_settings(&cli, file.turn)?;
         let config = Config {
             log: cli.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
@@ -191,19 +191,10 @@ impl Config {
             max_auth_failures: file.http.max_auth_failures.unwrap_or(10),
             rtc_port: cli.rtc_port.or(file.rtc.port).unwrap_or(7882),
             announce_ip: cli.announce_ip.or(file.rtc.announce_ip),
-            credentials: match (
+            credentials: resolve_credentials(
                 cli.api_key.or(file.auth.api_key),
                 cli.api_secret.or(file.auth.api_secret),
-            ) {
-                (Some(k), Some(s)) => Some((k, s)),
-                (None, None) => None,
-                (Some(_), None) => {
-                    bail!("api_key is set but api_secret is not: set both, or neither for dev mode")
-                }
-                (None, Some(_)) => {
-                    bail!("api_secret is set but api_key is not: set both, or neither for dev mode")
-                }
-            },
+            )?,
             empty_room_timeout: Duration::from_secs(
                 cli.empty_room_timeout
                     .or(file.room.empty_timeout_secs)
@@ -235,14 +226,6 @@ impl Config {
         if self.empty_room_timeout > Duration::from_secs(86400) {
             bail!("empty_room_timeout must be at most 86400 seconds");
         }
-        if let Some((key, secret)) = &self.credentials {
-            if key.is_empty() {
-                bail!("api_key must not be empty");
-            }
-            if secret.len() < 32 {
-                bail!("api_secret must be at least 32 characters (it signs HS256 tokens)");
-            }
-        }
         if let Some(turn) = &self.turn {
             if turn.credential_lifetime.is_zero()
                 || turn.credential_lifetime > turn_server::credentials::MAX_CREDENTIAL_LIFETIME
@@ -269,6 +252,56 @@ impl Config {
             bail!("announce_ip must be a unicast IPv4 address clients can reach, got {ip}");
         }
         Ok(())
+    }
+}
+
+/// The API key and secret alone, resolved as [`Config::load`] resolves them: the file at
+/// `config`, overridden by `api_key` and `api_secret` (from the environment or flags), for
+/// the admin CLI. `None`: dev mode.
+pub fn load_credentials(
+    config: Option<&Path>,
+    api_key: Option<String>,
+    api_secret: Option<String>,
+) -> anyhow::Result<Option<(String, String)>> {
+    let file = read_file(config)?;
+    resolve_credentials(
+        api_key.or(file.auth.api_key),
+        api_secret.or(file.auth.api_secret),
+    )
+}
+
+fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str::<FileConfig>(&text)
+        .with_context(|| format!("the config file {} is invalid", path.display()))
+}
+
+/// Both or neither; a key that is not empty and a secret long enough for HS256.
+fn resolve_credentials(
+    key: Option<String>,
+    secret: Option<String>,
+) -> anyhow::Result<Option<(String, String)>> {
+    match (key, secret) {
+        (Some(key), Some(secret)) => {
+            if key.is_empty() {
+                bail!("api_key must not be empty");
+            }
+            if secret.len() < 32 {
+                bail!("api_secret must be at least 32 characters (it signs HS256 tokens)");
+            }
+            Ok(Some((key, secret)))
+        }
+        (None, None) => Ok(None),
+        (Some(_), None) => {
+            bail!("api_key is set but api_secret is not: set both, or neither for dev mode")
+        }
+        (None, Some(_)) => {
+            bail!("api_secret is set but api_key is not: set both, or neither for dev mode")
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! [`start`] binds everything and returns a handle with the bound addresses (tests use it with
 //! port 0); `main` is a thin shell over it that reads the configuration and turns Ctrl-C into
-//! a graceful shutdown.
+//! a graceful shutdown. With a subcommand the binary is the admin CLI instead ([`cli`]).
 
+pub mod cli;
 pub mod config;
 
 use std::net::SocketAddr;

@@ -1,4 +1,5 @@
-//! `switchyard`: run the whole service (`cargo run --release`).
+//! `switchyard`: run the whole service (`cargo run --release`), or, with a subcommand, the
+//! admin CLI (`switchyard rooms list`, `switchyard token --admin`, ...).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -9,7 +10,11 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::load(Cli::parse()) {
+    let mut cli = Cli::parse();
+    if let Some(command) = cli.command.take() {
+        return switchyard::cli::run(&cli, command).await;
+    }
+    let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("switchyard: configuration error: {e:#}");
