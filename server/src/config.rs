@@ -84,6 +84,14 @@ pub struct FileConfig {
     pub auth: AuthSection,
     pub room: RoomSection,
     pub turn: TurnSection,
+    pub webhooks: WebhookSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSection {
+    pub urls: Vec<String>,
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +160,8 @@ pub struct Config {
     pub max_participants: usize,
     /// `None`: no bundled TURN relay.
     pub turn: Option<TurnSettings>,
+    /// Where room events are POSTed (none: no webhooks).
+    pub webhooks: Option<signaling::webhooks::WebhookConfig>,
 }
 
 /// The bundled TURN relay's settings.
@@ -178,7 +188,9 @@ impl Config {
     pub fn load(cli: Cli) -> anyhow::Result<Config> {
         let file = read_file(cli.config.as_deref())?;
         let turn = turn_settings(&cli, file.turn)?;
-        let config = Config {
+        let webhook_urls = file.webhooks.urls;
+        let webhook_secret = file.webhooks.secret;
+        let mut config = Config {
             log: cli.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             http_bind: cli
                 .http_bind
@@ -205,7 +217,29 @@ impl Config {
                 .or(file.room.max_participants)
                 .unwrap_or(50),
             turn,
+            webhooks: None,
         };
+        if !webhook_urls.is_empty() {
+            for url in &webhook_urls {
+                if !url.starts_with("http://") {
+                    bail!(
+                        "webhooks.urls: {url:?} must be an http:// URL (https is not supported yet)"
+                    );
+                }
+            }
+            let secret = webhook_secret
+                .or_else(|| config.credentials.as_ref().map(|(_, s)| s.clone()))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "webhooks.urls is set but there is no secret to sign with: set \
+                         webhooks.secret or auth.api_secret"
+                    )
+                })?;
+            config.webhooks = Some(signaling::webhooks::WebhookConfig {
+                urls: webhook_urls,
+                secret,
+            });
+        }
         config.validate()?;
         Ok(config)
     }

@@ -103,6 +103,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         turn: turn.clone(),
     };
     tokio::spawn(signaling::api::publish_stats(sfu.clone(), cancel.clone()));
+    if let Some(webhooks) = config.webhooks.clone() {
+        tokio::spawn(signaling::webhooks::run(
+            sfu.events().clone(),
+            webhooks,
+            cancel.clone(),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(config.http_bind)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http_bind))?;

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod metrics;
+pub mod webhooks;
 mod ws;
 
 use std::time::Duration;
@@ -199,7 +200,9 @@ async fn dev_admin_token(State(state): State<AppState>) -> Response {
         room_admin: true,
         ..Grants::default()
     };
-    let token = state.tokens.mint("dev-admin", "Dev admin", "", grants, 3600);
+    let token = state
+        .tokens
+        .mint("dev-admin", "Dev admin", "", grants, 3600);
     axum::Json(serde_json::json!({ "token": token })).into_response()
 }
 

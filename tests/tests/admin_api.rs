@@ -782,3 +782,88 @@ async fn the_event_stream_reports_joins_and_leaves_in_order_and_resumes() {
     let refused = http.get(&url).send().await.unwrap();
     assert_eq!(refused.status().as_u16(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_deliver_signed_events_and_retry() {
+    use std::sync::{Arc, Mutex};
+    // A receiver that refuses its first delivery (to see a retry) and records everything.
+    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let record = Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let record = Arc::clone(&record);
+                async move {
+                    let signature = headers
+                        .get("x-switchyard-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let mut all = record.lock().unwrap();
+                    all.push((signature, body.to_vec()));
+                    if all.len() == 1 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = start_server(Some([127, 0, 0, 1].into()), |config| {
+        config.credentials = Some((KEY.into(), SECRET.into()));
+        config.webhooks = Some(signaling::webhooks::WebhookConfig {
+            urls: vec![hook.clone()],
+            secret: "hook-secret".into(),
+        });
+    })
+    .await;
+    let _alice = participant(&server, "alice", "hooked", false).await;
+    let start = std::time::Instant::now();
+    let deliveries = loop {
+        let all = received.lock().unwrap().clone();
+        let joined = all
+            .iter()
+            .filter(|(_, body)| String::from_utf8_lossy(body).contains("participant_joined"))
+            .count();
+        if joined >= 1 && all.len() >= 3 {
+            break all;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "webhooks: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The refused first delivery (room_created) came again; every body is signed.
+    assert_eq!(
+        deliveries[0].1, deliveries[1].1,
+        "the refused delivery is retried"
+    );
+    for (signature, body) in &deliveries {
+        assert_eq!(
+            *signature,
+            signaling::webhooks::signature("hook-secret", body)
+        );
+        let event: Value = serde_json::from_slice(body).unwrap();
+        assert!(event["id"].as_u64().is_some() && event["data"]["room"] == "hooked");
+    }
+    let names: Vec<String> = deliveries
+        .iter()
+        .map(|(_, b)| {
+            serde_json::from_slice::<Value>(b).unwrap()["event"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    println!("webhook deliveries: {names:?}");
+    assert_eq!(
+        names[..3],
+        ["room_created", "room_created", "participant_joined"]
+    );
+}
