@@ -787,7 +787,9 @@ async fn the_event_stream_reports_joins_and_leaves_in_order_and_resumes() {
 async fn webhooks_deliver_signed_events_and_retry() {
     use std::sync::{Arc, Mutex};
     // A receiver that refuses its first delivery (to see a retry) and records everything.
-    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    /// (signature header, body) of each delivery.
+    type Deliveries = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Deliveries = Arc::default();
     let record = Arc::clone(&received);
     let app = axum::Router::new().route(
         "/hook",

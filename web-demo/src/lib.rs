@@ -34,6 +34,9 @@ assets! {
     "switchyard.js" => "text/javascript; charset=utf-8",
     "call.js" => "text/javascript; charset=utf-8",
     "transfer.js" => "text/javascript; charset=utf-8",
+    "admin.html" => "text/html; charset=utf-8",
+    "admin.js" => "text/javascript; charset=utf-8",
+    "admin.css" => "text/css; charset=utf-8",
 }
 
 #[cfg(test)]
