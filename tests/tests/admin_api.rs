@@ -869,3 +869,48 @@ async fn webhooks_deliver_signed_events_and_retry() {
         ["room_created", "room_created", "participant_joined"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_created_with_codec_preferences_refuses_other_video_codecs() {
+    let server = server(10).await;
+    let mut api = Api::new(&server);
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/rooms",
+            "/api/rooms",
+            Some(&admin_token()),
+            Some(json!({"name": "h264-only", "codecs": ["h264"], "maxParticipants": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The Rust client sends VP8 video only: in this room just its audio gets through.
+    let _vp8 = participant(&server, "vp8-sender", "h264-only", true).await;
+    let mut detail = room_detail(&mut api, "h264-only").await;
+    for _ in 0..20 {
+        if detail.participants.first().is_some_and(|p| !p.tracks.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        detail = room_detail(&mut api, "h264-only").await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let detail = room_detail(&mut api, "h264-only").await;
+    let codecs: Vec<String> = detail.participants[0]
+        .tracks
+        .iter()
+        .map(|t| t.codec.clone())
+        .collect();
+    println!("tracks in the h264-only room: {codecs:?}");
+    assert_eq!(codecs, ["opus"]);
+    // maxParticipants 1: a second participant is turned away.
+    let mut second = Client::connect(&ws_url(&server)).await.unwrap();
+    second.join("h264-only", &server.token("late", "h264-only", Grants::default()));
+    let refused = second
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+    assert_eq!(refused, Some(protocol::ErrorCode::RoomFull));
+}
