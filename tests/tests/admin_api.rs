@@ -888,7 +888,11 @@ async fn a_room_created_with_codec_preferences_refuses_other_video_codecs() {
     let _vp8 = participant(&server, "vp8-sender", "h264-only", true).await;
     let mut detail = room_detail(&mut api, "h264-only").await;
     for _ in 0..20 {
-        if detail.participants.first().is_some_and(|p| !p.tracks.is_empty()) {
+        if detail
+            .participants
+            .first()
+            .is_some_and(|p| !p.tracks.is_empty())
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -905,7 +909,10 @@ async fn a_room_created_with_codec_preferences_refuses_other_video_codecs() {
     assert_eq!(codecs, ["opus"]);
     // maxParticipants 1: a second participant is turned away.
     let mut second = Client::connect(&ws_url(&server)).await.unwrap();
-    second.join("h264-only", &server.token("late", "h264-only", Grants::default()));
+    second.join(
+        "h264-only",
+        &server.token("late", "h264-only", Grants::default()),
+    );
     let refused = second
         .wait_message(WAIT, |m| match m {
             ServerMessage::Error { code, .. } => Some(*code),
