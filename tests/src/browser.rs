@@ -92,6 +92,27 @@ impl Driver {
         })
     }
 
+    /// Opens one headless Chromium per name on the call page of `room` on the server at
+    /// `port` (`/room/{room}?name={name}` followed by `extra_query`, e.g. `&relay=1`).
+    pub async fn call_pages(
+        &self,
+        port: u16,
+        room: &str,
+        names: &[&str],
+        extra_query: &str,
+    ) -> anyhow::Result<Vec<Client>> {
+        let mut pages = Vec::new();
+        for name in names {
+            let page = self.browser().await?;
+            page.goto(&format!(
+                "http://127.0.0.1:{port}/room/{room}?name={name}{extra_query}"
+            ))
+            .await?;
+            pages.push(page);
+        }
+        Ok(pages)
+    }
+
     /// Opens a new headless Chromium with a fake camera and microphone.
     pub async fn browser(&self) -> anyhow::Result<Client> {
         let profile = self._profiles.0.join(format!("p{}", rand_suffix()));

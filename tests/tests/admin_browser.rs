@@ -97,17 +97,10 @@ async fn admins_see_a_browser_call_and_act_on_it() {
     let events = collect_events(events_response);
 
     let driver = Driver::start().await.expect("chromedriver");
-    let mut pages = Vec::new();
-    for name in ["Alice", "Bob"] {
-        let page = driver.browser().await.expect("browser");
-        page.goto(&format!(
-            "http://127.0.0.1:{}/room/{room}?name={name}",
-            server.http_addr.port()
-        ))
+    let pages = driver
+        .call_pages(server.http_addr.port(), room, &["Alice", "Bob"], "")
         .await
-        .expect("page loads");
-        pages.push(page);
-    }
+        .expect("pages load");
 
     // 1. The room detail: both participants with codec, resolution, bitrate, candidate type.
     let start = Instant::now();

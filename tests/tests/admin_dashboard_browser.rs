@@ -15,17 +15,10 @@ async fn the_dashboard_shows_a_live_call_and_mutes_a_track() {
     let server = start_server(None, |_| {}).await;
     let room = "dashboard";
     let driver = Driver::start().await.expect("chromedriver");
-    let mut callers = Vec::new();
-    for name in ["Alice", "Bob"] {
-        let page = driver.browser().await.expect("browser");
-        page.goto(&format!(
-            "http://127.0.0.1:{}/room/{room}?name={name}",
-            server.http_addr.port()
-        ))
+    let _callers = driver
+        .call_pages(server.http_addr.port(), room, &["Alice", "Bob"], "")
         .await
-        .expect("call page loads");
-        callers.push(page);
-    }
+        .expect("call pages load");
     let admin = server.tokens.mint(
         "ops",
         "Ops",

@@ -38,17 +38,10 @@ async fn three_browsers_hold_a_call_and_one_leaves() {
     let server = start_server(None, |_| {}).await;
     let driver = Driver::start().await.expect("chromedriver");
     let names = ["Alice", "Bob", "Carol"];
-    let mut pages = Vec::new();
-    for name in names {
-        let page = driver.browser().await.expect("browser");
-        page.goto(&format!(
-            "http://127.0.0.1:{}/room/e2e-call?name={name}",
-            server.http_addr.port()
-        ))
+    let mut pages = driver
+        .call_pages(server.http_addr.port(), "e2e-call", &names, "")
         .await
-        .expect("page loads");
-        pages.push(page);
-    }
+        .expect("pages load");
 
     // Every page decodes at least 60 frames from each of the other two and hears both.
     let start = Instant::now();

@@ -53,17 +53,10 @@ async fn three_browsers_call_through_the_turn_relay() {
     .await;
     let driver = Driver::start().await.expect("chromedriver");
     let names = ["Alice", "Bob", "Carol"];
-    let mut pages = Vec::new();
-    for name in names {
-        let page = driver.browser().await.expect("browser");
-        page.goto(&format!(
-            "http://127.0.0.1:{}/room/turn-call?name={name}&relay=1",
-            server.http_addr.port()
-        ))
+    let pages = driver
+        .call_pages(server.http_addr.port(), "turn-call", &names, "&relay=1")
         .await
-        .expect("page loads");
-        pages.push(page);
-    }
+        .expect("pages load");
 
     let start = Instant::now();
     loop {

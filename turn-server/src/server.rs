@@ -169,10 +169,14 @@ pub(crate) async fn start(
         config,
     });
     tokio::spawn(serve_udp(Arc::new(udp), Arc::clone(&shared)));
-    tokio::spawn(accept_tcp(tcp, Arc::clone(&shared)));
+    tokio::spawn(accept_streams(tcp, None, Arc::clone(&shared)));
     let tls_addr = tls.as_ref().map(|(_, bound, _)| *bound);
     if let Some((listener, _, acceptor)) = tls {
-        tokio::spawn(accept_tls(listener, acceptor, Arc::clone(&shared)));
+        tokio::spawn(accept_streams(
+            listener,
+            Some(acceptor),
+            Arc::clone(&shared),
+        ));
     }
     info!(%udp_addr, %tcp_addr, ?tls_addr, relay_ip = %shared.config.relay_ip, "TURN relay listening");
     Ok((udp_addr, tcp_addr, tls_addr, shared))
@@ -1210,68 +1214,46 @@ async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
     }
 }
 
-async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shared.cancel.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, client)) => {
-                let Ok(slot) = Arc::clone(&shared.stream_slots).try_acquire_owned() else {
-                    debug!(%client, "TCP connection refused: the stream connection limit is reached");
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    serve_stream(stream, client, shared).await;
-                    drop(slot);
-                });
-            }
-            Err(error) => {
-                warn!(%error, "TURN TCP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-async fn accept_tls(
+/// Accepts TCP connections (TLS ones when `tls` is set) within the connection limit and
+/// serves each on its own task.
+async fn accept_streams(
     listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
 ) {
+    let transport = if tls.is_some() { "TLS" } else { "TCP" };
     loop {
         let accepted = tokio::select! {
             _ = shared.cancel.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
-            Ok((stream, client)) => {
-                let Ok(slot) = Arc::clone(&shared.stream_slots).try_acquire_owned() else {
-                    debug!(%client, "TLS connection refused: the stream connection limit is reached");
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(tls)) => serve_stream(tls, client, shared).await,
-                        Ok(Err(error)) => debug!(%client, %error, "TLS handshake failed"),
-                        Err(_) => debug!(%client, "TLS handshake timed out"),
-                    }
-                });
-            }
+        let (stream, client) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
-                warn!(%error, "TURN TLS accept failed");
+                warn!(%error, transport, "TURN accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        }
+        };
+        let Ok(slot) = Arc::clone(&shared.stream_slots).try_acquire_owned() else {
+            debug!(%client, transport, "connection refused: the stream connection limit is reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let Some(acceptor) = tls else {
+                return serve_stream(stream, client, shared).await;
+            };
+            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(tls)) => serve_stream(tls, client, shared).await,
+                Ok(Err(error)) => debug!(%client, %error, "TLS handshake failed"),
+                Err(_) => debug!(%client, "TLS handshake timed out"),
+            }
+        });
     }
 }
 
