@@ -748,16 +748,11 @@ impl AllocationTable {
             stop.clone(),
             Arc::clone(&shared),
         ));
-        let reply = StunMessageBuilder::new(methods::ALLOCATE, MessageClass::SuccessResponse)
-            .with_transaction_id(*message.transaction_id())
-            .with_attribute(XorRelayedAddress::from(relayed))
-            .with_attribute(LifeTime::new(lifetime.as_secs() as u32))
-            .with_attribute(XorMappedAddress::from(client))
-            .with_attribute(software())
-            .with_attribute(MessageIntegrity::new(key.clone()))
-            .with_attribute(Fingerprint::default())
-            .build();
-        let len = self.encode(&reply)?;
+        let len = self.success(message, key, |b| {
+            b.with_attribute(XorRelayedAddress::from(relayed))
+                .with_attribute(LifeTime::new(lifetime.as_secs() as u32))
+                .with_attribute(XorMappedAddress::from(client))
+        })?;
         RelayStats::count(&shared.stats.allocations_created);
         debug!(%client, %relayed, %username, "allocation created");
         self.allocations.insert(
@@ -803,14 +798,9 @@ impl AllocationTable {
             }
             lifetime
         };
-        let reply = StunMessageBuilder::new(methods::REFRESH, MessageClass::SuccessResponse)
-            .with_transaction_id(*message.transaction_id())
-            .with_attribute(LifeTime::new(lifetime.as_secs() as u32))
-            .with_attribute(software())
-            .with_attribute(MessageIntegrity::new(key))
-            .with_attribute(Fingerprint::default())
-            .build();
-        self.encode(&reply)
+        self.success(message, key, |b| {
+            b.with_attribute(LifeTime::new(lifetime.as_secs() as u32))
+        })
     }
 
     fn create_permission(
@@ -849,7 +839,7 @@ impl AllocationTable {
         for ip in peers {
             allocation.install_permission(ip, now);
         }
-        self.success(message, key)
+        self.success(message, key, |b| b)
     }
 
     fn channel_bind(
@@ -930,7 +920,7 @@ impl AllocationTable {
             .updates
             .send(RelayUpdate::Channel(peer, channel, expires));
         allocation.install_permission(peer.ip(), now);
-        self.success(message, key)
+        self.success(message, key, |b| b)
     }
 
     /// Send indications: relayed if the policy and a permission allow, else dropped
@@ -981,9 +971,16 @@ impl AllocationTable {
         }
     }
 
-    fn success(&mut self, request: &StunMessage, key: HMACKey) -> Option<usize> {
-        let reply = StunMessageBuilder::new(request.method(), MessageClass::SuccessResponse)
-            .with_transaction_id(*request.transaction_id())
+    /// A signed success response carrying what `extra` adds.
+    fn success(
+        &mut self,
+        request: &StunMessage,
+        key: HMACKey,
+        extra: impl FnOnce(StunMessageBuilder) -> StunMessageBuilder,
+    ) -> Option<usize> {
+        let builder = StunMessageBuilder::new(request.method(), MessageClass::SuccessResponse)
+            .with_transaction_id(*request.transaction_id());
+        let reply = extra(builder)
             .with_attribute(software())
             .with_attribute(MessageIntegrity::new(key))
             .with_attribute(Fingerprint::default())
