@@ -111,32 +111,7 @@ pub(crate) async fn start(
         Some(tls) => Some((tls.listen, tls_acceptor(tls)?)),
         None => None,
     };
-    let udp = UdpSocket::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            transport: "UDP",
-            addr: config.listen,
-            source,
-        })?;
-    let udp_addr = udp.local_addr().map_err(|source| StartError::Bind {
-        transport: "UDP",
-        addr: config.listen,
-        source,
-    })?;
-    // Bind TCP on the port UDP got, so that port 0 in tests yields one port for both.
-    let tcp_bind = SocketAddr::new(config.listen.ip(), udp_addr.port());
-    let tcp = TcpListener::bind(tcp_bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            transport: "TCP",
-            addr: tcp_bind,
-            source,
-        })?;
-    let tcp_addr = tcp.local_addr().map_err(|source| StartError::Bind {
-        transport: "TCP",
-        addr: tcp_bind,
-        source,
-    })?;
+    let (udp, udp_addr, tcp, tcp_addr) = bind_udp_and_tcp(config.listen).await?;
     let tls = match tls_acceptor {
         Some((addr, acceptor)) => {
             let listener = TcpListener::bind(addr)
@@ -180,6 +155,47 @@ pub(crate) async fn start(
     }
     info!(%udp_addr, %tcp_addr, ?tls_addr, relay_ip = %shared.config.relay_ip, "TURN relay listening");
     Ok((udp_addr, tcp_addr, tls_addr, shared))
+}
+
+/// Binds the UDP socket and the TCP listener on one port. With port 0 the UDP socket picks a
+/// free port and TCP takes the same number; should another program hold that TCP port, a few
+/// other ports are tried before giving up.
+async fn bind_udp_and_tcp(
+    listen: SocketAddr,
+) -> Result<(UdpSocket, SocketAddr, TcpListener, SocketAddr), StartError> {
+    let attempts = if listen.port() == 0 { 8 } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                transport: "UDP",
+                addr: listen,
+                source,
+            })?;
+        let udp_addr = udp.local_addr().map_err(|source| StartError::Bind {
+            transport: "UDP",
+            addr: listen,
+            source,
+        })?;
+        let tcp_bind = SocketAddr::new(listen.ip(), udp_addr.port());
+        let bound = match TcpListener::bind(tcp_bind).await {
+            Ok(tcp) => tcp.local_addr().map(|addr| (tcp, addr)),
+            Err(error) => Err(error),
+        };
+        match bound {
+            Ok((tcp, tcp_addr)) => return Ok((udp, udp_addr, tcp, tcp_addr)),
+            Err(source) if attempt >= attempts => {
+                return Err(StartError::Bind {
+                    transport: "TCP",
+                    addr: tcp_bind,
+                    source,
+                });
+            }
+            Err(_) => continue,
+        }
+    }
 }
 
 fn tls_acceptor(tls: &crate::TlsConfig) -> Result<tokio_rustls::TlsAcceptor, StartError> {
