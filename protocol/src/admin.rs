@@ -46,6 +46,9 @@ pub struct RoomSummary {
     /// Bits per second forwarded to subscribers over the last second.
     pub bitrate_out: u64,
     pub settings: RoomSettings,
+    /// The state of the room's current or most recent recording; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_state: Option<RecordingState>,
 }
 
 /// `GET /api/rooms`.
@@ -61,6 +64,78 @@ pub struct RoomDetail {
     #[serde(flatten)]
     pub summary: RoomSummary,
     pub participants: Vec<ParticipantDetail>,
+    /// The room's current or most recent recording.
+    #[serde(default)]
+    pub recording: Option<RecordingInfo>,
+}
+
+/// Where a recording is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// The sidecar was started and is joining the room.
+    Starting,
+    /// The sidecar is in the room and the playlist is being written.
+    Active,
+    /// Asked to stop; the sidecar is finishing the playlist.
+    Stopping,
+    /// The playlist is finished (`EXT-X-ENDLIST`).
+    Complete,
+    /// The recording ended abnormally; `reason` says why.
+    Failed,
+}
+
+impl RecordingState {
+    /// Starting, active or stopping: the sidecar may still be running.
+    pub fn is_running(self) -> bool {
+        matches!(
+            self,
+            RecordingState::Starting | RecordingState::Active | RecordingState::Stopping
+        )
+    }
+
+    /// The name used in JSON (`starting`, `active`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Starting => "starting",
+            RecordingState::Active => "active",
+            RecordingState::Stopping => "stopping",
+            RecordingState::Complete => "complete",
+            RecordingState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One recording of a room as HLS (`POST /api/rooms/{room}/recording`, `GET /api/recordings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingInfo {
+    /// Random and unguessable: it is also the capability in the playlist's URL.
+    pub id: String,
+    pub room: String,
+    pub state: RecordingState,
+    /// Why it failed (`failed` only).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    /// RFC 3339, UTC; set once complete or failed.
+    #[serde(default)]
+    pub stopped_at: Option<String>,
+    /// Relative URL of the HLS playlist: `/recordings/{id}/playlist.m3u8`.
+    pub playlist_url: String,
+}
+
+/// `GET /api/recordings`: newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingList {
+    pub recordings: Vec<RecordingInfo>,
 }
 
 /// One participant in a room's detail.
@@ -225,13 +300,39 @@ mod tests {
                     empty_timeout_seconds: 20,
                     codecs: vec![],
                 },
+                recording_state: None,
             },
             participants: vec![],
+            recording: None,
         };
         let json = serde_json::to_value(&detail).unwrap();
         assert_eq!(json["name"], "demo");
         assert_eq!(json["settings"]["maxParticipants"], 50);
+        assert!(json.get("recordingState").is_none());
+        assert!(json["recording"].is_null());
         let back: RoomDetail = serde_json::from_value(json).unwrap();
         assert_eq!(back, detail);
+    }
+
+    #[test]
+    fn recording_info_uses_camel_case_and_snake_case_states() {
+        let info = RecordingInfo {
+            id: "abc".into(),
+            room: "demo".into(),
+            state: RecordingState::Complete,
+            reason: None,
+            started_at: rfc3339(0),
+            stopped_at: Some(rfc3339(60)),
+            playlist_url: "/recordings/abc/playlist.m3u8".into(),
+        };
+        let json = serde_json::to_value(&info).unwrap();
+        assert_eq!(json["state"], "complete");
+        assert_eq!(json["startedAt"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["stoppedAt"], "1970-01-01T00:01:00Z");
+        assert_eq!(json["playlistUrl"], "/recordings/abc/playlist.m3u8");
+        let back: RecordingInfo = serde_json::from_value(json).unwrap();
+        assert_eq!(back, info);
+        assert!(RecordingState::Stopping.is_running());
+        assert!(!RecordingState::Failed.is_running());
     }
 }

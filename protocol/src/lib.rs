@@ -244,6 +244,21 @@ pub struct Grants {
     pub can_publish_data: bool,
     pub hidden: bool,
     pub room_admin: bool,
+    /// A recording sidecar: hidden, subscribes only, may never publish media or data.
+    pub recorder: bool,
+}
+
+impl Grants {
+    /// The grants the SFU applies: a recorder is hidden and cannot publish, whatever else its
+    /// token says.
+    pub fn effective(mut self) -> Grants {
+        if self.recorder {
+            self.hidden = true;
+            self.can_publish = false;
+            self.can_publish_data = false;
+        }
+        self
+    }
 }
 
 impl Default for Grants {
@@ -254,6 +269,7 @@ impl Default for Grants {
             can_publish_data: true,
             hidden: false,
             room_admin: false,
+            recorder: false,
         }
     }
 }
@@ -330,6 +346,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(json, r#"{"type":"error","code":"bad_json","message":"m"}"#);
+    }
+
+    #[test]
+    fn recorder_grant_defaults_off_and_hides_without_publishing() {
+        let grants: Grants = serde_json::from_str(r#"{"canPublish":true}"#).unwrap();
+        assert!(!grants.recorder);
+        let grants: Grants =
+            serde_json::from_str(r#"{"recorder":true,"canPublish":true,"canPublishData":true}"#)
+                .unwrap();
+        let effective = grants.effective();
+        assert!(effective.recorder && effective.hidden && effective.can_subscribe);
+        assert!(!effective.can_publish && !effective.can_publish_data);
     }
 
     #[test]

@@ -277,6 +277,7 @@ fn mint(authority: &TokenAuthority, args: &TokenArgs) -> anyhow::Result<String> 
         can_publish_data: true,
         hidden: args.hidden,
         room_admin: args.admin,
+        recorder: false,
     };
     Ok(authority.mint(&identity, &name, &room, grants, args.ttl))
 }

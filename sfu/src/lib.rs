@@ -110,6 +110,9 @@ pub enum JoinError {
     RoomFull { room: RoomId, max: usize },
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Recorders join only rooms that are open; they never open one.
+    #[error("room {0} is not open; a recorder joins only an open room")]
+    NoSuchRoom(RoomId),
     #[error("could not set up the peer connections: {0}")]
     Engine(String),
 }
@@ -257,6 +260,7 @@ impl Sfu {
             return Err(JoinError::ShuttingDown);
         }
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
+        let recorder = params.grants.recorder;
         let (reply_tx, reply_rx) = oneshot::channel();
         let mut message = RoomControl::Join {
             key,
@@ -265,6 +269,9 @@ impl Sfu {
         };
         {
             let mut rooms = self.rooms();
+            if recorder && !rooms.contains_key(&room) {
+                return Err(JoinError::NoSuchRoom(room));
+            }
             // A room that is just closing refuses the message; then we start a fresh one.
             for _ in 0..2 {
                 let entry = rooms
@@ -275,6 +282,9 @@ impl Sfu {
                     Err(mpsc::error::SendError(m)) => {
                         message = m;
                         rooms.remove(&room);
+                        if recorder {
+                            return Err(JoinError::NoSuchRoom(room));
+                        }
                     }
                 }
             }
@@ -415,5 +425,121 @@ impl Sfu {
             rooms.remove(id);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(identity: &str, grants: Grants) -> JoinParams {
+        JoinParams {
+            identity: identity.into(),
+            name: identity.into(),
+            grants,
+            ice_servers: Vec::new(),
+        }
+    }
+
+    fn recorder_grants() -> Grants {
+        Grants {
+            recorder: true,
+            can_publish: true,
+            can_publish_data: true,
+            ..Grants::default()
+        }
+    }
+
+    async fn next_event(session: &mut Session) -> Option<SessionEvent> {
+        tokio::time::timeout(Duration::from_secs(5), session.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test]
+    async fn recorders_are_hidden_cannot_open_rooms_and_do_not_keep_them_open() {
+        let cancel = CancellationToken::new();
+        let sfu = Sfu::start(
+            SfuConfig {
+                rtc_port: 0,
+                announce_ip: Some(IpAddr::from([127, 0, 0, 1])),
+                empty_room_timeout: Duration::from_millis(300),
+                ..SfuConfig::default()
+            },
+            cancel.clone(),
+        )
+        .await
+        .unwrap();
+        let room = RoomId::new("rec").unwrap();
+        let refused = sfu
+            .join(room.clone(), params("rec-1", recorder_grants()))
+            .await;
+        assert!(matches!(refused, Err(JoinError::NoSuchRoom(_))));
+        assert_eq!(sfu.room_count(), 0, "a recorder never opens a room");
+
+        let mut alice = sfu
+            .join(room.clone(), params("alice", Grants::default()))
+            .await
+            .unwrap();
+        assert!(matches!(
+            next_event(&mut alice).await,
+            Some(SessionEvent::Message(ServerMessage::Joined { .. }))
+        ));
+        let mut recorder = sfu
+            .join(room.clone(), params("rec-1", recorder_grants()))
+            .await
+            .unwrap();
+        let Some(SessionEvent::Message(ServerMessage::Joined { participants, .. })) =
+            next_event(&mut recorder).await
+        else {
+            panic!("the recorder is told it joined");
+        };
+        assert_eq!(participants.len(), 1, "the recorder sees alice");
+        let AdminReply::Room(detail) = sfu.admin(&room, AdminCommand::Snapshot).await.unwrap()
+        else {
+            panic!("a snapshot");
+        };
+        assert_eq!(
+            detail.summary.participant_count, 1,
+            "the recorder is not counted"
+        );
+        let grants = &detail
+            .participants
+            .iter()
+            .find(|p| p.identity == "rec-1")
+            .unwrap()
+            .grants;
+        assert!(grants.hidden && !grants.can_publish && !grants.can_publish_data);
+
+        // Alice leaves: the room counts as empty, closes after its timeout and tells the
+        // recorder why. Alice was never told about the recorder.
+        alice
+            .handle
+            .send(SessionCommand::Leave(LeaveReason::Left))
+            .await;
+        while let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(50), alice.events.recv()).await
+        {
+            assert!(
+                !matches!(
+                    event,
+                    SessionEvent::Message(ServerMessage::ParticipantJoined { .. })
+                ),
+                "alice never hears of the recorder"
+            );
+        }
+        let closed = loop {
+            match next_event(&mut recorder).await {
+                Some(SessionEvent::Closed(reason)) => break reason,
+                Some(_) => continue,
+                None => panic!("the recorder's session ended without `closed`"),
+            }
+        };
+        assert_eq!(closed, CloseReason::RoomClosed);
+        let (events, _) = sfu.events().subscribe(None);
+        assert!(events.iter().any(|e| e.kind == "room_closed"));
+        cancel.cancel();
+        sfu.closed().await;
     }
 }

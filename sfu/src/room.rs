@@ -393,6 +393,8 @@ pub(crate) async fn run<F>(
         }
         room.reap();
     }
+    // Recorders do not keep a room open: whoever is still here when it closes is told.
+    room.close_all(LeaveReason::RoomClosed, CloseReason::RoomClosed);
     info!(room = %room.id, "room closed");
     room.events
         .emit("room_closed", room.id.as_str(), serde_json::json!({}));
@@ -504,7 +506,13 @@ impl Room {
         }
     }
 
-    fn join(&mut self, key: u64, params: JoinParams) -> Result<Session, JoinError> {
+    /// Whether anyone but recorders is in the room (recorders alone leave it "empty").
+    fn occupied(&self) -> bool {
+        self.participants.values().any(|p| !p.grants.recorder)
+    }
+
+    fn join(&mut self, key: u64, mut params: JoinParams) -> Result<Session, JoinError> {
+        params.grants = params.grants.effective();
         // The same identity joining again replaces the old session (a reconnect).
         let previous: Vec<u64> = self
             .participants
@@ -587,7 +595,9 @@ impl Room {
         );
         self.participants.insert(key, participant);
         self.totals.participants.fetch_add(1, Ordering::Relaxed);
-        self.empty_since = None;
+        if self.occupied() {
+            self.empty_since = None;
+        }
 
         let you = self.participant_info(key).ok_or(JoinError::ShuttingDown)?;
         let others: Vec<ParticipantInfo> = self
@@ -669,7 +679,7 @@ impl Room {
                 },
             );
         }
-        if self.participants.is_empty() {
+        if !self.occupied() && self.empty_since.is_none() {
             self.empty_since = Some(Instant::now());
         }
     }
@@ -1599,6 +1609,7 @@ impl Room {
                 empty_timeout_seconds: self.config.empty_room_timeout.as_secs(),
                 codecs: self.config.video_codecs.clone(),
             },
+            recording_state: None,
         }
     }
 
@@ -1612,6 +1623,7 @@ impl Room {
         RoomDetail {
             summary: self.summary(),
             participants,
+            recording: None,
         }
     }
 
@@ -1726,6 +1738,12 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return Err(AdminError::Unavailable);
         };
+        // A recorder stays one (hidden, never publishing) whatever the new grants say.
+        let grants = protocol::Grants {
+            recorder: grants.recorder || p.grants.recorder,
+            ..grants
+        }
+        .effective();
         let before = std::mem::replace(&mut p.grants, grants.clone());
         info!(room = %self.id, %identity, ?grants, "grants changed by an admin");
         if before.can_publish && !grants.can_publish {

@@ -288,6 +288,7 @@ async fn join(
     state.sfu.join(room_id, params).await.map_err(|e| match e {
         JoinError::RoomFull { .. } => Fatal::new(ErrorCode::RoomFull, e.to_string()),
         JoinError::ShuttingDown => Fatal::new(ErrorCode::Internal, e.to_string()),
+        JoinError::NoSuchRoom(_) => Fatal::new(ErrorCode::WrongRoom, e.to_string()),
         JoinError::Engine(_) => {
             warn!(error = %e, "join failed");
             Fatal::new(
