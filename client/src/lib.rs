@@ -6,7 +6,7 @@
 //! it, and reports what it sees as [`ClientEvent`]s. It also sends raw frames on request, so
 //! tests can play a misbehaving client.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -18,7 +18,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::{
     SctpMaxMessageSize, SettingEngineBuilder,
@@ -80,7 +80,13 @@ pub enum ClientEvent {
         sequence_number: u16,
         timestamp: u32,
         ssrc: u32,
+        /// The RTP payload type (see [`PAYLOAD_TYPE_VP8`] and its siblings; Opus is 111).
+        payload_type: u8,
+        /// The RTP marker bit (end of a video frame).
+        marker: bool,
         payload_len: usize,
+        /// The RTP payload, shared with the packet (no copy).
+        payload: Bytes,
     },
     /// A peer connection changed state (`connected`, `failed`, ...).
     PeerState { target: Target, state: String },
@@ -140,8 +146,9 @@ impl Client {
                 url: url.to_owned(),
                 source,
             })?;
-        let publisher = Peer::new().await?;
-        let subscriber = Peer::new().await?;
+        let local_ip = local_ip_towards(url).await;
+        let publisher = Peer::new(local_ip).await?;
+        let subscriber = Peer::new(local_ip).await?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
@@ -267,6 +274,33 @@ impl Client {
     }
 }
 
+/// The address of this host that packets to the signaling server leave from: 127.0.0.1 for a
+/// local server, the outgoing interface's address for a remote one. Media goes the same way.
+async fn local_ip_towards(url: &str) -> IpAddr {
+    let fallback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let Ok(uri) = url.parse::<tokio_tungstenite::tungstenite::http::Uri>() else {
+        return fallback;
+    };
+    let Some(host) = uri.host() else {
+        return fallback;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(443);
+    let Ok(mut addrs) = tokio::net::lookup_host((host, port)).await else {
+        return fallback;
+    };
+    let Some(server) = addrs.find(SocketAddr::is_ipv4) else {
+        return fallback;
+    };
+    let Ok(probe) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else {
+        return fallback;
+    };
+    if probe.connect(server).await.is_err() {
+        return fallback;
+    }
+    probe.local_addr().map(|a| a.ip()).unwrap_or(fallback)
+}
+
 struct Peer {
     pc: RTCPeerConnection,
     socket: UdpSocket,
@@ -295,7 +329,42 @@ fn client_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             },
             RtpCodecKind::Video,
         ),
+        // Received only (we publish VP8): rooms may carry these from browsers.
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: video_codec(MIME_TYPE_VP9, ""),
+                payload_type: PAYLOAD_TYPE_VP9,
+            },
+            RtpCodecKind::Video,
+        ),
+        (
+            RTCRtpCodecParameters {
+                rtp_codec: video_codec(
+                    MIME_TYPE_H264,
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+                ),
+                payload_type: PAYLOAD_TYPE_H264,
+            },
+            RtpCodecKind::Video,
+        ),
     ]
+}
+
+/// Payload type of VP8 in what the client receives.
+pub const PAYLOAD_TYPE_VP8: u8 = 96;
+/// Payload type of VP9 in what the client receives.
+pub const PAYLOAD_TYPE_VP9: u8 = 98;
+/// Payload type of H.264 (constrained baseline, packetization mode 1) in what the client receives.
+pub const PAYLOAD_TYPE_H264: u8 = 102;
+
+fn video_codec(mime_type: &str, fmtp: &str) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: mime_type.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: fmtp.to_owned(),
+        rtcp_feedback: vec![],
+    }
 }
 
 fn opus() -> RTCRtpCodec {
@@ -319,8 +388,8 @@ fn vp8() -> RTCRtpCodec {
 }
 
 impl Peer {
-    async fn new() -> Result<Peer, ClientError> {
-        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    async fn new(local_ip: IpAddr) -> Result<Peer, ClientError> {
+        let socket = UdpSocket::bind((local_ip, 0)).await?;
         let local = socket.local_addr()?;
         let mut media_engine = MediaEngine::default();
         for (codec, kind) in client_codecs() {
@@ -813,7 +882,10 @@ impl Engine {
                         sequence_number: packet.header.sequence_number,
                         timestamp: packet.header.timestamp,
                         ssrc: packet.header.ssrc,
+                        payload_type: packet.header.payload_type,
+                        marker: packet.header.marker,
                         payload_len: packet.payload.len(),
+                        payload: packet.payload.clone(),
                     });
                 }
                 continue;
