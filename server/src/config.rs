@@ -72,6 +72,12 @@ pub struct Cli {
     /// Run without the bundled TURN relay.
     #[arg(long, env = "SWITCHYARD_NO_TURN")]
     pub no_turn: bool,
+    /// Folder for HLS recordings (one sub-folder per recording).
+    #[arg(long, env = "SWITCHYARD_RECORDINGS_DIR")]
+    pub recordings_dir: Option<PathBuf>,
+    /// The `switchyard-recorder` sidecar binary (default: next to this one, or in PATH).
+    #[arg(long, env = "SWITCHYARD_RECORDER")]
+    pub recorder: Option<PathBuf>,
 }
 
 /// The file's shape (every field optional; unknown fields are an error).
@@ -85,6 +91,14 @@ pub struct FileConfig {
     pub room: RoomSection,
     pub turn: TurnSection,
     pub webhooks: WebhookSection,
+    pub recording: RecordingSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingSection {
+    pub dir: Option<PathBuf>,
+    pub recorder: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +176,12 @@ pub struct Config {
     pub turn: Option<TurnSettings>,
     /// Where room events are POSTed (none: no webhooks).
     pub webhooks: Option<signaling::webhooks::WebhookConfig>,
+    /// Folder for HLS recordings, one sub-folder per recording (default `recordings`,
+    /// relative to the working directory).
+    pub recordings_dir: PathBuf,
+    /// The `switchyard-recorder` sidecar. `None`: next to this executable, in the folder
+    /// above it, then in `PATH`.
+    pub recorder: Option<PathBuf>,
 }
 
 /// The bundled TURN relay's settings.
@@ -218,6 +238,11 @@ impl Config {
                 .unwrap_or(50),
             turn,
             webhooks: None,
+            recordings_dir: cli
+                .recordings_dir
+                .or(file.recording.dir)
+                .unwrap_or_else(|| PathBuf::from("recordings")),
+            recorder: cli.recorder.or(file.recording.recorder),
         };
         if !webhook_urls.is_empty() {
             for url in &webhook_urls {
@@ -279,6 +304,18 @@ impl Config {
             if turn.max_allocations_per_user == 0 || turn.max_allocations == 0 {
                 bail!("turn.max_allocations_per_user and turn.max_allocations must be at least 1");
             }
+        }
+        if self.recordings_dir.as_os_str().is_empty() {
+            bail!("recording.dir must not be empty");
+        }
+        if self
+            .recorder
+            .as_ref()
+            .is_some_and(|r| r.as_os_str().is_empty())
+        {
+            bail!(
+                "recording.recorder must not be empty: remove it to find switchyard-recorder next to switchyard"
+            );
         }
         if let Some(ip) = self.announce_ip
             && (ip.is_unspecified() || ip.is_multicast() || ip.is_ipv6())
@@ -403,6 +440,39 @@ mod tests {
         let c = Config::load(cli).unwrap();
         assert_eq!(c.rtc_port, 9100);
         assert_eq!(c.max_participants, 7);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn recording_settings_come_from_the_file_and_flags() {
+        let c = Config::load(Cli::default()).unwrap();
+        assert_eq!(c.recordings_dir, PathBuf::from("recordings"));
+        assert!(c.recorder.is_none());
+        let dir = std::env::temp_dir().join(format!("sy-config-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "[recording]\ndir = \"/srv/rec\"\nrecorder = \"/opt/sy/switchyard-recorder\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Cli {
+            config: Some(path.clone()),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.recordings_dir, PathBuf::from("/srv/rec"));
+        assert_eq!(
+            c.recorder.as_deref(),
+            Some(Path::new("/opt/sy/switchyard-recorder"))
+        );
+        let c = Config::load(Cli {
+            config: Some(path),
+            recordings_dir: Some("/tmp/elsewhere".into()),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.recordings_dir, PathBuf::from("/tmp/elsewhere"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

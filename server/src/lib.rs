@@ -37,6 +37,7 @@ pub struct Server {
     cancel: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     sfu: Sfu,
+    recordings: signaling::recording::Recordings,
 }
 
 fn random_string(len: usize) -> String {
@@ -88,6 +89,20 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
         None => (None, None),
     };
+    let listener = tokio::net::TcpListener::bind(config.http_bind)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http_bind))?;
+    let http_addr = listener.local_addr()?;
+    let recordings = signaling::recording::Recordings::start(
+        signaling::recording::RecordingConfig {
+            dir: config.recordings_dir.clone(),
+            recorder: config.recorder.clone(),
+        },
+        http_addr,
+        tokens.clone(),
+        sfu.clone(),
+        cancel.clone(),
+    );
     let state = AppState {
         config: Arc::new(SignalingConfig {
             max_message_size: config.max_message_size,
@@ -101,6 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         auth_failures: Arc::new(signaling::api::AuthFailures::new(config.max_auth_failures)),
         metrics: Arc::default(),
         turn: turn.clone(),
+        recordings: recordings.clone(),
     };
     tokio::spawn(signaling::api::publish_stats(sfu.clone(), cancel.clone()));
     if let Some(webhooks) = config.webhooks.clone() {
@@ -110,10 +126,6 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             cancel.clone(),
         ));
     }
-    let listener = tokio::net::TcpListener::bind(config.http_bind)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", config.http_bind))?;
-    let http_addr = listener.local_addr()?;
     let app = signaling::app(state);
     let shutdown = cancel.clone();
     let http = tokio::spawn(async move {
@@ -133,6 +145,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         cancel,
         http,
         sfu,
+        recordings,
     })
 }
 
@@ -195,6 +208,8 @@ impl Server {
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         self.cancel.cancel();
         let drained = async {
+            // Recorders get a few seconds to finish their playlists.
+            self.recordings.closed().await;
             self.sfu.closed().await;
             self.http.await
         };
@@ -211,6 +226,11 @@ impl Server {
     /// The most bytes ever seen queued at the SFU for one recipient's data channel.
     pub fn data_queue_peak(&self) -> usize {
         self.sfu.data_queue_peak()
+    }
+
+    /// HLS recordings: where they are written, and their states.
+    pub fn recordings(&self) -> &signaling::recording::Recordings {
+        &self.recordings
     }
 
     /// Number of open rooms.

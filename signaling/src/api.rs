@@ -1,6 +1,6 @@
 //! The admin REST API under `/api` (`docs/admin-api.md`, `openapi.json`): list and inspect
 //! rooms, create and close them, remove participants, mute tracks, change permissions, send
-//! data from the server and mint tokens.
+//! data from the server, mint tokens, and record rooms as HLS ([`crate::recording`]).
 //!
 //! Every route but the OpenAPI document needs `Authorization: Bearer <JWT>` with the
 //! `roomAdmin` grant (checked by [`Admin`], before any body is read). Errors are JSON
@@ -23,14 +23,15 @@ use axum::routing::{delete, get, patch, post};
 use base64::Engine;
 use protocol::Grants;
 use protocol::admin::{
-    ApiError, ApiErrorBody, CreateRoom, MintToken, MintedToken, MuteTrack, RoomList, RoomSettings,
-    SendData, UpdatePermissions, rfc3339,
+    ApiError, ApiErrorBody, CreateRoom, MintToken, MintedToken, MuteTrack, RecordingList, RoomList,
+    RoomSettings, SendData, UpdatePermissions, rfc3339,
 };
 use serde::Serialize;
 use sfu::{AdminCommand, AdminError, AdminReply, RoomId};
 
 use crate::AppState;
 use crate::auth::AuthError;
+use crate::recording::RecordingError;
 
 /// Largest request body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -62,6 +63,12 @@ pub fn routes() -> Router<AppState> {
             patch(update_permissions),
         )
         .route("/api/rooms/{room}/data", post(send_data))
+        .route(
+            "/api/rooms/{room}/recording",
+            post(start_recording).delete(stop_recording),
+        )
+        .route("/api/recordings", get(list_recordings))
+        .route("/api/recordings/{id}", get(get_recording))
         .route("/api/tokens", post(mint_token))
         .route("/api/events", get(stream_events))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -178,6 +185,32 @@ impl From<AdminError> for Failure {
                 "unavailable",
                 error.to_string(),
             ),
+        }
+    }
+}
+
+impl From<RecordingError> for Failure {
+    fn from(error: RecordingError) -> Self {
+        let message = error.to_string();
+        match error {
+            RecordingError::InProgress { .. } => {
+                Failure::new(StatusCode::CONFLICT, "recording_in_progress", message)
+            }
+            RecordingError::Unavailable(_) => Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "recorder_unavailable",
+                message,
+            ),
+            RecordingError::NoRecording(_) => {
+                Failure::new(StatusCode::NOT_FOUND, "no_recording", message)
+            }
+            RecordingError::NotFound(_) => Failure::not_found(message),
+            RecordingError::Storage(_) => {
+                Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+            RecordingError::ShuttingDown => {
+                Failure::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
         }
     }
 }
@@ -330,7 +363,9 @@ async fn list_rooms(admin: Admin, State(state): State<AppState>) -> Result<Respo
     for room in state.sfu.room_names() {
         // A room that closes meanwhile is simply not listed.
         if let Ok(AdminReply::Room(detail)) = state.sfu.admin(&room, AdminCommand::Snapshot).await {
-            rooms.push(detail.summary);
+            let mut summary = detail.summary;
+            summary.recording_state = state.recordings.latest(&summary.name).map(|r| r.state);
+            rooms.push(summary);
         }
     }
     Ok(json(StatusCode::OK, RoomList { rooms }))
@@ -386,9 +421,61 @@ async fn get_room(
         .admin(&room_id(&room)?, AdminCommand::Snapshot)
         .await?
     {
-        AdminReply::Room(detail) => Ok(json(StatusCode::OK, detail)),
+        AdminReply::Room(mut detail) => {
+            detail.recording = state.recordings.latest(&room);
+            detail.summary.recording_state = detail.recording.as_ref().map(|r| r.state);
+            Ok(json(StatusCode::OK, detail))
+        }
         _ => Err(AdminError::Unavailable.into()),
     }
+}
+
+/// `POST /api/rooms/{room}/recording`: starts the HLS sidecar for an open room → 201.
+async fn start_recording(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Response, Failure> {
+    admin.check_room(&room)?;
+    // The room must be open (404 otherwise): a recorder never opens one.
+    state
+        .sfu
+        .admin(&room_id(&room)?, AdminCommand::Snapshot)
+        .await?;
+    let info = state.recordings.start_recording(&room)?;
+    Ok(json(StatusCode::CREATED, info))
+}
+
+/// `DELETE /api/rooms/{room}/recording`: asks the running recording to finish → 200.
+async fn stop_recording(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Response, Failure> {
+    admin.check_room(&room)?;
+    room_id(&room)?;
+    let info = state.recordings.stop_recording(&room)?;
+    Ok(json(StatusCode::OK, info))
+}
+
+/// `GET /api/recordings`: newest first; a room-scoped admin sees its room's only.
+async fn list_recordings(admin: Admin, State(state): State<AppState>) -> Response {
+    let recordings = state.recordings.list(admin.room.as_deref());
+    json(StatusCode::OK, RecordingList { recordings })
+}
+
+/// `GET /api/recordings/{id}`.
+async fn get_recording(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    let info = state.recordings.get(&id)?;
+    if admin.check_room(&info.room).is_err() {
+        // Another room's recording is not this admin's to know about.
+        return Err(RecordingError::NotFound(id).into());
+    }
+    Ok(json(StatusCode::OK, info))
 }
 
 async fn close_room(

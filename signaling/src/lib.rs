@@ -1,5 +1,5 @@
 //! Switchyard's HTTP face: the signaling WebSocket (`/ws`), the dev-mode token endpoint, the
-//! embedded web demo, and health checks.
+//! embedded web demo, the admin API, HLS recordings (`/recordings`), and health checks.
 //!
 //! It turns a browser's JSON messages into typed commands for the room that owns the state
 //! (through the `sfu` crate's [`sfu::Session`]) and the room's events back into JSON. It never
@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 pub mod metrics;
+pub mod recording;
 pub mod webhooks;
 mod ws;
 
@@ -121,6 +122,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// The bundled TURN relay, for its counters.
     pub turn: Option<turn_server::TurnServer>,
+    /// HLS recordings and their sidecars.
+    pub recordings: recording::Recordings,
 }
 
 /// The HTTP application: every route of the service.
@@ -129,6 +132,11 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(|| async { static_file("index.html") }))
         .route("/room/{room}", get(room_page))
         .route("/admin", get(|| async { static_file("admin.html") }))
+        .route(
+            "/recordings",
+            get(|| async { static_file("recordings.html") }),
+        )
+        .route("/recordings/{id}/{file}", get(recording_file))
         .route("/static/{*path}", get(static_asset))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
@@ -176,6 +184,53 @@ fn static_file(name: &str) -> Response {
 
 async fn static_asset(Path(path): Path<String>) -> Response {
     static_file(&path)
+}
+
+/// `GET /recordings/{id}/{file}`: a recording's playlist, segments and state, to anyone with
+/// its (unguessable) id.
+async fn recording_file(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "not found").into_response();
+    if !recording::is_safe_segment(&id) || !recording::is_safe_segment(&file) {
+        return not_found();
+    }
+    let path = state.recordings.dir().join(&id).join(&file);
+    let Ok(opened) = tokio::fs::File::open(&path).await else {
+        return not_found();
+    };
+    let Ok(metadata) = opened.metadata().await else {
+        return not_found();
+    };
+    if !metadata.is_file() {
+        return not_found();
+    }
+    let extension = file.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    let (content_type, cache) = match extension {
+        "m3u8" => ("application/vnd.apple.mpegurl", Some("no-cache")),
+        "m4s" => ("video/iso.segment", None),
+        "mp4" => ("video/mp4", None),
+        "ts" => ("video/mp2t", None),
+        "json" => ("application/json", Some("no-cache")),
+        _ => ("application/octet-stream", None),
+    };
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(opened));
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_LENGTH, metadata.len().to_string()),
+        ],
+        body,
+    )
+        .into_response();
+    if let Some(cache) = cache {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static(cache),
+        );
+    }
+    response
 }
 
 async fn room_page(Path(room): Path<String>) -> Response {
