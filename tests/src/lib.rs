@@ -25,8 +25,21 @@ pub async fn start_server(announce: Option<IpAddr>, tweak: impl FnOnce(&mut Conf
         // Tests run in parallel: each server gets its own TURN port.
         turn.port = 0;
     }
+    // Recordings go to a folder of the server's own, never into the source tree.
+    config.recordings_dir = scratch_dir("recordings");
     tweak(&mut config);
     switchyard::start(config).await.expect("server starts")
+}
+
+/// A new, empty-or-missing folder under the system's temporary folder, unique to this call.
+pub fn scratch_dir(label: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!(
+        "switchyard-test-{label}-{}-{n}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ))
 }
 
 /// Starts a server whose media is announced on 127.0.0.1 only.

@@ -649,6 +649,49 @@ async fn every_route_works_and_matches_the_openapi_document() {
         .await;
     assert_eq!(status, 404, "a closed room is gone");
 
+    // Recording routes, on their paths that need no recorder: the room is closed now.
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/rooms/{room}/recording",
+            &format!("/api/rooms/{room}/recording"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
+    let (status, body) = api
+        .call(
+            "DELETE",
+            "/api/rooms/{room}/recording",
+            &format!("/api/rooms/{room}/recording"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "no_recording"), "{body}");
+    let (status, body) = api
+        .call(
+            "GET",
+            "/api/recordings",
+            "/api/recordings",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"recordings": []}));
+    let (status, body) = api
+        .call(
+            "GET",
+            "/api/recordings/{id}",
+            "/api/recordings/20261127-220000-nosuchrecording1",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
+
     // The OpenAPI document describes exactly the routes exercised here (and the stream).
     let (status, doc) = api
         .call("GET", "/api/openapi.json", "/api/openapi.json", None, None)
@@ -920,4 +963,181 @@ async fn a_room_created_with_codec_preferences_refuses_other_video_codecs() {
         })
         .await;
     assert_eq!(refused, Some(protocol::ErrorCode::RoomFull));
+}
+
+/// Sends one raw HTTP/1.1 GET (no client-side path normalisation) and returns the status.
+async fn raw_get_status(server: &Server, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.http_addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_requests_that_need_no_recorder_get_the_exact_error() {
+    let missing = switchyard_tests::scratch_dir("no-recorder").join("switchyard-recorder");
+    let server = start_server(Some([127, 0, 0, 1].into()), |config| {
+        config.credentials = Some((KEY.into(), SECRET.into()));
+        config.recorder = Some(missing.clone());
+    })
+    .await;
+    let mut api = Api::new(&server);
+    let admin = admin_token();
+
+    // No token: 401, before anything else.
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/rooms/{room}/recording",
+            "/api/rooms/taped/recording",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"), "{body}");
+    let (status, _) = api
+        .call("GET", "/api/recordings", "/api/recordings", None, None)
+        .await;
+    assert_eq!(status, 401);
+
+    // A room that is not open: 404.
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/rooms/{room}/recording",
+            "/api/rooms/taped/recording",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"), "{body}");
+
+    // An open room, but the configured recorder does not exist: 503 naming it.
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/rooms",
+            "/api/rooms",
+            Some(&admin),
+            Some(json!({"name": "taped"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/rooms/{room}/recording",
+            "/api/rooms/taped/recording",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (503, "recorder_unavailable"),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    println!("503 message: {message}");
+    assert!(
+        message.contains(&missing.display().to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains("cargo build --release -p switchyard-recorder"),
+        "{message}"
+    );
+    // Nothing was started or written.
+    let (status, body) = api
+        .call(
+            "GET",
+            "/api/recordings",
+            "/api/recordings",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, body), (200, json!({"recordings": []})));
+    assert!(!server.recordings().dir().exists());
+    let detail = room_detail(&mut api, "taped").await;
+    assert!(detail.recording.is_none() && detail.summary.recording_state.is_none());
+
+    // Nothing to stop: 404 no_recording. Another room's admin: 403.
+    let (status, body) = api
+        .call(
+            "DELETE",
+            "/api/rooms/{room}/recording",
+            "/api/rooms/taped/recording",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (404, "no_recording"), "{body}");
+    let other_admin = hs256(&claims("elsewhere", admin_grants(), None));
+    let (status, body) = api
+        .call(
+            "POST",
+            "/api/rooms/{room}/recording",
+            "/api/rooms/taped/recording",
+            Some(&other_admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, error_code(&body)), (403, "forbidden"), "{body}");
+
+    // Files: served from the recordings folder with their types, and nothing outside it.
+    let dir = server.recordings().dir().to_path_buf();
+    let id = "20261127-220000-abcdefghij012345";
+    std::fs::create_dir_all(dir.join(id)).unwrap();
+    std::fs::write(dir.join(id).join("playlist.m3u8"), "#EXTM3U\n").unwrap();
+    std::fs::write(dir.join(id).join("seg_00001.m4s"), [0u8; 16]).unwrap();
+    std::fs::write(dir.join("secret.json"), "{}").unwrap();
+    std::fs::write(dir.join(id).join(".hidden"), "x").unwrap();
+    let base = format!("http://{}", server.http_addr);
+    let playlist = reqwest::get(format!("{base}/recordings/{id}/playlist.m3u8"))
+        .await
+        .unwrap();
+    assert_eq!(playlist.status().as_u16(), 200);
+    assert_eq!(
+        playlist.headers()["content-type"],
+        "application/vnd.apple.mpegurl"
+    );
+    assert_eq!(playlist.headers()["cache-control"], "no-cache");
+    assert_eq!(playlist.text().await.unwrap(), "#EXTM3U\n");
+    let segment = reqwest::get(format!("{base}/recordings/{id}/seg_00001.m4s"))
+        .await
+        .unwrap();
+    assert_eq!(segment.status().as_u16(), 200);
+    assert_eq!(segment.headers()["content-type"], "video/iso.segment");
+    assert_eq!(segment.bytes().await.unwrap().len(), 16);
+    for path in [
+        format!("/recordings/{id}/missing.m4s"),
+        format!("/recordings/{id}/.hidden"),
+        format!("/recordings/{id}/..%2Fsecret.json"),
+        format!("/recordings/{id}/%2E%2E%2Fsecret.json"),
+        "/recordings/../secret.json".to_owned(),
+        "/recordings/..%2F..%2Fetc/passwd".to_owned(),
+        "/recordings/%2E%2E/secret.json".to_owned(),
+        format!("/recordings/{id}%2F..%2F/secret.json"),
+        "/recordings/x/playlist%20.m3u8".to_owned(),
+    ] {
+        assert_eq!(raw_get_status(&server, &path).await, 404, "{path}");
+    }
+    assert_eq!(
+        raw_get_status(&server, &format!("/recordings/{id}/playlist.m3u8")).await,
+        200
+    );
 }
