@@ -1,7 +1,10 @@
-//! The web demo's static files (lobby, call page, protocol module, styles), embedded in the
-//! binary so that the server serves them with no files on disk and no build step.
+//! The web demo's static files (lobby, call page, protocol module, admin dashboard, recordings
+//! player, styles), embedded in the binary so that the server serves them with no files on disk
+//! and no build step. The server serves `NAME` at `/static/NAME` (so `vendor/hls.min.js` at
+//! `/static/vendor/hls.min.js`).
 //!
-//! The files themselves live in `web-demo/static/`; edit them there and rebuild.
+//! The files themselves live in `web-demo/static/`; edit them there and rebuild. Third-party files
+//! are in `static/vendor/`, with their licences and origin (`static/vendor/README.md`).
 
 /// One embedded file.
 pub struct Asset {
@@ -37,6 +40,11 @@ assets! {
     "admin.html" => "text/html; charset=utf-8",
     "admin.js" => "text/javascript; charset=utf-8",
     "admin.css" => "text/css; charset=utf-8",
+    "recordings.html" => "text/html; charset=utf-8",
+    "recordings.js" => "text/javascript; charset=utf-8",
+    // hls.js 1.7.4 from npm, unmodified, with its licence (see static/vendor/README.md).
+    "vendor/hls.min.js" => "text/javascript; charset=utf-8",
+    "vendor/hls.js-LICENSE" => "text/plain; charset=utf-8",
 }
 
 #[cfg(test)]
@@ -50,5 +58,22 @@ mod tests {
             assert!(!a.bytes.is_empty(), "{name} is empty");
         }
         assert!(asset("../Cargo.toml").is_none());
+    }
+
+    #[test]
+    fn hls_js_is_vendored_with_its_licence() {
+        let hls = asset("vendor/hls.min.js").expect("hls.js");
+        assert!(hls.content_type.starts_with("text/javascript"));
+        let text = std::str::from_utf8(hls.bytes).expect("utf-8");
+        assert!(text.contains("\"1.7.4\""), "hls.js is not version 1.7.4");
+        let licence = asset("vendor/hls.js-LICENSE").expect("licence");
+        assert!(
+            std::str::from_utf8(licence.bytes)
+                .unwrap()
+                .contains("Apache License")
+        );
+        let page = std::str::from_utf8(asset("recordings.html").unwrap().bytes).unwrap();
+        assert!(page.contains("/static/vendor/hls.min.js"));
+        assert!(page.contains("/static/recordings.js"));
     }
 }

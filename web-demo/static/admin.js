@@ -149,6 +149,91 @@ export function formatAge(seconds) {
   return `${Math.floor(s / 86_400)} d ${Math.floor((s % 86_400) / 3600)} h`;
 }
 
+/** A duration as m:ss or h:mm:ss (a recording's length). */
+export function formatDuration(seconds) {
+  if (seconds == null || !Number.isFinite(seconds)) return '—';
+  const s = Math.max(0, Math.floor(seconds));
+  const mm = String(Math.floor((s % 3600) / 60));
+  const ss = String(s % 60).padStart(2, '0');
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mm.padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Recordings (HLS, made by the recorder sidecar): shared with recordings.js
+
+/** A recording's states, in the order they happen (complete and failed are both final). */
+export const RECORDING_STATES = ['starting', 'active', 'stopping', 'complete', 'failed'];
+const RECORDING_RANK = { starting: 0, active: 1, stopping: 2, complete: 3, failed: 3 };
+
+/** Whether a recording is over (its state never changes again). */
+export function recordingFinished(rec) {
+  return !!rec && (rec.state === 'complete' || rec.state === 'failed');
+}
+
+/** A recording's length in seconds: until it stopped, or until `now` (ms) while it runs. */
+export function recordingDuration(rec, now = Date.now()) {
+  if (!rec) return null;
+  const start = Date.parse(rec.startedAt || '');
+  if (!Number.isFinite(start)) return null;
+  const stop = Date.parse(rec.stoppedAt || '');
+  const end = Number.isFinite(stop) ? stop : (recordingFinished(rec) ? NaN : now);
+  return Number.isFinite(end) ? Math.max(0, (end - start) / 1000) : null;
+}
+
+/** The short label of a recording's state badge (LIVE while it records). */
+export function recordingBadge(state) {
+  return {
+    starting: 'Starting', active: 'LIVE', stopping: 'Stopping', complete: 'Complete', failed: 'Failed',
+  }[state] || (state ? String(state) : 'Unknown');
+}
+
+/** The page that plays a recording. */
+export function recordingPageUrl(id) {
+  return `/recordings?id=${encodeURIComponent(id)}`;
+}
+
+/**
+ * Merges what is known of a recording (`current`) with newer news of it (`incoming`, from an
+ * event or the API). The same recording never goes back to an earlier state (an answer can be
+ * older than an event that overtook it); another recording replaces it unless it started before.
+ */
+export function mergeRecording(current, incoming) {
+  if (!incoming) return current || null;
+  if (!current || current.id !== incoming.id) {
+    const a = Date.parse(current?.startedAt || '');
+    const b = Date.parse(incoming.startedAt || '');
+    if (current && Number.isFinite(a) && Number.isFinite(b) && b < a) return current;
+    return { reason: null, stoppedAt: null, playlistUrl: null, startedAt: null, ...incoming };
+  }
+  const merged = { ...current };
+  for (const [k, v] of Object.entries(incoming)) {
+    if (v !== undefined && (v !== null || k === 'reason')) merged[k] = v;
+  }
+  // When it started or stopped does not change once known (an event's `at` only stands in).
+  if (current.startedAt) merged.startedAt = current.startedAt;
+  if (current.stoppedAt) merged.stoppedAt = current.stoppedAt;
+  if ((RECORDING_RANK[incoming.state] ?? 0) < (RECORDING_RANK[current.state] ?? 0)) {
+    merged.state = current.state;
+    merged.reason = current.reason ?? null;
+  }
+  return merged;
+}
+
+/** The recording fields of a `recording_*` event's data (`at` is when it happened). */
+export function recordingFromEvent(event, data) {
+  const rec = {
+    id: data.id,
+    room: data.room,
+    state: data.state || (event === 'recording_started' ? 'starting' : event === 'recording_stopped' ? 'complete' : undefined),
+    reason: data.reason ?? null,
+    playlistUrl: data.playlistUrl ?? undefined,
+    startedAt: data.startedAt ?? (event === 'recording_started' ? data.at : undefined),
+    stoppedAt: data.stoppedAt ?? (event === 'recording_stopped' ? data.at : undefined),
+  };
+  if (!rec.playlistUrl && rec.id) rec.playlistUrl = `/recordings/${encodeURIComponent(rec.id)}/playlist.m3u8`;
+  return rec;
+}
+
 export function formatRtt(ms) {
   if (ms == null || !Number.isFinite(ms)) return '—';
   if (ms < 10) return `${ms.toFixed(1)} ms`;
@@ -287,7 +372,7 @@ export class AdminModel {
       const created = at ? Date.parse(at) : NaN;
       room = {
         name, participantCount: 0, publisherCount: 0, bitrateIn: 0, bitrateOut: 0,
-        createdAt: at || null, ageSeconds: 0, settings: null, participants: [],
+        createdAt: at || null, ageSeconds: 0, settings: null, participants: [], recording: null,
         fetchedAt: Number.isFinite(created) ? Math.min(this.clock(), created) : this.clock(),
         loaded: false,
       };
@@ -311,6 +396,12 @@ export class AdminModel {
     const room = this.setSummary(detail);
     room.participants = (detail.participants || []).map((p) => ({ ...p, tracks: (p.tracks || []).map((t) => ({ ...t })) }));
     room.participants.sort(byJoinThenIdentity);
+    if (detail.recording !== undefined) {
+      // No recording now: a finished one stays on show (with its link) until another starts.
+      room.recording = detail.recording
+        ? mergeRecording(room.recording, detail.recording)
+        : (recordingFinished(room.recording) ? room.recording : null);
+    }
     room.loaded = true;
     const present = new Set(room.participants.map((p) => AdminModel.key(room.name, p.identity)));
     for (const key of this.history.keys()) {
@@ -421,6 +512,18 @@ export class AdminModel {
         out.refresh.push(name);
         break;
       }
+      case 'recording_started':
+      case 'recording_updated':
+      case 'recording_stopped': {
+        // A recording outlives its room for a moment (it stops when the room closes).
+        const room = this.rooms.get(name);
+        if (!room || typeof data.id !== 'string') {
+          out.changed = false;
+          break;
+        }
+        room.recording = mergeRecording(room.recording, recordingFromEvent(event, data));
+        break;
+      }
       case 'stats':
         this.applyStats(name, data, out);
         break;
@@ -497,6 +600,7 @@ export class AdminModel {
         bitrateIn: r.bitrateIn,
         bitrateOut: r.bitrateOut,
         ageSeconds: Math.floor(this.age(r)),
+        recording: r.recording ? { ...r.recording } : null,
         participants: r.participants.map((p) => ({
           id: p.id,
           identity: p.identity,
@@ -552,6 +656,16 @@ export function describeApiError(err) {
   const status = err instanceof ApiError ? err.status : 0;
   const code = err instanceof ApiError ? err.code : 'network';
   const head = status ? `${message || 'Request failed'} (${code}, HTTP ${status})` : message;
+  switch (code) {
+    case 'recorder_unavailable':
+      return { text: head, advice: 'Recording needs the recorder sidecar (recorder/): start it, check that the server can reach it, then try again.', signIn: false };
+    case 'recording_in_progress':
+      return { text: head, advice: 'This room is already being recorded: stop that recording first, or watch it.', signIn: false };
+    case 'no_recording':
+      return { text: head, advice: 'The room has no recording in progress any more: the dashboard shows its last one.', signIn: false };
+    default:
+      break;
+  }
   switch (status) {
     case 401:
       return { text: head, advice: 'Your admin token was refused or has expired. Sign in again with a valid token.', signIn: true };
@@ -592,7 +706,8 @@ export function backoffDelay(attempt, random = Math.random) {
 // ------------------------------------------------------------------------------------------------
 // Browser
 
-if (typeof document !== 'undefined') {
+// Only on the dashboard page: recordings.js imports this module for its helpers.
+if (typeof document !== 'undefined' && document.getElementById('admin-dashboard')) {
   startDashboard();
 }
 
@@ -610,6 +725,8 @@ function startDashboard() {
   const refreshing = new Map(); // room -> {again: bool}
   let renderQueued = false;
   let resyncTimer = null;
+  const recordingErrors = new Map(); // room -> {text, advice}: the last start/stop that failed
+  const recordingBusy = new Set(); // rooms with a start/stop request in flight
 
   // ---------------------------------------------------------------- test hooks
   window.switchyardAdmin = {
@@ -617,6 +734,11 @@ function startDashboard() {
     rooms: () => model.list(),
     lastEventId: () => model.lastEventId,
     history: (room, identity) => model.samples(room, identity).map((s) => ({ ...s })),
+    /** The error shown by the room's recording controls (text and advice), or null. */
+    recordingError: (room) => {
+      const e = recordingErrors.get(room);
+      return e ? `${e.text} ${e.advice}`.trim() : null;
+    },
   };
 
   // ---------------------------------------------------------------- DOM helpers
@@ -901,6 +1023,7 @@ function startDashboard() {
   }
 
   function resetModel() {
+    recordingErrors.clear();
     model.rooms.clear();
     model.history.clear();
     model.lastEventId = 0;
@@ -1022,8 +1145,45 @@ function startDashboard() {
         });
         break;
       }
+      case 'start-recording':
+      case 'stop-recording':
+        recordingAction(room, button.dataset.action === 'start-recording');
+        break;
       default:
         break;
+    }
+  }
+
+  /** Starts (POST) or stops (DELETE) a room's recording; the answer is the recording. */
+  async function recordingAction(room, start) {
+    if (!room || recordingBusy.has(room)) return;
+    recordingBusy.add(room);
+    recordingErrors.delete(room);
+    scheduleRender();
+    const gen = generation;
+    try {
+      const rec = await api(start ? 'POST' : 'DELETE', `${roomPath(room)}/recording`, start ? {} : undefined);
+      if (gen !== generation) return;
+      const r = model.rooms.get(room);
+      if (r && rec && typeof rec.id === 'string') r.recording = mergeRecording(r.recording, rec);
+      toast(start ? `Recording ${room}` : `Stopping the recording of ${room}`);
+    } catch (err) {
+      if (gen !== generation) return;
+      if (isAuthError(err) && err.status !== 403) {
+        tokenRejected(err);
+        return;
+      }
+      const d = describeApiError(err);
+      recordingErrors.set(room, {
+        text: `Could not ${start ? 'start' : 'stop'} the recording: ${d.text}.`,
+        advice: d.advice,
+      });
+    } finally {
+      recordingBusy.delete(room);
+      if (gen === generation) {
+        scheduleRender();
+        if (model.rooms.has(room)) scheduleRefresh(room, 0);
+      }
     }
   }
 
@@ -1081,7 +1241,60 @@ function startDashboard() {
         h('dl', { class: 'room-meta' },
           meta('Participants', 'participants'), meta('Bitrate in', 'in'), meta('Bitrate out', 'out'), meta('Age', 'age')),
         h('button', { class: 'btn small danger', type: 'button', 'data-action': 'close-room', text: 'Close room' })),
+      h('div', { class: 'recording-bar', 'data-recording-state': 'none' },
+        h('span', { class: 'rec-status' },
+          h('span', { class: 'rec-dot', 'aria-hidden': 'true' }),
+          h('span', { class: 'rec-text', 'data-field': 'recording' })),
+        h('a', { class: 'rec-watch', target: '_blank', rel: 'opener', hidden: true, text: 'Watch ↗' }),
+        h('span', { class: 'spacer' }),
+        h('button', { class: 'btn small rec-button', type: 'button', 'data-action': 'start-recording', text: 'Start recording' }),
+        h('p', { class: 'rec-error', role: 'alert', hidden: true },
+          h('strong', { class: 'rec-error-text' }), ' ', h('span', { class: 'rec-error-advice' }))),
       h('div', { class: 'participants' }));
+  }
+
+  /** What the recording bar says now (the duration ticks while it records). */
+  function recordingText(rec) {
+    if (!rec) return 'Not recording';
+    const length = formatDuration(recordingDuration(rec));
+    switch (rec.state) {
+      case 'starting': return 'Starting the recording…';
+      case 'active': return `Recording · ${length}`;
+      case 'stopping': return `Stopping the recording · ${length}`;
+      case 'complete': return `Recording complete · ${length}`;
+      case 'failed': return `Recording failed${rec.reason ? `: ${rec.reason}` : ''}`;
+      default: return `Recording ${rec.state || ''}`.trim();
+    }
+  }
+
+  function updateRecording(el, room) {
+    const bar = el.querySelector('.recording-bar');
+    const rec = room.recording;
+    const running = !!rec && !recordingFinished(rec);
+    setAttr(bar, 'data-recording-state', rec ? String(rec.state) : 'none');
+    if (rec?.id) setAttr(bar, 'data-recording-id', rec.id);
+    else bar.removeAttribute('data-recording-id');
+    setText(bar.querySelector('.rec-text'), recordingText(rec));
+    const watch = bar.querySelector('.rec-watch');
+    watch.hidden = !rec?.id;
+    if (rec?.id) {
+      setAttr(watch, 'href', recordingPageUrl(rec.id));
+      setAttr(watch, 'aria-label', `Watch the recording of ${room.name}${rec.state === 'active' ? ' (live)' : ''}`);
+      setText(watch, rec.state === 'active' ? 'Watch live ↗' : 'Watch ↗');
+    }
+    const button = bar.querySelector('.rec-button');
+    const busy = recordingBusy.has(room.name);
+    const stopping = rec?.state === 'stopping';
+    setAttr(button, 'data-action', running ? 'stop-recording' : 'start-recording');
+    setAttr(button, 'class', running ? 'btn small danger rec-button' : 'btn small rec-button');
+    setText(button, stopping ? 'Stopping…' : busy ? (running ? 'Stopping…' : 'Starting…') : (running ? 'Stop recording' : 'Start recording'));
+    button.disabled = busy || stopping;
+    setAttr(button, 'aria-label', `${running ? 'Stop recording' : 'Start recording'} room ${room.name}`);
+    const err = recordingErrors.get(room.name);
+    const box = bar.querySelector('.rec-error');
+    box.hidden = !err;
+    setText(box.querySelector('.rec-error-text'), err ? err.text : '');
+    setText(box.querySelector('.rec-error-advice'), err ? err.advice : '');
   }
 
   function updateRoom(el, room) {
@@ -1090,6 +1303,7 @@ function startDashboard() {
     setText(el.querySelector('[data-field=out]'), formatBitrate(room.bitrateOut));
     setText(el.querySelector('[data-field=age]'), formatAge(model.age(room)));
     setAttr(el.querySelector('[data-action=close-room]'), 'aria-label', `Close room ${room.name}`);
+    updateRecording(el, room);
     const list = el.querySelector('.participants');
     if (!room.participants.length) {
       if (!list.querySelector('.no-participants')) {
@@ -1135,7 +1349,8 @@ function startDashboard() {
     setText(el.querySelector('.p-name'), p.name || p.identity);
     setText(el.querySelector('.p-identity'), p.identity);
     const badge = el.querySelector('.state-badge');
-    setText(badge, p.grants?.hidden ? `${p.state || 'unknown'} · hidden` : (p.state || 'unknown'));
+    const role = p.grants?.recorder ? ' · recorder' : (p.grants?.hidden ? ' · hidden' : '');
+    setText(badge, `${p.state || 'unknown'}${role}`);
     setAttr(badge, 'data-state', p.state || 'unknown');
     setText(el.querySelector('[data-field=candidate]'), p.candidateType || 'not chosen yet');
     setText(el.querySelector('[data-field=rtt]'), formatRtt(p.rttMs));
@@ -1257,7 +1472,9 @@ function startDashboard() {
   setInterval(() => {
     for (const el of document.querySelectorAll('#admin-rooms [data-room]')) {
       const room = model.rooms.get(el.dataset.room);
-      if (room) setText(el.querySelector('[data-field=age]'), formatAge(model.age(room)));
+      if (!room) continue;
+      setText(el.querySelector('[data-field=age]'), formatAge(model.age(room)));
+      setText(el.querySelector('[data-field=recording]'), recordingText(room.recording));
     }
   }, 1000);
 
