@@ -28,16 +28,29 @@ impl Decoder {
              pad={TILE_WIDTH}:{TILE_HEIGHT}:(ow-iw)/2:(oh-ih)/2,format=yuv420p"
         );
         let mut child = Command::new(ffmpeg)
-            .args(["-hide_banner", "-loglevel", "fatal", "-nostats"])
-            .args(["-fflags", "nobuffer", "-flags", "low_delay"])
+            .args(["-hide_banner", "-loglevel", "error", "-nostats"])
             .args(["-probesize", codec.probe_size(), "-analyzeduration", "0"])
             .args(["-f", codec.ffmpeg_format(), "-i", "pipe:0"])
             .args(["-an", "-vf", &filter, "-fps_mode", "passthrough"])
             .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()?;
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::Builder::new()
+                .name("decoder-log".into())
+                .spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::BufReader::new(stderr)
+                        .lines()
+                        .map_while(Result::ok)
+                    {
+                        tracing::debug!(?codec, "video decoder: {line}");
+                    }
+                })?;
+        }
+        tracing::info!(?codec, "video decoder started");
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let (input, frames) = sync_channel::<Vec<u8>>(INPUT_QUEUE);
@@ -58,7 +71,12 @@ impl Decoder {
             .name("decoder-output".into())
             .spawn(move || {
                 let mut picture = vec![0; picture_len(TILE_WIDTH, TILE_HEIGHT)];
+                let mut pictures = 0u64;
                 while stdout.read_exact(&mut picture).is_ok() {
+                    pictures += 1;
+                    if pictures == 1 {
+                        tracing::debug!("first picture decoded");
+                    }
                     let done = Arc::new(picture.clone());
                     if let Ok(mut latest) = slot.lock() {
                         *latest = Some(done);

@@ -226,7 +226,10 @@ mod tests {
         assert!(a.push(2, 200, false, &vp8(true, &[2; 3])).is_none());
         // packet 3 lost
         assert!(a.push(4, 200, true, &vp8(false, &[4; 3])).is_none());
-        assert_eq!(a.push(5, 300, true, &vp8(true, &[5; 3])).unwrap().1, vec![5; 3]);
+        assert_eq!(
+            a.push(5, 300, true, &vp8(true, &[5; 3])).unwrap().1,
+            vec![5; 3]
+        );
         // a late packet is ignored
         assert!(a.push(3, 200, false, &vp8(false, &[3; 3])).is_none());
     }
