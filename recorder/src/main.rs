@@ -59,6 +59,7 @@ async fn main() -> std::process::ExitCode {
         ffmpeg: args.ffmpeg,
     };
     let control_stdin = args.control_stdin;
+    let stats_file = options.out.join("recorder-stats.json");
     let stop = async move {
         let stdin_closed = async {
             if control_stdin {
@@ -86,7 +87,12 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(recording) => {
             tracing::info!(?recording, "recording finished");
-            say(json!({"summary": recording.to_json()}));
+            let summary = recording.to_json();
+            // Kept with the recording: what it cost (CPU time, peak memory).
+            if let Err(error) = std::fs::write(&stats_file, format!("{summary}\n")) {
+                tracing::warn!(%error, "cannot write {}", stats_file.display());
+            }
+            say(json!({ "summary": summary }));
             std::process::ExitCode::SUCCESS
         }
         Err(error) => {

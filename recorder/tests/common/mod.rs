@@ -174,9 +174,8 @@ pub fn decode_segments(dir: &Path, playlist: &Playlist) {
 pub const WIDTH: usize = 1280;
 pub const HEIGHT: usize = 720;
 
-/// The luma plane of the picture at `seconds` into the recording (output seeking: ffmpeg
-/// cannot seek an HLS input); also saved as a PNG next to
-/// the playlist for a person to look at.
+/// The picture (YUV 4:2:0) at `seconds` into the recording (output seeking: ffmpeg cannot
+/// seek an HLS input); also saved as a PNG next to the playlist for a person to look at.
 pub fn frame_at(playlist: &Path, seconds: f64) -> Vec<u8> {
     let png = playlist.with_file_name(format!("frame-{seconds:.0}s.png"));
     let _ = Command::new("ffmpeg")
@@ -189,54 +188,57 @@ pub fn frame_at(playlist: &Path, seconds: f64) -> Vec<u8> {
         .args(["-v", "error", "-i"])
         .arg(playlist)
         .args(["-ss", &format!("{seconds}"), "-frames:v", "1"])
-        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
         .output()
         .expect("ffmpeg runs");
     assert_eq!(
         output.stdout.len(),
-        WIDTH * HEIGHT,
+        WIDTH * HEIGHT * 3 / 2,
         "no {WIDTH}x{HEIGHT} frame at {seconds} s: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     output.stdout
 }
 
-/// Mean and standard deviation of the luma in a rectangle.
-pub fn region_stats(luma: &[u8], x: usize, y: usize, w: usize, h: usize) -> (f64, f64) {
+/// Mean distance from neutral grey of the chroma (|U−128| + |V−128|) in a rectangle of a
+/// YUV 4:2:0 picture.
+pub fn chroma_distance(picture: &[u8], x: usize, y: usize, w: usize, h: usize) -> f64 {
+    let chroma_width = WIDTH / 2;
+    let u_plane = &picture[WIDTH * HEIGHT..WIDTH * HEIGHT * 5 / 4];
+    let v_plane = &picture[WIDTH * HEIGHT * 5 / 4..];
     let mut sum = 0.0;
-    let mut squares = 0.0;
-    for row in y..y + h {
-        for &v in &luma[row * WIDTH + x..row * WIDTH + x + w] {
-            let v = f64::from(v);
-            sum += v;
-            squares += v * v;
+    let mut n = 0.0;
+    for row in y / 2..(y + h) / 2 {
+        for column in x / 2..(x + w) / 2 {
+            let i = row * chroma_width + column;
+            sum += (f64::from(u_plane[i]) - 128.0).abs() + (f64::from(v_plane[i]) - 128.0).abs();
+            n += 1.0;
         }
     }
-    let n = (w * h) as f64;
-    let mean = sum / n;
-    (mean, (squares / n - mean * mean).max(0.0).sqrt())
+    sum / n
 }
 
-/// How many of the grid's tiles (for `count` participants) show camera pictures: Chromium's
-/// fake camera draws a busy pattern (a timer and a turning sector); an empty tile is flat grey
-/// and the background flat black. Prints each tile's figures.
-pub fn tiles_with_video(luma: &[u8], count: usize) -> usize {
+/// How many of the grid's tiles (for `count` participants) show a camera: Chromium's fake
+/// camera paints a saturated green background (U and V near 0) behind its timer and turning
+/// sector, while an empty tile is neutral grey and the canvas background neutral black (U and
+/// V at 128). Prints each tile's figure.
+pub fn tiles_with_video(picture: &[u8], count: usize) -> usize {
     switchyard_recorder::compositor::layout(count)
         .iter()
         .filter(|r| {
             // The inner part of the tile (the 4:3 camera picture sits pillarboxed in 16:9).
-            let (mean, deviation) = region_stats(
-                luma,
+            let distance = chroma_distance(
+                picture,
                 r.x + r.width / 4,
                 r.y + r.height / 8,
                 r.width / 2,
                 r.height * 3 / 4,
             );
             println!(
-                "tile at ({}, {}): luma mean {mean:.1}, deviation {deviation:.1}",
+                "tile at ({}, {}): chroma distance from grey {distance:.1}",
                 r.x, r.y
             );
-            deviation > 20.0
+            distance > 100.0
         })
         .count()
 }
