@@ -557,7 +557,11 @@ impl Recordings {
                 Some(format!("lost track of the recorder process: {e}")),
             ),
         };
+        let failed = state == RecordingState::Failed;
         self.transition(&id, state, reason);
+        if failed {
+            tokio::spawn(close_playlist(self.inner.dir.join(&id)));
+        }
     }
 
     fn on_status(&self, id: &str, line: StatusLine, reported_failure: &mut Option<String>) {
@@ -787,6 +791,30 @@ fn default_recorder_candidates(path: Option<OsString>) -> Vec<PathBuf> {
         candidates.push(found);
     }
     candidates
+}
+
+/// How long an orphaned ffmpeg gets to finish a dead sidecar's playlist by itself.
+const ORPHAN_GRACE: Duration = Duration::from_secs(5);
+
+/// Ends the playlist of a failed recording so that players treat it as finished (VOD) rather
+/// than wait for more: if, once ffmpeg has had time to close it, it still lacks
+/// `#EXT-X-ENDLIST`, the tag is appended. Listed segments are complete (ffmpeg renames a
+/// segment into place before listing it), so the result plays to its last segment.
+async fn close_playlist(folder: PathBuf) {
+    tokio::time::sleep(ORPHAN_GRACE).await;
+    let playlist = folder.join("playlist.m3u8");
+    let Ok(text) = tokio::fs::read_to_string(&playlist).await else {
+        return; // nothing was recorded
+    };
+    if text.contains("#EXT-X-ENDLIST") {
+        return;
+    }
+    let ending = if text.ends_with('\n') { "" } else { "\n" };
+    let closed = format!("{text}{ending}#EXT-X-ENDLIST\n");
+    match tokio::fs::write(&playlist, closed).await {
+        Ok(()) => info!(playlist = %playlist.display(), "closed the failed recording's playlist"),
+        Err(error) => warn!(%error, playlist = %playlist.display(), "cannot close the playlist"),
+    }
 }
 
 #[cfg(test)]
