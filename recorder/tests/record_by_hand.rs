@@ -1,5 +1,5 @@
 //! The sidecar run by hand against a server URL, with a recorder token: two headless Chromium
-//! participants call; the recording is stopped by closing its stdin (as the server does) and
+//! participants call, one sending VP8 and one H.264; the recording is stopped by closing its stdin (as the server does) and
 //! must be a finished, playable HLS recording with both cameras on the grid.
 
 mod common;
@@ -19,10 +19,17 @@ async fn recorder_run_by_hand_writes_a_finished_hls_recording() {
     let server = start_server(None, |_| {}).await;
     let driver = Driver::start().await.expect("chromedriver");
     let room = "by-hand";
-    let pages = driver
-        .call_pages(server.http_addr.port(), room, &["Alice", "Bob"], "")
+    // Alice sends VP8, Bob H.264: the recorder decodes both.
+    let mut pages = driver
+        .call_pages(server.http_addr.port(), room, &["Alice"], "")
         .await
-        .expect("pages load");
+        .expect("Alice's page loads");
+    pages.extend(
+        driver
+            .call_pages(server.http_addr.port(), room, &["Bob"], "&codec=h264")
+            .await
+            .expect("Bob's page loads"),
+    );
     let start = Instant::now();
     loop {
         let mut seen = 0;

@@ -136,8 +136,10 @@ async fn wait_call(pages: &[fantoccini::Client], others: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_call_plays_back_as_hls_with_every_camera() {
+    // SWITCHYARD_TEST_RECORDER=target/release/switchyard-recorder measures a release build.
+    let recorder = std::env::var("SWITCHYARD_TEST_RECORDER").unwrap_or_else(|_| RECORDER.into());
     let server = start_server(None, |config| {
-        config.recorder = Some(PathBuf::from(RECORDER));
+        config.recorder = Some(PathBuf::from(recorder));
     })
     .await;
     let port = server.http_addr.port();

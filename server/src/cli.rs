@@ -112,6 +112,9 @@ pub struct TokenArgs {
     /// Hidden from the other participants (recorders, bots).
     #[arg(long)]
     pub hidden: bool,
+    /// A recording sidecar's token (`switchyard-recorder --token`): hidden, subscribes only.
+    #[arg(long, conflicts_with = "admin")]
+    pub recorder: bool,
     /// Lifetime in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_SECS))]
@@ -275,9 +278,9 @@ fn mint(authority: &TokenAuthority, args: &TokenArgs) -> anyhow::Result<String> 
         can_publish: !args.no_publish,
         can_subscribe: !args.no_subscribe,
         can_publish_data: true,
-        hidden: args.hidden,
+        hidden: args.hidden || args.recorder,
         room_admin: args.admin,
-        recorder: false,
+        recorder: args.recorder,
     };
     Ok(authority.mint(&identity, &name, &room, grants, args.ttl))
 }
