@@ -24,8 +24,10 @@ pub enum Decision {
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     source_ssrc: u32,
-    first_in_seq: u16,
-    highest_in_seq: u16,
+    /// The publisher's sequence numbers extended past 16 bits (wraps counted), so that a
+    /// stream longer than 32,768 packets is not mistaken for one that went back in time.
+    first_in_ext: i64,
+    highest_in_ext: i64,
     seq_offset: u16,
     ts_offset: u32,
 }
@@ -69,8 +71,8 @@ impl Forwarder {
                 }
                 let a = Anchor {
                     source_ssrc: ssrc,
-                    first_in_seq: seq,
-                    highest_in_seq: seq,
+                    first_in_ext: i64::from(seq),
+                    highest_in_ext: i64::from(seq),
                     seq_offset: self.last_out_seq.wrapping_add(1).wrapping_sub(seq),
                     ts_offset: self.last_out_ts.wrapping_add(1).wrapping_sub(ts),
                 };
@@ -78,15 +80,18 @@ impl Forwarder {
                 a
             }
         };
-        if (seq.wrapping_sub(anchor.first_in_seq) as i16) < 0 {
+        // Nearest to the highest so far: up to 32,767 ahead or 32,768 behind.
+        let delta = i64::from(seq.wrapping_sub(anchor.highest_in_ext as u16) as i16);
+        let ext = anchor.highest_in_ext + delta;
+        if ext < anchor.first_in_ext {
             return Decision::Drop;
         }
         let out_seq = seq.wrapping_add(anchor.seq_offset);
         let out_ts = ts.wrapping_add(anchor.ts_offset);
-        if (seq.wrapping_sub(anchor.highest_in_seq) as i16) > 0
+        if delta > 0
             && let Some(a) = self.anchor.as_mut()
         {
-            a.highest_in_seq = seq;
+            a.highest_in_ext = ext;
         }
         if (out_seq.wrapping_sub(self.last_out_seq) as i16) > 0 {
             self.last_out_seq = out_seq;
@@ -161,6 +166,27 @@ mod tests {
         assert_eq!(f.forward(2, 9, 3080, false), fwd(13, 7001));
         // Stragglers of the old source are not mixed into the new run.
         assert_eq!(f.forward(1, 302, 15000, false), DropNeedKeyframe);
+    }
+
+    #[test]
+    fn a_long_stream_keeps_flowing_past_half_the_sequence_space() {
+        // 32,768 packets after the first, the publisher's numbers are "behind" the first one
+        // in 16-bit arithmetic; the stream must flow on through several wraps all the same.
+        let mut f = Forwarder::new(false, 100, 0);
+        for i in 0..200_000u32 {
+            let seq = (60_000 + i) as u16;
+            assert_eq!(
+                f.forward(3, seq, i * 960, false),
+                fwd((100 + i) as u16, i * 960),
+                "packet {i}"
+            );
+        }
+        // A late packet of a long stream keeps its place too.
+        let mut f = Forwarder::new(false, 0, 0);
+        for i in 0..40_000u32 {
+            f.forward(3, (1000 + i) as u16, i, false);
+        }
+        assert_eq!(f.forward(3, 40_900, 39_900, false), fwd(39_900, 39_900));
     }
 
     #[test]
