@@ -6,11 +6,14 @@
 //! it, and reports what it sees as [`ClientEvent`]s. It also sends raw frames on request, so
 //! tests can play a misbehaving client.
 
+pub mod media;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use media::{MediaPacket, MediaSource, SyntheticAudio, SyntheticVideo};
 use protocol::{ClientMessage, IceCandidate, ServerMessage, Target, TrackKind};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Registry;
@@ -72,6 +75,9 @@ pub enum ClientEvent {
         participant_id: String,
         track_id: String,
         kind: TrackKind,
+        /// The track's negotiated codecs: RTP payload type and MIME type (`video/VP8`, ...);
+        /// [`ClientEvent::Rtp::payload_type`] picks one.
+        codecs: Vec<(u8, String)>,
     },
     /// One received RTP packet.
     Rtp {
@@ -80,7 +86,7 @@ pub enum ClientEvent {
         sequence_number: u16,
         timestamp: u32,
         ssrc: u32,
-        /// The RTP payload type (see [`PAYLOAD_TYPE_VP8`] and its siblings; Opus is 111).
+        /// The RTP payload type (its codec is in the track's [`ClientEvent::TrackOpened`]).
         payload_type: u8,
         /// The RTP marker bit (end of a video frame).
         marker: bool,
@@ -109,8 +115,8 @@ enum Command {
     SendText(String),
     SendBinary(Vec<u8>),
     Publish {
-        audio: bool,
-        video: bool,
+        audio: Option<Box<dyn MediaSource>>,
+        video: Option<Box<dyn MediaSource>>,
     },
     OpenData,
     SendData {
@@ -197,6 +203,20 @@ impl Client {
     /// Adds synthetic tracks (Opus-shaped audio every 20 ms, VP8 keyframes at 30 fps) to the
     /// publisher connection, offers them, and starts sending once connected.
     pub fn publish(&self, audio: bool, video: bool) {
+        let now = Instant::now();
+        self.publish_sources(
+            audio.then(|| Box::new(SyntheticAudio::new(now)) as Box<dyn MediaSource>),
+            video.then(|| Box::new(SyntheticVideo::new(now)) as Box<dyn MediaSource>),
+        );
+    }
+
+    /// Publishes an Opus track fed by `audio` and a VP8 track fed by `video` (either may be
+    /// absent), and renegotiates.
+    pub fn publish_sources(
+        &self,
+        audio: Option<Box<dyn MediaSource>>,
+        video: Option<Box<dyn MediaSource>>,
+    ) {
         let _ = self.commands.send(Command::Publish { audio, video });
     }
 
@@ -314,7 +334,7 @@ struct Peer {
 }
 
 fn client_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
-    vec![
+    let mut codecs = vec![
         (
             RTCRtpCodecParameters {
                 rtp_codec: opus(),
@@ -337,25 +357,31 @@ fn client_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
             },
             RtpCodecKind::Video,
         ),
-        (
-            RTCRtpCodecParameters {
-                rtp_codec: video_codec(
-                    MIME_TYPE_H264,
-                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-                ),
-                payload_type: PAYLOAD_TYPE_H264,
-            },
-            RtpCodecKind::Video,
-        ),
-    ]
+    ];
+    // Every H.264 profile browsers send, in both packetization modes.
+    let mut payload_type = PAYLOAD_TYPE_H264;
+    for profile in ["42001f", "42e01f", "4d001f", "64001f"] {
+        for mode in [1, 0] {
+            let fmtp = format!(
+                "level-asymmetry-allowed=1;packetization-mode={mode};profile-level-id={profile}"
+            );
+            codecs.push((
+                RTCRtpCodecParameters {
+                    rtp_codec: video_codec(MIME_TYPE_H264, &fmtp),
+                    payload_type,
+                },
+                RtpCodecKind::Video,
+            ));
+            payload_type += 1;
+        }
+    }
+    codecs
 }
 
-/// Payload type of VP8 in what the client receives.
-pub const PAYLOAD_TYPE_VP8: u8 = 96;
-/// Payload type of VP9 in what the client receives.
-pub const PAYLOAD_TYPE_VP9: u8 = 98;
-/// Payload type of H.264 (constrained baseline, packetization mode 1) in what the client receives.
-pub const PAYLOAD_TYPE_H264: u8 = 102;
+const PAYLOAD_TYPE_VP8: u8 = 96;
+const PAYLOAD_TYPE_VP9: u8 = 98;
+/// The first of the H.264 payload types (one per profile and packetization mode).
+const PAYLOAD_TYPE_H264: u8 = 102;
 
 fn video_codec(mime_type: &str, fmtp: &str) -> RTCRtpCodec {
     RTCRtpCodec {
@@ -432,14 +458,25 @@ impl Peer {
     }
 }
 
+/// One published track: its sender, SSRC, next sequence number and what feeds it.
+struct OutgoingTrack {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    payload_type: u8,
+    sequence: u16,
+    source: Box<dyn MediaSource>,
+}
+
 struct Media {
-    audio: Option<(RTCRtpSenderId, u32)>,
-    video: Option<(RTCRtpSenderId, u32)>,
-    audio_seq: u16,
-    video_seq: u16,
-    next_audio: Instant,
-    next_video: Instant,
-    started: Instant,
+    tracks: Vec<OutgoingTrack>,
+    /// Reused for each poll of a source.
+    due: Vec<MediaPacket>,
+}
+
+impl Media {
+    fn next_due(&self) -> Option<Instant> {
+        self.tracks.iter().map(|t| t.source.next_due()).min()
+    }
 }
 
 type Ws =
@@ -469,10 +506,10 @@ impl Engine {
                     deadline = deadline.min(t);
                 }
             }
-            if let Some(m) = &self.media
+            if let Some(due) = self.media.as_ref().and_then(Media::next_due)
                 && self.publisher.connected
             {
-                deadline = deadline.min(m.next_audio.min(m.next_video));
+                deadline = deadline.min(due);
             }
             tokio::select! {
                 command = commands.recv() => match command {
@@ -611,11 +648,21 @@ impl Engine {
         Ok(())
     }
 
-    async fn start_publishing(&mut self, audio: bool, video: bool) -> Result<(), ClientError> {
+    async fn start_publishing(
+        &mut self,
+        audio: Option<Box<dyn MediaSource>>,
+        video: Option<Box<dyn MediaSource>>,
+    ) -> Result<(), ClientError> {
         let stream = format!("stream-{}", rand::random::<u32>());
-        let mut add = |kind: RtpCodecKind,
-                       codec: RTCRtpCodec|
-         -> Result<(RTCRtpSenderId, u32), ClientError> {
+        let mut tracks = Vec::new();
+        let sources = [
+            (RtpCodecKind::Audio, opus(), 111, audio),
+            (RtpCodecKind::Video, vp8(), PAYLOAD_TYPE_VP8, video),
+        ];
+        for (kind, codec, payload_type, source) in sources {
+            let Some(source) = source else {
+                continue;
+            };
             let ssrc = rand::random::<u32>();
             let track = MediaStreamTrack::new(
                 stream.clone(),
@@ -631,31 +678,21 @@ impl Engine {
                     ..Default::default()
                 }],
             );
-            Ok((self.publisher.pc.add_track(track)?, ssrc))
-        };
-        let audio = if audio {
-            Some(add(RtpCodecKind::Audio, opus())?)
-        } else {
-            None
-        };
-        let video = if video {
-            Some(add(RtpCodecKind::Video, vp8())?)
-        } else {
-            None
-        };
+            tracks.push(OutgoingTrack {
+                sender: self.publisher.pc.add_track(track)?,
+                ssrc,
+                payload_type,
+                sequence: rand::random(),
+                source,
+            });
+        }
         let offer = self.publisher.pc.create_offer(None)?;
         self.publisher
             .pc
             .set_local_description(Instant::now(), offer.clone())?;
-        let now = Instant::now();
         self.media = Some(Media {
-            audio,
-            video,
-            audio_seq: rand::random(),
-            video_seq: rand::random(),
-            next_audio: now,
-            next_video: now,
-            started: now,
+            tracks,
+            due: Vec::new(),
         });
         self.send_ws(&ClientMessage::Offer {
             target: Target::Publisher,
@@ -665,8 +702,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the synthetic media that is due: 20 ms Opus-sized audio packets and one
-    /// single-packet VP8 keyframe per 33 ms.
+    /// Writes the media that is due on every published track.
     fn send_media(&mut self, now: Instant) {
         if !self.publisher.connected {
             return;
@@ -674,37 +710,26 @@ impl Engine {
         let Some(media) = self.media.as_mut() else {
             return;
         };
-        if let Some((sender, ssrc)) = media.audio {
-            while media.next_audio <= now {
-                let ts =
-                    (media.next_audio.duration_since(media.started).as_micros() * 48 / 1000) as u32;
-                media.audio_seq = media.audio_seq.wrapping_add(1);
-                let packet = rtp_packet(
-                    111,
-                    media.audio_seq,
-                    ts,
-                    ssrc,
-                    Bytes::from_static(&[0xfc; 60]),
-                );
-                if let Some(mut s) = self.publisher.pc.rtp_sender(sender) {
-                    let _ = s.write_rtp(now, packet);
+        for track in &mut media.tracks {
+            media.due.clear();
+            track.source.poll(now, &mut media.due);
+            for packet in media.due.drain(..) {
+                track.sequence = track.sequence.wrapping_add(1);
+                let rtp = rtc::rtp::Packet {
+                    header: rtc::rtp::header::Header {
+                        version: 2,
+                        marker: packet.marker,
+                        payload_type: track.payload_type,
+                        sequence_number: track.sequence,
+                        timestamp: packet.timestamp,
+                        ssrc: track.ssrc,
+                        ..Default::default()
+                    },
+                    payload: packet.payload,
+                };
+                if let Some(mut sender) = self.publisher.pc.rtp_sender(track.sender) {
+                    let _ = sender.write_rtp(now, rtp);
                 }
-                media.next_audio += Duration::from_millis(20);
-            }
-        }
-        if let Some((sender, ssrc)) = media.video {
-            while media.next_video <= now {
-                let ts =
-                    (media.next_video.duration_since(media.started).as_micros() * 90 / 1000) as u32;
-                // VP8 payload descriptor (S=1, PID=0) and a keyframe frame tag.
-                let mut payload = vec![0x10, 0x50, 0x01, 0x00, 0x9d, 0x01, 0x2a];
-                payload.resize(900, 0);
-                media.video_seq = media.video_seq.wrapping_add(1);
-                let packet = rtp_packet(96, media.video_seq, ts, ssrc, Bytes::from(payload));
-                if let Some(mut s) = self.publisher.pc.rtp_sender(sender) {
-                    let _ = s.write_rtp(now, packet);
-                }
-                media.next_video += Duration::from_millis(33);
             }
         }
     }
@@ -770,6 +795,7 @@ impl Engine {
                 })();
                 match result {
                     Ok(sdp) => {
+                        tracing::debug!(%sdp, "subscriber answer");
                         self.send_ws(&ClientMessage::Answer {
                             target: Target::Subscriber,
                             sdp,
@@ -833,12 +859,22 @@ impl Engine {
                         }
                     }
                     RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                        let kind = match peer
-                            .pc
-                            .rtp_receiver(init.receiver_id)
-                            .map(|r| r.track().kind())
-                        {
-                            Some(RtpCodecKind::Audio) => TrackKind::Audio,
+                        let (kind, codecs) = match peer.pc.rtp_receiver(init.receiver_id) {
+                            Some(mut receiver) => {
+                                let kind = receiver.track().kind();
+                                let codecs = receiver
+                                    .get_parameters()
+                                    .rtp_parameters
+                                    .codecs
+                                    .iter()
+                                    .map(|c| (c.payload_type, c.rtp_codec.mime_type.clone()))
+                                    .collect();
+                                (kind, codecs)
+                            }
+                            None => (RtpCodecKind::Video, Vec::new()),
+                        };
+                        let kind = match kind {
+                            RtpCodecKind::Audio => TrackKind::Audio,
                             _ => TrackKind::Video,
                         };
                         let participant_id = init.stream_ids.first().cloned().unwrap_or_default();
@@ -848,6 +884,7 @@ impl Engine {
                             participant_id,
                             track_id: init.track_id,
                             kind,
+                            codecs,
                         });
                     }
                     _ => {}
@@ -906,19 +943,4 @@ fn read(peer: &mut Peer, n: usize, from: SocketAddr) {
         },
         message: BytesMut::from(&peer.buf[..n]),
     });
-}
-
-fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: Bytes) -> rtc::rtp::Packet {
-    rtc::rtp::Packet {
-        header: rtc::rtp::header::Header {
-            version: 2,
-            marker: true,
-            payload_type: pt,
-            sequence_number: seq,
-            timestamp: ts,
-            ssrc,
-            ..Default::default()
-        },
-        payload,
-    }
 }

@@ -16,13 +16,17 @@ pub enum VideoCodec {
 }
 
 impl VideoCodec {
-    /// The codec of a payload type the recorder's client negotiated.
-    pub fn from_payload_type(payload_type: u8) -> Option<VideoCodec> {
-        match payload_type {
-            client::PAYLOAD_TYPE_VP8 => Some(VideoCodec::Vp8),
-            client::PAYLOAD_TYPE_VP9 => Some(VideoCodec::Vp9),
-            client::PAYLOAD_TYPE_H264 => Some(VideoCodec::H264),
-            _ => None,
+    /// The codec of a negotiated MIME type (`video/VP8`, ...).
+    pub fn from_mime(mime: &str) -> Option<VideoCodec> {
+        let name = mime.rsplit('/').next().unwrap_or(mime);
+        if name.eq_ignore_ascii_case("vp8") {
+            Some(VideoCodec::Vp8)
+        } else if name.eq_ignore_ascii_case("vp9") {
+            Some(VideoCodec::Vp9)
+        } else if name.eq_ignore_ascii_case("h264") {
+            Some(VideoCodec::H264)
+        } else {
+            None
         }
     }
 
@@ -232,6 +236,14 @@ mod tests {
         );
         // a late packet is ignored
         assert!(a.push(3, 200, false, &vp8(false, &[3; 3])).is_none());
+    }
+
+    #[test]
+    fn codecs_from_mime_types() {
+        assert_eq!(VideoCodec::from_mime("video/VP8"), Some(VideoCodec::Vp8));
+        assert_eq!(VideoCodec::from_mime("video/h264"), Some(VideoCodec::H264));
+        assert_eq!(VideoCodec::from_mime("video/VP9"), Some(VideoCodec::Vp9));
+        assert_eq!(VideoCodec::from_mime("video/AV1"), None);
     }
 
     #[test]

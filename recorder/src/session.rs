@@ -141,6 +141,8 @@ pub async fn record(
     on_active();
 
     let mut audio = AudioDecoders::new(mix);
+    // Per participant: payload type → video codec, from the negotiated tracks.
+    let mut video_codecs: HashMap<String, HashMap<u8, VideoCodec>> = HashMap::new();
     let mut usage = Usage::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tokio::pin!(stop);
@@ -159,7 +161,7 @@ pub async fn record(
                     audio.decode(&participant_id, &payload);
                 }
                 Some(ClientEvent::Rtp { participant_id, kind: TrackKind::Video, payload_type, sequence_number, timestamp, marker, payload, .. }) => {
-                    let Some(codec) = VideoCodec::from_payload_type(payload_type) else { continue };
+                    let Some(&codec) = video_codecs.get(&participant_id).and_then(|c| c.get(&payload_type)) else { continue };
                     let participant = match participants.get_mut(&participant_id) {
                         Some(p) => p,
                         None => {
@@ -169,12 +171,20 @@ pub async fn record(
                     };
                     feed_video(&ffmpeg, participant, codec, sequence_number, timestamp, marker, &payload);
                 }
+                Some(ClientEvent::TrackOpened { participant_id, kind: TrackKind::Video, codecs, .. }) => {
+                    let known = codecs
+                        .iter()
+                        .filter_map(|(pt, mime)| Some((*pt, VideoCodec::from_mime(mime)?)))
+                        .collect();
+                    video_codecs.insert(participant_id, known);
+                }
                 Some(ClientEvent::Message(ServerMessage::ParticipantJoined { participant })) => {
                     add_participant(&roster, &mut participants, participant.id);
                 }
                 Some(ClientEvent::Message(ServerMessage::ParticipantLeft { participant_id, .. })) => {
                     participants.remove(&participant_id);
                     audio.remove(&participant_id);
+                    video_codecs.remove(&participant_id);
                     if let Ok(mut roster) = roster.lock() {
                         roster.retain(|(id, _)| *id != participant_id);
                     }

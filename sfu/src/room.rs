@@ -1434,20 +1434,37 @@ impl Room {
                 ..Default::default()
             }],
         );
+        let video_codecs = &self.config.video_codecs;
         match sub.subscriber.pc().add_track(local) {
-            Ok(sender_id) => publication.downtracks.push(DownTrack {
-                subscriber,
-                sender_id,
-                ssrc,
-                payload_type: None,
-                offered: false,
-                forwarder: Forwarder::new(
-                    publication.kind == TrackKind::Video,
-                    rand::random(),
-                    rand::random(),
-                ),
-            }),
-            Err(e) => warn!(participant = %sub.id, error = %e, "could not add a down-track"),
+            Ok(sender_id) => {
+                if publication.kind == TrackKind::Video {
+                    offer_every_video_codec(
+                        sub.subscriber.pc(),
+                        sender_id,
+                        &publication.codec,
+                        video_codecs,
+                    );
+                }
+                publication.downtracks.push(DownTrack {
+                    subscriber,
+                    sender_id,
+                    ssrc,
+                    payload_type: None,
+                    offered: false,
+                    forwarder: Forwarder::new(
+                        publication.kind == TrackKind::Video,
+                        rand::random(),
+                        rand::random(),
+                    ),
+                })
+            }
+            Err(e) => warn!(
+                participant = %sub.id,
+                codec = %publication.codec.mime_type,
+                fmtp = %publication.codec.sdp_fmtp_line,
+                error = %e,
+                "could not add a down-track"
+            ),
         }
     }
 
@@ -1891,6 +1908,46 @@ fn offers_to_send_media(sdp: &str) -> bool {
         }
     }
     any || (in_media && sends)
+}
+
+/// Lists every video codec we support on a new video down-track's m-line, the publication's
+/// own first. The engine fixes a connection's video codecs at its first negotiation, from the
+/// first video m-line; offering only the first track's codec there would leave a subscriber
+/// who first received VP8 unable ever to receive H.264 (and the reverse). Once the first
+/// negotiation is done, the engine refuses codecs outside it: the m-line then carries the
+/// track's codec alone, which was negotiated already.
+fn offer_every_video_codec(
+    pc: &mut RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    own: &rtc::rtp_transceiver::rtp_sender::RTCRtpCodec,
+    allowed: &[String],
+) {
+    let mut codecs: Vec<_> = crate::peer::supported_codecs()
+        .into_iter()
+        .filter(|(codec, kind)| {
+            *kind == RtpCodecKind::Video
+                && (allowed.is_empty()
+                    || allowed.iter().any(|name| {
+                        codec
+                            .rtp_codec
+                            .mime_type
+                            .rsplit('/')
+                            .next()
+                            .is_some_and(|mime| mime.eq_ignore_ascii_case(name))
+                    }))
+        })
+        .map(|(codec, _)| codec)
+        .collect();
+    let is_own = |c: &rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
+        c.rtp_codec.mime_type.eq_ignore_ascii_case(&own.mime_type)
+            && c.rtp_codec.sdp_fmtp_line == own.sdp_fmtp_line
+    };
+    codecs.sort_by_key(|c| !is_own(c));
+    if let Some(mut transceiver) = pc.rtp_transceiver(sender.into())
+        && let Err(e) = transceiver.set_codec_preferences(codecs)
+    {
+        debug!(error = %e, "video codecs already negotiated; offering the track's own");
+    }
 }
 
 #[cfg(test)]
