@@ -20,6 +20,8 @@ mod feedback;
 pub mod forwarder;
 mod ids;
 pub mod keyframe;
+#[doc(hidden)]
+pub mod memory;
 mod peer;
 mod room;
 mod socket;

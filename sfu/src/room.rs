@@ -377,15 +377,10 @@ pub(crate) async fn run<F>(
                 let key = signal.participant;
                 room.guarded(key, |room| room.on_signal(key, signal.command));
             }
-            Some(RoomInput::Datagram(datagram)) = media_rx.recv() => {
-                let key = datagram.pc.participant;
-                room.guarded(key, |room| room.on_datagram(datagram));
-                room.release_data_senders(Instant::now());
-            }
+            Some(RoomInput::Datagram(datagram)) = media_rx.recv() => room.on_media(datagram),
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
-                room.on_timeout(now);
-                room.release_data_senders(now);
+                room.on_timers(now);
                 if room.idle_expired(now) && remove_if_idle(&control) {
                     break;
                 }
@@ -435,7 +430,7 @@ impl Room {
     /// Runs one input. A panic inside the WebRTC engine (a bug, possibly triggered by a peer's
     /// bytes) must not take the whole room down: the participant the input came from is
     /// removed, and everyone else carries on.
-    fn guarded(&mut self, participant: u64, input: impl FnOnce(&mut Room)) {
+    pub(crate) fn guarded(&mut self, participant: u64, input: impl FnOnce(&mut Room)) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| input(self)));
         if outcome.is_err() {
             tracing::error!(
@@ -452,7 +447,21 @@ impl Room {
         }
     }
 
-    fn next_deadline(&self) -> Instant {
+    /// One datagram from the media sockets, as the room task handles it (the per-packet path
+    /// starts here: a publisher's RTP ends up in [`Room::forward`]).
+    pub(crate) fn on_media(&mut self, datagram: Datagram) {
+        let key = datagram.pc.participant;
+        self.guarded(key, |room| room.on_datagram(datagram));
+        self.release_data_senders(Instant::now());
+    }
+
+    /// The room's timer expired: connections' timeouts, statistics, held data senders.
+    pub(crate) fn on_timers(&mut self, now: Instant) {
+        self.on_timeout(now);
+        self.release_data_senders(now);
+    }
+
+    pub(crate) fn next_deadline(&self) -> Instant {
         let mut next = Instant::now() + Duration::from_secs(1);
         for p in self.participants.values() {
             for d in [p.publisher.deadline, p.subscriber.deadline]
@@ -511,7 +520,7 @@ impl Room {
         self.participants.values().any(|p| !p.grants.recorder)
     }
 
-    fn join(&mut self, key: u64, mut params: JoinParams) -> Result<Session, JoinError> {
+    pub(crate) fn join(&mut self, key: u64, mut params: JoinParams) -> Result<Session, JoinError> {
         params.grants = params.grants.effective();
         // The same identity joining again replaces the old session (a reconnect).
         let previous: Vec<u64> = self
@@ -685,7 +694,7 @@ impl Room {
     }
 
     /// Removes participants marked for removal during the last pass.
-    fn reap(&mut self) {
+    pub(crate) fn reap(&mut self) {
         let doomed: Vec<(u64, LeaveReason)> = self
             .participants
             .iter()
@@ -756,7 +765,7 @@ impl Room {
         }
     }
 
-    fn on_signal(&mut self, key: u64, command: SessionCommand) {
+    pub(crate) fn on_signal(&mut self, key: u64, command: SessionCommand) {
         let now = Instant::now();
         match command {
             SessionCommand::PublisherOffer(sdp) => self.on_publisher_offer(key, sdp, now),

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::memory::Outbox;
 use crate::room::RoomInput;
 
 /// Identifies one peer connection inside a room: participant key and which of its two PCs.
@@ -56,6 +57,9 @@ pub(crate) struct MediaSockets {
     /// (address announced in candidates and used as the ICE local address, socket)
     sockets: Arc<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     updates: Arc<Vec<mpsc::UnboundedSender<RouteUpdate>>>,
+    /// Set instead of sockets for a room driven by hand ([`crate::memory`]): the address it
+    /// announces, and where what it sends is kept.
+    memory: Option<(SocketAddr, Arc<Mutex<Outbox>>)>,
 }
 
 impl MediaSockets {
@@ -110,16 +114,37 @@ impl MediaSockets {
         Ok(MediaSockets {
             sockets: Arc::new(bound),
             updates: Arc::new(updates),
+            memory: None,
         })
+    }
+
+    /// No socket: `announced` is the one address announced, and what is sent goes to `outbox`.
+    /// Routes need no registering, since whoever drives the room says where a datagram is for.
+    pub(crate) fn in_memory(announced: SocketAddr, outbox: Arc<Mutex<Outbox>>) -> Self {
+        MediaSockets {
+            sockets: Arc::new(Vec::new()),
+            updates: Arc::new(Vec::new()),
+            memory: Some((announced, outbox)),
+        }
     }
 
     /// The addresses to announce as host candidates.
     pub fn announced(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.sockets.iter().map(|(a, _)| *a)
+        self.sockets
+            .iter()
+            .map(|(a, _)| *a)
+            .chain(self.memory.iter().map(|(a, _)| *a))
     }
 
     /// Sends without waiting; a full socket buffer drops the datagram like the network would.
     pub fn send(&self, local: SocketAddr, peer: SocketAddr, data: &[u8]) {
+        if let Some((_, outbox)) = &self.memory {
+            outbox
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(local, peer, data);
+            return;
+        }
         let socket = self
             .sockets
             .iter()
