@@ -1,4 +1,12 @@
-//! The Switchyard load tester: simulated participants that run one scenario against
-//! Switchyard or against Janus (VideoRoom) to compare their CPU cost and latency.
+//! The Switchyard load tester: simulated participants (webrtc-rs, through [`client::Client`])
+//! that run one scenario against Switchyard, or against Janus (VideoRoom) through a local
+//! signaling [`bridge`], and report join times, loss, jitter, forwarding latency and the
+//! server's CPU time per forwarded packet.
 
+pub mod bridge;
 pub mod janus;
+pub mod media;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod usage;

@@ -1,1 +1,140 @@
-fn main() {}
+//! `loadtest`: runs one load scenario against a Switchyard (or Janus) server and reports what
+//! the simulated participants saw and what the server spent.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use loadtest::run::{Credentials, Scenario, Target, run};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Server {
+    Switchyard,
+    Janus,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Simulated participants that load a Switchyard (or Janus) server")]
+struct Args {
+    /// Server URL: Switchyard's HTTP address, or Janus's HTTP API (http://127.0.0.1:8088/janus).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Which kind of server `--url` is.
+    #[arg(long, value_enum, default_value = "switchyard")]
+    server: Server,
+    /// API key to mint join tokens with (omit for a dev-mode server).
+    #[arg(long, env = "SWITCHYARD_API_KEY", requires = "api_secret")]
+    api_key: Option<String>,
+    /// API secret to mint join tokens with.
+    #[arg(
+        long,
+        env = "SWITCHYARD_API_SECRET",
+        hide_env_values = true,
+        requires = "api_key"
+    )]
+    api_secret: Option<String>,
+    /// Use this join token for everyone instead of minting (for checking a token).
+    #[arg(long, conflicts_with_all = ["api_key", "api_secret"])]
+    token: Option<String>,
+    /// Rooms.
+    #[arg(long, default_value_t = 1)]
+    rooms: u32,
+    /// Publishers per room (they also receive everyone else).
+    #[arg(long, default_value_t = 2)]
+    publishers: u32,
+    /// Receive-only participants per room.
+    #[arg(long, default_value_t = 0)]
+    subscribers: u32,
+    /// Publish audio only.
+    #[arg(long)]
+    audio_only: bool,
+    /// Video bitrate, kbit/s (the clip is encoded at this rate).
+    #[arg(long, default_value_t = 500)]
+    video_kbps: u32,
+    /// Measured seconds, after everyone has joined.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Participants joining per second.
+    #[arg(long, default_value_t = 10.0)]
+    ramp: f64,
+    /// The server's process id, for its CPU time and memory (from /proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Draw latency and bitrate over time to this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Where the encoded clip is cached.
+    #[arg(long, default_value = "target/loadtest-cache")]
+    cache: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("RUST_LOG")
+                .unwrap_or_else(|_| "warn,rtc=error,rtc_dtls=error,rtc_ice=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let target = match args.server {
+        Server::Switchyard => Target::Switchyard {
+            url: args.url.clone(),
+            credentials: match (args.token, args.api_key, args.api_secret) {
+                (Some(token), _, _) => Credentials::Fixed(token),
+                (None, Some(api_key), Some(api_secret)) => Credentials::Keys {
+                    api_key,
+                    api_secret,
+                },
+                _ => Credentials::DevTokens,
+            },
+        },
+        Server::Janus => Target::Janus {
+            url: args.url.clone(),
+        },
+    };
+    let scenario = Scenario {
+        target,
+        rooms: args.rooms,
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        video: !args.audio_only,
+        video_kbps: args.video_kbps,
+        duration: Duration::from_secs(args.duration),
+        ramp_per_second: args.ramp,
+        server_pid: args.server_pid,
+        status_line: std::io::stderr().is_terminal()
+            || std::env::var_os("LOADTEST_STATUS").is_some(),
+    };
+    let report = match run(scenario, &args.cache).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("loadtest: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.plot
+        && let Err(e) = std::fs::write(path, report.svg())
+    {
+        eprintln!("loadtest: cannot write the plot to {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("loadtest: cannot encode the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.table());
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,484 @@
+//! One load-test run: simulated participants join at the ramp-up rate (publishers first), send
+//! and receive for the run's duration, and leave. The measured window starts once everyone has
+//! joined (plus a short settling time) and lasts `duration`; the server's CPU time is read at
+//! both ends of it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use client::{Client, ClientEvent};
+use protocol::{ServerMessage, TrackKind};
+use tokio::sync::watch;
+
+use crate::media::{Clip, ClipSource, OpusSource};
+use crate::report::Report;
+use crate::stats::{Live, ParticipantStats};
+use crate::usage;
+
+/// Time after the last join before the window opens (subscriptions settle, keyframes arrive).
+const SETTLE: Duration = Duration::from_secs(3);
+/// How long a participant may take to get `joined`.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Which server the participants talk to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A Switchyard server (`http://host:port`) with how to get join tokens.
+    Switchyard {
+        url: String,
+        credentials: Credentials,
+    },
+    /// A Janus server's HTTP API (`http://host:8088/janus`), reached through a local bridge
+    /// that speaks our signaling protocol.
+    Janus { url: String },
+}
+
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Mint tokens locally with the server's API key and secret.
+    Keys { api_key: String, api_secret: String },
+    /// Ask a dev-mode server for tokens (`/api/dev-token`).
+    DevTokens,
+    /// One token for everyone (tests of refusal; a real server refuses duplicate identities).
+    Fixed(String),
+}
+
+/// A scenario, as the command line describes it.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub target: Target,
+    pub rooms: u32,
+    pub publishers: u32,
+    pub subscribers: u32,
+    pub video: bool,
+    pub video_kbps: u32,
+    pub duration: Duration,
+    /// Participants joining per second.
+    pub ramp_per_second: f64,
+    pub server_pid: Option<u32>,
+    /// Draw the live status line.
+    pub status_line: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Parameters(String),
+    #[error("cannot reach the server at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
+    #[error(transparent)]
+    Usage(#[from] usage::UsageError),
+    #[error("cannot get a token: {0}")]
+    Token(String),
+    #[error(transparent)]
+    Janus(#[from] crate::bridge::BridgeError),
+    #[error("no participant could join; the first error: {0}")]
+    NobodyJoined(String),
+}
+
+impl Scenario {
+    pub fn participants(&self) -> u32 {
+        self.rooms * (self.publishers + self.subscribers)
+    }
+
+    fn validate(&self) -> Result<(), RunError> {
+        let bad = |m: &str| Err(RunError::Parameters(m.to_owned()));
+        if self.rooms == 0 {
+            return bad("--rooms must be at least 1");
+        }
+        if self.publishers == 0 {
+            return bad(
+                "--publishers must be at least 1: with nobody publishing there is nothing to forward",
+            );
+        }
+        if self.publishers + self.subscribers < 2 {
+            return bad("a room needs at least two participants (--publishers + --subscribers)");
+        }
+        if self.participants() > 2000 {
+            return bad(
+                "at most 2000 participants in one run (rooms × (publishers + subscribers))",
+            );
+        }
+        if self.video && !(50..=20_000).contains(&self.video_kbps) {
+            return bad("--video-kbps must be between 50 and 20000");
+        }
+        if self.duration < Duration::from_secs(1) || self.duration > Duration::from_secs(24 * 3600)
+        {
+            return bad("--duration must be between 1 s and 24 h");
+        }
+        if !(self.ramp_per_second > 0.0 && self.ramp_per_second <= 1000.0) {
+            return bad("--ramp must be more than 0 and at most 1000 participants per second");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the scenario and reports what it saw.
+pub async fn run(scenario: Scenario, cache: &std::path::Path) -> Result<Report, RunError> {
+    scenario.validate()?;
+    if let Some(pid) = scenario.server_pid {
+        usage::read(pid)?;
+    }
+    let (ws_url, bridge) = match &scenario.target {
+        Target::Switchyard { url, .. } => {
+            preflight(url).await?;
+            (websocket_url(url), None)
+        }
+        Target::Janus { url } => {
+            let bridge = crate::bridge::Bridge::start(url, scenario.publishers).await?;
+            (bridge.ws_url(), Some(bridge))
+        }
+    };
+    let clip = if scenario.video {
+        Some(Arc::new(Clip::prepare(scenario.video_kbps, cache)?))
+    } else {
+        None
+    };
+    let opus = crate::media::opus_packets()?;
+    let live = Arc::new(Live::default());
+    let measuring = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let start = Instant::now();
+    let total = scenario.participants();
+    let status = scenario.status_line.then(|| {
+        tokio::spawn(status_line(
+            Arc::clone(&live),
+            start,
+            total,
+            scenario.duration,
+        ))
+    });
+
+    // Publishers of every room first, then subscribers.
+    let mut order = Vec::new();
+    for publisher in [true, false] {
+        let count = if publisher {
+            scenario.publishers
+        } else {
+            scenario.subscribers
+        };
+        for i in 0..count {
+            for room in 0..scenario.rooms {
+                order.push((room, publisher, i));
+            }
+        }
+    }
+    let gap = Duration::from_secs_f64(1.0 / scenario.ramp_per_second);
+    let mut tasks = Vec::new();
+    for (n, (room, publisher, i)) in order.into_iter().enumerate() {
+        if n > 0 {
+            tokio::time::sleep(gap).await;
+        }
+        let room_name = format!("load-{room}");
+        let identity = format!("{}-{room}-{i}", if publisher { "pub" } else { "sub" });
+        let token = token(&scenario.target, &room_name, &identity, publisher).await;
+        let spec = ParticipantSpec {
+            ws_url: ws_url.clone(),
+            room: room_name,
+            token,
+            publisher,
+            clip: clip.clone(),
+            opus: Arc::clone(&opus),
+            run_start: start,
+            live: Arc::clone(&live),
+            measuring: Arc::clone(&measuring),
+            stop: stop_rx.clone(),
+        };
+        tasks.push(tokio::spawn(participant(spec)));
+    }
+    let ramp = start.elapsed();
+    tokio::time::sleep(SETTLE).await;
+    if Live::get(&live.joined) == 0 {
+        let _ = stop_tx.send(true);
+        let mut first = None;
+        for task in tasks {
+            if let Ok(stats) = task.await {
+                first = first.or(stats.error);
+            }
+        }
+        if let Some(status) = status {
+            status.abort();
+        }
+        return Err(RunError::NobodyJoined(
+            first.unwrap_or_else(|| "no answer from the server".into()),
+        ));
+    }
+    let before = scenario.server_pid.map(usage::read).transpose()?;
+    measuring.store(true, Ordering::Relaxed);
+    let window_start = Instant::now();
+    tokio::time::sleep(scenario.duration).await;
+    measuring.store(false, Ordering::Relaxed);
+    let window = window_start.elapsed();
+    let after = scenario.server_pid.map(usage::read).transpose()?;
+    let _ = stop_tx.send(true);
+    let mut participants = Vec::new();
+    for task in tasks {
+        if let Ok(stats) = task.await {
+            participants.push(stats);
+        }
+    }
+    if let Some(status) = status {
+        status.abort();
+        eprintln!();
+    }
+    if let Some(bridge) = bridge {
+        bridge.stop().await;
+    }
+    Ok(Report::build(
+        &scenario,
+        participants,
+        ramp,
+        window,
+        before.zip(after),
+        clip.map(|c| c.bitrate_kbps()),
+    ))
+}
+
+/// Checks that the Switchyard server answers before starting anyone.
+async fn preflight(url: &str) -> Result<(), RunError> {
+    let health = format!("{}/healthz", url.trim_end_matches('/'));
+    let unreachable = |reason: String| RunError::Unreachable {
+        url: url.to_owned(),
+        reason,
+    };
+    let response = reqwest::Client::new()
+        .get(&health)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| unreachable(root_cause(&e)))?;
+    if !response.status().is_success() {
+        return Err(unreachable(format!(
+            "GET /healthz answered {}: is this a Switchyard server?",
+            response.status()
+        )));
+    }
+    Ok(())
+}
+
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    cause
+}
+
+fn websocket_url(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    let ws = url
+        .strip_prefix("https://")
+        .map(|r| format!("wss://{r}"))
+        .or_else(|| url.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .unwrap_or_else(|| format!("ws://{url}"));
+    format!("{ws}/ws")
+}
+
+/// A join token for one participant; an unobtainable token becomes that participant's error.
+async fn token(
+    target: &Target,
+    room: &str,
+    identity: &str,
+    publisher: bool,
+) -> Result<String, String> {
+    let Target::Switchyard { url, credentials } = target else {
+        return Ok(String::new()); // the Janus bridge needs none
+    };
+    match credentials {
+        Credentials::Fixed(token) => Ok(token.clone()),
+        Credentials::Keys {
+            api_key,
+            api_secret,
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let claims = protocol::Claims {
+                iss: api_key.clone(),
+                sub: identity.to_owned(),
+                name: identity.to_owned(),
+                room: room.to_owned(),
+                exp: now + 24 * 3600,
+                nbf: None,
+                grants: protocol::Grants {
+                    can_publish: publisher,
+                    ..Default::default()
+                },
+            };
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(api_secret.as_bytes()),
+            )
+            .map_err(|e| e.to_string())
+        }
+        Credentials::DevTokens => {
+            let response = reqwest::Client::new()
+                .get(format!("{}/api/dev-token", url.trim_end_matches('/')))
+                .query(&[("room", room), ("identity", identity), ("name", identity)])
+                .send()
+                .await
+                .map_err(|e| format!("GET /api/dev-token: {}", root_cause(&e)))?;
+            if response.status() == reqwest::StatusCode::NOT_FOUND {
+                return Err(
+                    "the server is not in dev mode: pass --api-key and --api-secret".into(),
+                );
+            }
+            let body: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|e| format!("GET /api/dev-token: {e}"))?;
+            body["token"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("GET /api/dev-token answered {body}"))
+        }
+    }
+}
+
+struct ParticipantSpec {
+    ws_url: String,
+    room: String,
+    token: Result<String, String>,
+    publisher: bool,
+    clip: Option<Arc<Clip>>,
+    opus: Arc<Vec<bytes::Bytes>>,
+    run_start: Instant,
+    live: Arc<Live>,
+    measuring: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+}
+
+/// One simulated participant, from WebSocket open to leaving.
+async fn participant(mut spec: ParticipantSpec) -> ParticipantStats {
+    let mut stats = ParticipantStats::default();
+    let fail = |stats: &mut ParticipantStats, live: &Live, error: String| {
+        Live::add(&live.errors, 1);
+        stats.error = Some(error);
+    };
+    let token = match spec.token {
+        Ok(token) => token,
+        Err(e) => {
+            fail(&mut stats, &spec.live, format!("token: {e}"));
+            return stats;
+        }
+    };
+    let opened = Instant::now();
+    let mut client = match Client::connect(&spec.ws_url).await {
+        Ok(client) => client,
+        Err(e) => {
+            fail(&mut stats, &spec.live, e.to_string());
+            return stats;
+        }
+    };
+    client.join(&spec.room, &token);
+    let joined = client
+        .wait_for(JOIN_TIMEOUT, |event| match event {
+            ClientEvent::Message(ServerMessage::Joined { .. }) => Some(Ok(())),
+            ClientEvent::Message(ServerMessage::Error { code, message }) => {
+                Some(Err(format!("join refused ({code:?}): {message}")))
+            }
+            ClientEvent::Closed { code, reason } => {
+                Some(Err(format!("closed while joining ({code:?}): {reason}")))
+            }
+            _ => None,
+        })
+        .await;
+    match joined {
+        Some(Ok(())) => Live::add(&spec.live.joined, 1),
+        Some(Err(e)) => {
+            fail(&mut stats, &spec.live, e);
+            return stats;
+        }
+        None => {
+            fail(
+                &mut stats,
+                &spec.live,
+                format!("no `joined` within {JOIN_TIMEOUT:?}"),
+            );
+            return stats;
+        }
+    }
+    if spec.publisher {
+        let now = Instant::now();
+        client.publish_sources(
+            Some(Box::new(OpusSource::new(Arc::clone(&spec.opus), now))),
+            spec.clip
+                .as_ref()
+                .map(|clip| Box::new(ClipSource::new(Arc::clone(clip), now)) as _),
+        );
+    }
+    loop {
+        tokio::select! {
+            _ = spec.stop.changed() => break,
+            event = client.events.recv() => match event {
+                None => {
+                    fail(&mut stats, &spec.live, "the client stopped".into());
+                    break;
+                }
+                Some(ClientEvent::Rtp { participant_id, kind, sequence_number, timestamp, payload, .. }) => {
+                    let now = Instant::now();
+                    stats.join_time.get_or_insert(now.duration_since(opened));
+                    stats.record(
+                        spec.run_start,
+                        now,
+                        &participant_id,
+                        kind == TrackKind::Video,
+                        sequence_number,
+                        timestamp,
+                        &payload,
+                        spec.measuring.load(Ordering::Relaxed),
+                        &spec.live,
+                    );
+                }
+                Some(ClientEvent::PeerState { target, state }) if state == "failed" => {
+                    fail(&mut stats, &spec.live, format!("{target:?} peer connection failed"));
+                    break;
+                }
+                Some(ClientEvent::Closed { code, reason }) => {
+                    fail(&mut stats, &spec.live, format!("disconnected ({code:?}): {reason}"));
+                    break;
+                }
+                Some(ClientEvent::Message(ServerMessage::Error { code, message })) => {
+                    tracing::debug!(?code, %message, "server error");
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    client.leave();
+    stats
+}
+
+/// One status line, redrawn every second.
+async fn status_line(live: Arc<Live>, start: Instant, total: u32, duration: Duration) {
+    use std::io::Write;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_packets = 0;
+    loop {
+        tick.tick().await;
+        let packets = Live::get(&live.packets);
+        let lost = Live::get(&live.lost);
+        let rate = packets - last_packets;
+        last_packets = packets;
+        let loss = if packets + lost > 0 {
+            lost as f64 * 100.0 / (packets + lost) as f64
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r[{:>4.0} s] joined {}/{total}  receiving {rate} pkt/s  loss {loss:.3}%  errors {}  (window {} s)   ",
+            start.elapsed().as_secs_f64(),
+            Live::get(&live.joined),
+            Live::get(&live.errors),
+            duration.as_secs(),
+        );
+        let _ = std::io::stderr().flush();
+    }
+}
