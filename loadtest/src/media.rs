@@ -256,6 +256,7 @@ mod tests {
 
     #[test]
     fn stamps_round_trip() {
+        let _ = epoch();
         let now = Instant::now();
         let mut payload = BytesMut::from(&b"media"[..]);
         stamp(&mut payload, now);
