@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Playlist, frame_at, probe, tiles_with_video};
+use common::{Admin, Playlist, frame_at, probe, tiles_with_video};
 use futures::StreamExt;
 use serde_json::Value;
 use switchyard_tests::browser::{Driver, eval};
@@ -20,31 +20,13 @@ use switchyard_tests::start_server;
 const RECORDER: &str = env!("CARGO_BIN_EXE_switchyard-recorder");
 const ROOM: &str = "recorded";
 
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Admin {
-    async fn call(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("the API answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn room_recording(&self) -> Value {
-        self.call(reqwest::Method::GET, &format!("/api/rooms/{ROOM}"))
-            .await
-            .1["recording"]
-            .clone()
-    }
+/// The room's current recording, from the room detail.
+async fn room_recording(admin: &Admin) -> Value {
+    admin
+        .call(reqwest::Method::GET, &format!("/api/rooms/{ROOM}"))
+        .await
+        .1["recording"]
+        .clone()
 }
 
 /// Collects the event types of the admin event stream for the room.
@@ -143,18 +125,7 @@ async fn a_recorded_call_plays_back_as_hls_with_every_camera() {
     })
     .await;
     let port = server.http_addr.port();
-    let admin = Admin {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", server.http_addr),
-        token: server.token(
-            "ops",
-            "",
-            protocol::Grants {
-                room_admin: true,
-                ..Default::default()
-            },
-        ),
-    };
+    let admin = Admin::new(&server);
     let events = watch_events(&admin);
     let driver = Driver::start().await.expect("chromedriver");
     let mut pages = driver
@@ -185,7 +156,7 @@ async fn a_recorded_call_plays_back_as_hls_with_every_camera() {
         .await;
     assert_eq!(status, 409, "a second recording of the room: {again}");
     loop {
-        let recording = admin.room_recording().await;
+        let recording = room_recording(&admin).await;
         if recording["state"] == "active" {
             println!("active after {:?}", t0.elapsed());
             break;
@@ -225,7 +196,7 @@ async fn a_recorded_call_plays_back_as_hls_with_every_camera() {
     let recorded = t0.elapsed().as_secs_f64();
     assert_eq!(status, 200, "{stopping}");
     let done = loop {
-        let recording = admin.room_recording().await;
+        let recording = room_recording(&admin).await;
         if recording["state"] == "complete" {
             break recording;
         }

@@ -9,7 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Playlist, decode_segments};
+use common::{Admin, Playlist, decode_segments};
 use serde_json::Value;
 use switchyard_tests::browser::{Driver, eval};
 use switchyard_tests::start_server;
@@ -65,25 +65,13 @@ fn kill_9(pids: &[u32]) {
     assert!(status.success(), "kill -9 {pids:?} failed");
 }
 
-struct Admin {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// What this test asks of the admin API.
+trait RecordingApi {
+    async fn start(&self) -> String;
+    async fn wait_state(&self, id: &str, wanted: &str, within: Duration) -> Value;
 }
 
-impl Admin {
-    async fn call(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("the API answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
+impl RecordingApi for Admin {
     async fn start(&self) -> String {
         let (status, body) = self
             .call(
@@ -139,18 +127,7 @@ async fn a_killed_recorder_leaves_decodable_segments_and_a_failed_recording() {
         config.recorder = Some(PathBuf::from(RECORDER));
     })
     .await;
-    let admin = Admin {
-        http: reqwest::Client::new(),
-        base: format!("http://{}", server.http_addr),
-        token: server.token(
-            "ops",
-            "",
-            protocol::Grants {
-                room_admin: true,
-                ..Default::default()
-            },
-        ),
-    };
+    let admin = Admin::new(&server);
     let driver = Driver::start().await.expect("chromedriver");
     let pages = driver
         .call_pages(server.http_addr.port(), ROOM, &["Alice", "Bob"], "")

@@ -109,6 +109,25 @@ pub(crate) fn supported_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     ]
 }
 
+/// Whether `video_codecs` (`vp8`, `vp9`, `h264`; empty: all) lets a room use `codec`. Audio is
+/// always allowed.
+pub(crate) fn codec_allowed(
+    codec: &RTCRtpCodecParameters,
+    kind: RtpCodecKind,
+    video_codecs: &[String],
+) -> bool {
+    kind != RtpCodecKind::Video
+        || video_codecs.is_empty()
+        || video_codecs.iter().any(|name| {
+            codec
+                .rtp_codec
+                .mime_type
+                .rsplit('/')
+                .next()
+                .is_some_and(|mime| mime.eq_ignore_ascii_case(name))
+        })
+}
+
 /// A server-side peer connection together with the ICE ufrag that routes datagrams to it.
 pub(crate) struct ServerPeer {
     pub pc: RTCPeerConnection,
@@ -145,20 +164,8 @@ impl ServerPeer {
             .with_sctp_max_message_size(SctpMaxMessageSize::Bounded(256 * 1024))
             .build();
         let mut media_engine = MediaEngine::default();
-        let allowed = |codec: &RTCRtpCodecParameters, kind: RtpCodecKind| {
-            kind != RtpCodecKind::Video
-                || video_codecs.is_empty()
-                || video_codecs.iter().any(|name| {
-                    codec
-                        .rtp_codec
-                        .mime_type
-                        .rsplit('/')
-                        .next()
-                        .is_some_and(|mime| mime.eq_ignore_ascii_case(name))
-                })
-        };
         for (codec, kind) in supported_codecs() {
-            if !allowed(&codec, kind) {
+            if !codec_allowed(&codec, kind, video_codecs) {
                 continue;
             }
             media_engine

@@ -1934,16 +1934,7 @@ fn offer_every_video_codec(
     let mut codecs: Vec<_> = crate::peer::supported_codecs()
         .into_iter()
         .filter(|(codec, kind)| {
-            *kind == RtpCodecKind::Video
-                && (allowed.is_empty()
-                    || allowed.iter().any(|name| {
-                        codec
-                            .rtp_codec
-                            .mime_type
-                            .rsplit('/')
-                            .next()
-                            .is_some_and(|mime| mime.eq_ignore_ascii_case(name))
-                    }))
+            *kind == RtpCodecKind::Video && crate::peer::codec_allowed(codec, *kind, allowed)
         })
         .map(|(codec, _)| codec)
         .collect();

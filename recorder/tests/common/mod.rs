@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_tests::Server;
 
 /// The parts of a media playlist the tests check.
 #[derive(Debug)]
@@ -253,4 +254,41 @@ pub async fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> b
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     check()
+}
+
+/// The admin API of a test server, with an admin token.
+pub struct Admin {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Admin {
+    pub fn new(server: &Server) -> Admin {
+        Admin {
+            http: reqwest::Client::new(),
+            base: format!("http://{}", server.http_addr),
+            token: server.token(
+                "ops",
+                "",
+                protocol::Grants {
+                    room_admin: true,
+                    ..Default::default()
+                },
+            ),
+        }
+    }
+
+    /// Status and JSON body of one call.
+    pub async fn call(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("the API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
 }
