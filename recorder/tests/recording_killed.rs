@@ -17,6 +17,22 @@ use switchyard_tests::start_server;
 const RECORDER: &str = env!("CARGO_BIN_EXE_switchyard-recorder");
 const ROOM: &str = "crash";
 
+/// The playlist in `dir` follows the rules, lists at least 3 segments, and every one of them
+/// decodes.
+fn listed_segments_decode(dir: &std::path::Path) -> Playlist {
+    let playlist = Playlist::read(&dir.join("playlist.m3u8"));
+    println!(
+        "{} listed segments, {:.1} s, ended {}",
+        playlist.segments.len(),
+        playlist.duration(),
+        playlist.ended
+    );
+    assert!(playlist.segments.len() >= 3);
+    playlist.check_rules();
+    decode_segments(dir, &playlist);
+    playlist
+}
+
 /// Process ids whose command line contains every one of `needles`.
 fn processes_with(needles: &[&str]) -> Vec<u32> {
     let mut found = Vec::new();
@@ -165,16 +181,7 @@ async fn a_killed_recorder_leaves_decodable_segments_and_a_failed_recording() {
     );
     // Its ffmpeg sees its inputs end and closes the playlist; give it a moment.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let playlist = Playlist::read(&dir.join("playlist.m3u8"));
-    println!(
-        "{} listed segments, {:.1} s, ended {}",
-        playlist.segments.len(),
-        playlist.duration(),
-        playlist.ended
-    );
-    assert!(playlist.segments.len() >= 3);
-    playlist.check_rules();
-    decode_segments(&dir, &playlist);
+    listed_segments_decode(&dir);
 
     // 2. A restart starts a new recording, with its own playlist.
     let second = admin.start().await;
@@ -191,16 +198,7 @@ async fn a_killed_recorder_leaves_decodable_segments_and_a_failed_recording() {
         .wait_state(&second, "failed", Duration::from_secs(10))
         .await;
     println!("after kill -9 of everything: {failed}");
-    let playlist = Playlist::read(&dir.join("playlist.m3u8"));
-    println!(
-        "{} listed segments, {:.1} s, ended {}",
-        playlist.segments.len(),
-        playlist.duration(),
-        playlist.ended
-    );
-    assert!(playlist.segments.len() >= 3);
-    playlist.check_rules();
-    decode_segments(&dir, &playlist);
+    let playlist = listed_segments_decode(&dir);
     // The server ends a failed recording's playlist, so players treat it as finished.
     let start = Instant::now();
     while !Playlist::read(&dir.join("playlist.m3u8")).ended {

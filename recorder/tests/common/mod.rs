@@ -149,6 +149,26 @@ pub fn probe(playlist: &Path) -> (f64, Vec<(String, String, u64)>) {
     (duration, streams)
 }
 
+/// ffprobe's video stream is H.264 with 15 frames per second of `duration`, within
+/// `tolerance` (a fraction), and there is an audio stream.
+pub fn check_streams(duration: f64, streams: &[(String, String, u64)], tolerance: f64) {
+    let video = streams
+        .iter()
+        .find(|s| s.0 == "video")
+        .expect("a video stream");
+    assert_eq!(video.1, "h264");
+    let expected_frames = duration * 15.0;
+    assert!(
+        (video.2 as f64 - expected_frames).abs() <= expected_frames * tolerance,
+        "{} video frames in {duration} s at 15 fps",
+        video.2
+    );
+    assert!(
+        streams.iter().any(|s| s.0 == "audio" && s.1 == "aac"),
+        "no AAC audio stream"
+    );
+}
+
 /// Every listed segment decodes on its own (with the init segment) without errors.
 pub fn decode_segments(dir: &Path, playlist: &Playlist) {
     let init = std::fs::read(dir.join("init.mp4")).expect("init.mp4 exists");
