@@ -110,8 +110,7 @@ async fn serve(mut ws: Ws, janus: Arc<JanusSession>, rooms: Arc<Rooms>, publishe
     let mut own_feed: Option<u64> = None;
     let mut handles: Vec<u64> = Vec::new();
     let mut subscriber: Option<JanusSubscriber> = None;
-    let (subscription_tx, mut subscription_rx) =
-        tokio::sync::mpsc::channel::<Result<JanusSubscriber, String>>(1);
+    let (feeds_tx, mut feeds_rx) = tokio::sync::mpsc::channel::<Result<Vec<u64>, String>>(1);
     loop {
         tokio::select! {
             frame = ws.next() => {
@@ -134,9 +133,9 @@ async fn serve(mut ws: Ws, janus: Arc<JanusSession>, rooms: Arc<Rooms>, publishe
                         send(&mut ws, &ServerMessage::Joined { room: name, you, participants: Vec::new(), ice_servers: Vec::new() }).await;
                         // Subscribe once the room's publishers are up (a publisher waits for
                         // its own feed too, so that it can leave itself out).
-                        let (janus, rooms, tx) = (Arc::clone(&janus), Arc::clone(&rooms), subscription_tx.clone());
+                        let (rooms, tx) = (Arc::clone(&rooms), feeds_tx.clone());
                         tokio::spawn(async move {
-                            let _ = tx.send(subscribe_when_ready(&janus, &rooms, id, publishers).await).await;
+                            let _ = tx.send(publishers_up(&rooms, id, publishers).await).await;
                         });
                     }
                     ClientMessage::Offer { target: Target::Publisher, sdp } => {
@@ -182,29 +181,28 @@ async fn serve(mut ws: Ws, janus: Arc<JanusSession>, rooms: Arc<Rooms>, publishe
                     _ => {}
                 }
             }
-            Some(ready) = subscription_rx.recv() => match ready {
-                Ok(mut sub) => {
-                    // Leave our own feed out by re-subscribing without it.
-                    if let Some(own) = own_feed
-                        && sub.streams.iter().any(|s| s.feed == Some(own))
-                    {
-                        let _ = janus.detach(sub.handle).await;
-                        let others: Vec<u64> = sub.streams.iter().filter_map(|s| s.feed).filter(|f| *f != own).collect();
-                        if others.is_empty() {
-                            continue; // the room's only publisher receives nothing
-                        }
-                        match janus.subscribe(room.unwrap_or_default(), &dedup(others)).await {
-                            Ok(s) => sub = s,
-                            Err(e) => { refuse(&mut ws, format!("Janus refused the subscription: {e}")).await; break; }
-                        }
+            Some(ready) = feeds_rx.recv() => {
+                let feeds = match ready {
+                    Ok(feeds) => feeds,
+                    Err(e) => {
+                        refuse(&mut ws, e).await;
+                        break;
                     }
-                    handles.push(sub.handle);
-                    send(&mut ws, &ServerMessage::Offer { target: Target::Subscriber, sdp: sub.offer_sdp.clone() }).await;
-                    subscriber = Some(sub);
+                };
+                let others: Vec<u64> = feeds.into_iter().filter(|f| Some(*f) != own_feed).collect();
+                if others.is_empty() {
+                    continue; // the room's only publisher receives nothing
                 }
-                Err(e) => {
-                    refuse(&mut ws, e).await;
-                    break;
+                match janus.subscribe(room.unwrap_or_default(), &others).await {
+                    Ok(sub) => {
+                        handles.push(sub.handle);
+                        send(&mut ws, &ServerMessage::Offer { target: Target::Subscriber, sdp: sub.offer_sdp.clone() }).await;
+                        subscriber = Some(sub);
+                    }
+                    Err(e) => {
+                        refuse(&mut ws, format!("Janus refused the subscription: {e}")).await;
+                        break;
+                    }
                 }
             }
         }
@@ -214,33 +212,24 @@ async fn serve(mut ws: Ws, janus: Arc<JanusSession>, rooms: Arc<Rooms>, publishe
     }
 }
 
-fn dedup(mut feeds: Vec<u64>) -> Vec<u64> {
-    feeds.sort_unstable();
-    feeds.dedup();
-    feeds
-}
-
-/// Waits until `publishers` feeds of the room are up and subscribes to them (all of them; the
-/// caller leaves its own out).
-async fn subscribe_when_ready(
-    janus: &JanusSession,
-    rooms: &Rooms,
-    room: u64,
-    publishers: u32,
-) -> Result<JanusSubscriber, String> {
+/// Waits until `publishers` feeds of the room are up; returns them all (the caller leaves its
+/// own out).
+async fn publishers_up(rooms: &Rooms, room: u64, publishers: u32) -> Result<Vec<u64>, String> {
     let deadline = tokio::time::Instant::now() + PUBLISHERS_TIMEOUT;
     loop {
+        // Registered before reading, so a feed that comes up in between is not missed.
         let notified = rooms.changed.notified();
-        let feeds = rooms
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let mut feeds = rooms
             .feeds
             .lock()
             .map(|f| f.get(&room).cloned().unwrap_or_default())
             .unwrap_or_default();
         if feeds.len() >= publishers as usize {
-            return janus
-                .subscribe(room, &dedup(feeds))
-                .await
-                .map_err(|e| format!("Janus refused the subscription: {e}"));
+            feeds.sort_unstable();
+            feeds.dedup();
+            return Ok(feeds);
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return Err(format!(

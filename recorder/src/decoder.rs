@@ -77,7 +77,11 @@ impl Decoder {
                     if pictures == 1 {
                         tracing::debug!("first picture decoded");
                     }
-                    let done = Arc::new(picture.clone());
+                    // Hand the filled buffer over and read the next picture into a new one.
+                    let done = Arc::new(std::mem::replace(
+                        &mut picture,
+                        vec![0; picture_len(TILE_WIDTH, TILE_HEIGHT)],
+                    ));
                     if let Ok(mut latest) = slot.lock() {
                         *latest = Some(done);
                     }

@@ -84,7 +84,8 @@ impl VideoCodec {
 }
 
 enum Depacketizers {
-    Vp8(Vp8Packet),
+    /// A fresh parser per packet: `Vp8Packet` keeps optional-field flags from the previous one.
+    Vp8,
     Vp9(Vp9Packet),
     H264(H264Packet),
 }
@@ -92,8 +93,7 @@ enum Depacketizers {
 impl Depacketizers {
     fn depacketize(&mut self, payload: &Bytes) -> Option<Bytes> {
         match self {
-            // Fresh each time: the parser keeps optional-field flags from the previous packet.
-            Depacketizers::Vp8(_) => Vp8Packet::default().depacketize(payload).ok(),
+            Depacketizers::Vp8 => Vp8Packet::default().depacketize(payload).ok(),
             Depacketizers::Vp9(d) => d.depacketize(payload).ok(),
             Depacketizers::H264(d) => d.depacketize(payload).ok(),
         }
@@ -101,7 +101,7 @@ impl Depacketizers {
 
     fn is_head(&self, payload: &Bytes) -> bool {
         match self {
-            Depacketizers::Vp8(d) => d.is_partition_head(payload),
+            Depacketizers::Vp8 => Vp8Packet::default().is_partition_head(payload),
             Depacketizers::Vp9(d) => d.is_partition_head(payload),
             Depacketizers::H264(d) => d.is_partition_head(payload),
         }
@@ -125,7 +125,7 @@ pub struct FrameAssembler {
 impl FrameAssembler {
     pub fn new(codec: VideoCodec) -> FrameAssembler {
         let depacketizer = match codec {
-            VideoCodec::Vp8 => Depacketizers::Vp8(Vp8Packet::default()),
+            VideoCodec::Vp8 => Depacketizers::Vp8,
             VideoCodec::Vp9 => Depacketizers::Vp9(Vp9Packet::default()),
             VideoCodec::H264 => Depacketizers::H264(H264Packet::default()),
         };

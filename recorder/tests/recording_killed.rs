@@ -33,6 +33,18 @@ fn listed_segments_decode(dir: &std::path::Path) -> Playlist {
     playlist
 }
 
+/// Waits (at most 15 s) until the playlist in `dir` carries `#EXT-X-ENDLIST`.
+async fn wait_until_ended(dir: &std::path::Path) {
+    let start = Instant::now();
+    while !Playlist::read(&dir.join("playlist.m3u8")).ended {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the failed recording's playlist was never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Process ids whose command line contains every one of `needles`.
 fn processes_with(needles: &[&str]) -> Vec<u32> {
     let mut found = Vec::new();
@@ -179,8 +191,8 @@ async fn a_killed_recorder_leaves_decodable_segments_and_a_failed_recording() {
             .contains("signal 9"),
         "the reason names the kill: {failed}"
     );
-    // Its ffmpeg sees its inputs end and closes the playlist; give it a moment.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Its ffmpeg sees its inputs end and closes the playlist.
+    wait_until_ended(&dir).await;
     listed_segments_decode(&dir);
 
     // 2. A restart starts a new recording, with its own playlist.
@@ -200,14 +212,7 @@ async fn a_killed_recorder_leaves_decodable_segments_and_a_failed_recording() {
     println!("after kill -9 of everything: {failed}");
     let playlist = listed_segments_decode(&dir);
     // The server ends a failed recording's playlist, so players treat it as finished.
-    let start = Instant::now();
-    while !Playlist::read(&dir.join("playlist.m3u8")).ended {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the failed recording's playlist was never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until_ended(&dir).await;
     let ended = Playlist::read(&dir.join("playlist.m3u8"));
     assert_eq!(
         ended.segments, playlist.segments,
