@@ -74,7 +74,9 @@ pub struct SfuConfig {
     /// would go over is not delivered to that recipient, and both ends are told.
     pub max_queued_data: usize,
     /// How long a recipient may stay above half its queue bound, holding its senders back,
-    /// before it counts as slow and stops holding them.
+    /// before it counts as slow and stops holding them. Long enough to ride out SCTP
+    /// retransmission timeouts (at least 1 s each, doubling): one lost packet must not turn a
+    /// healthy recipient into a slow one.
     pub slow_recipient_grace: Duration,
     /// Video codecs publishers may send (`vp8`, `vp9`, `h264`); empty: every one we support.
     pub video_codecs: Vec<String>,
@@ -90,7 +92,7 @@ impl Default for SfuConfig {
             keyframe_request_interval: Duration::from_secs(1),
             max_data_message: 255 * 1024,
             max_queued_data: 4 * 1024 * 1024,
-            slow_recipient_grace: Duration::from_secs(2),
+            slow_recipient_grace: Duration::from_secs(5),
             video_codecs: Vec::new(),
         }
     }
