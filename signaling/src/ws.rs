@@ -21,6 +21,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Close code for a connection that stopped sending keepalives.
 const CLOSE_KEEPALIVE: u16 = 4008;
+/// How long a closing connection waits for the client's close reply before dropping it.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// The message types clients may send, for telling `unknown_type` from `invalid_message`.
 const CLIENT_TYPES: &[&str] = &[
@@ -131,13 +133,27 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
         .is_ok()
 }
 
+/// Sends a close frame, then lets the client's close reply (or whatever it still had in flight)
+/// arrive before the socket is dropped: dropping a socket with unread input resets the
+/// connection, and the reset can overtake the close frame and the messages before it.
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let _ = socket
+    let sent = socket
         .send(Message::Close(Some(CloseFrame {
             code,
             reason: Utf8Bytes::from(reason.to_owned()),
         })))
         .await;
+    if sent.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while let Some(Ok(frame)) = socket.recv().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn fail(socket: &mut WebSocket, fatal: Fatal) {
@@ -151,16 +167,6 @@ async fn fail(socket: &mut WebSocket, fatal: Fatal) {
     .await;
     let close_code = fatal.code.close_code().unwrap_or(1008);
     close(socket, close_code, fatal.code_str()).await;
-    // Let the client's close reply (or whatever it still had in flight) arrive before the socket
-    // is dropped, so the close frame is not lost to a reset.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Some(Ok(frame)) = socket.recv().await {
-            if matches!(frame, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 impl Fatal {
@@ -314,10 +320,8 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
                     }
                 }
                 Some(SessionEvent::Closed(reason)) => {
-                    send(&mut socket, &ServerMessage::Closed { reason }).await;
-                    let code = if reason == CloseReason::ServerShutdown { 1001 } else { 1000 };
-                    close(&mut socket, code, "closed").await;
                     // The room has already removed this participant.
+                    say_closed(&mut socket, reason).await;
                     return;
                 }
                 None => {
@@ -330,6 +334,10 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
                 match parse_frame(frame, state.config.max_message_size) {
                     Incoming::Message(message) => {
                         if let Some(reply) = handle(&mut session, message).await {
+                            if reply.room_gone {
+                                pass_on_last_words(&mut socket, &mut session).await;
+                                return;
+                            }
                             if let Some(reason) = reply.leave {
                                 break reason;
                             }
@@ -370,9 +378,50 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
     info!(participant = %session.participant_id, ?leave_reason, "signaling session ended");
 }
 
+/// Tells the client why the room let it go, then closes the connection properly.
+async fn say_closed(socket: &mut WebSocket, reason: CloseReason) {
+    send(socket, &ServerMessage::Closed { reason }).await;
+    let code = if reason == CloseReason::ServerShutdown {
+        1001
+    } else {
+        1000
+    };
+    close(socket, code, "closed").await;
+}
+
+/// The room ended while the client was still talking to it (an answer crossing a room close):
+/// what the room said last, normally `closed`, is still queued. Passes it on instead of dropping
+/// the connection without a word.
+async fn pass_on_last_words(socket: &mut WebSocket, session: &mut Session) {
+    // The room has dropped its end of the queue, so this ends at once; the bound is a safeguard.
+    let drained = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(event) = session.events.recv().await {
+            match event {
+                SessionEvent::Message(m) => {
+                    if !send(socket, &m).await {
+                        return true;
+                    }
+                }
+                SessionEvent::Closed(reason) => {
+                    say_closed(socket, reason).await;
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    if drained != Ok(true) {
+        close(socket, 1011, "room closed").await;
+    }
+}
+
+#[derive(Default)]
 struct Reply {
     send: Option<ServerMessage>,
     leave: Option<LeaveReason>,
+    /// The room no longer takes commands: it has closed.
+    room_gone: bool,
 }
 
 async fn handle(session: &mut Session, message: ClientMessage) -> Option<Reply> {
@@ -384,19 +433,19 @@ async fn handle(session: &mut Session, message: ClientMessage) -> Option<Reply> 
                     code: ErrorCode::AlreadyJoined,
                     message: "this connection has already joined a room".into(),
                 }),
-                leave: None,
+                ..Reply::default()
             });
         }
         ClientMessage::Ping { ts } => {
             return Some(Reply {
                 send: Some(ServerMessage::Pong { ts }),
-                leave: None,
+                ..Reply::default()
             });
         }
         ClientMessage::Leave => {
             return Some(Reply {
-                send: None,
                 leave: Some(LeaveReason::Left),
+                ..Reply::default()
             });
         }
         ClientMessage::Offer {
@@ -415,7 +464,7 @@ async fn handle(session: &mut Session, message: ClientMessage) -> Option<Reply> 
                               subscriber connection"
                         .into(),
                 }),
-                leave: None,
+                ..Reply::default()
             });
         }
         ClientMessage::Candidate { target, candidate } => {
@@ -425,8 +474,8 @@ async fn handle(session: &mut Session, message: ClientMessage) -> Option<Reply> 
     };
     if !session.handle.send(command).await {
         return Some(Reply {
-            send: None,
-            leave: Some(LeaveReason::Disconnected),
+            room_gone: true,
+            ..Reply::default()
         });
     }
     None

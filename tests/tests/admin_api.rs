@@ -1141,3 +1141,70 @@ async fn recording_requests_that_need_no_recorder_get_the_exact_error() {
         200
     );
 }
+
+/// A client whose messages cross the room's closing (an answer in flight, a mute) is still told
+/// `closed` with the reason and gets a proper close frame, not a dropped connection. Each round
+/// keeps messages to the room flowing while the admin closes it, so both arrive together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_talking_while_its_room_closes_is_still_told_why() {
+    let server = server(100).await;
+    let admin = admin_token();
+    for round in 0..20 {
+        let room = format!("closing-{round}");
+        let mut alice = Client::connect(&ws_url(&server)).await.expect("connect");
+        alice.join(&room, &server.token("alice", &room, Grants::default()));
+        alice
+            .wait_message(WAIT, |m| {
+                matches!(m, ServerMessage::Joined { .. }).then_some(())
+            })
+            .await
+            .expect("joined");
+        let close = tokio::spawn({
+            let url = format!("http://{}/api/rooms/{room}", server.http_addr);
+            let admin = admin.clone();
+            async move {
+                reqwest::Client::new()
+                    .delete(url)
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }
+        });
+        let mut muted = false;
+        while !close.is_finished() {
+            muted = !muted;
+            alice.send(protocol::ClientMessage::Mute {
+                kind: protocol::TrackKind::Audio,
+                muted,
+            });
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        for _ in 0..50 {
+            muted = !muted;
+            alice.send(protocol::ClientMessage::Mute {
+                kind: protocol::TrackKind::Audio,
+                muted,
+            });
+        }
+        assert_eq!(close.await.unwrap().expect("DELETE"), 204);
+        let mut told = None;
+        let close_code = alice
+            .wait_for(WAIT, |e| match e {
+                ClientEvent::Message(ServerMessage::Closed { reason }) => {
+                    told = Some(*reason);
+                    None
+                }
+                ClientEvent::Closed { code, reason } => Some((*code, reason.clone())),
+                _ => None,
+            })
+            .await
+            .expect("the connection ends");
+        assert_eq!(
+            told,
+            Some(CloseReason::RoomClosed),
+            "round {round}: not told why (connection ended with {close_code:?})"
+        );
+        assert_eq!(close_code.0, Some(1000), "round {round}: {close_code:?}");
+    }
+}
