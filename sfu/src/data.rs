@@ -266,7 +266,7 @@ impl Room {
         let queued_now = dc.outstanding_bytes();
         self.data_queue_peak
             .fetch_max(queued_now, Ordering::Relaxed);
-        flush(&self.sockets, &mut r.publisher);
+        flush(&mut self.outgoing, &mut r.publisher);
         r.publisher.deadline = r.publisher.pc().poll_timeout();
         if reliable && !r.data.slow && queued_now > limit / 2 {
             // Hold the sender back until this recipient catches up (or turns out to be slow).
@@ -369,7 +369,7 @@ impl Room {
         {
             debug!(error = %e, "data error frame not sent");
         }
-        flush(&self.sockets, &mut p.publisher);
+        flush(&mut self.outgoing, &mut p.publisher);
         p.publisher.deadline = p.publisher.pc().poll_timeout();
     }
 }

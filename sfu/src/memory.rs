@@ -119,7 +119,7 @@ impl MemoryRoom {
     pub fn command(&mut self, member: MemberKey, command: SessionCommand) {
         let key = member.0;
         self.room.guarded(key, |room| room.on_signal(key, command));
-        self.room.reap();
+        self.room.finish_turn();
     }
 
     /// The signaling messages the room has for the participant since the last call.
@@ -156,7 +156,7 @@ impl MemoryRoom {
             received_at: now,
             data,
         });
-        self.room.reap();
+        self.room.finish_turn();
         self.room.next_deadline()
     }
 
@@ -168,7 +168,7 @@ impl MemoryRoom {
     /// The room's timer: every connection whose deadline is due, statistics, counters.
     pub fn timers(&mut self, now: Instant) {
         self.room.on_timers(now);
-        self.room.reap();
+        self.room.finish_turn();
     }
 
     /// Whether sent datagrams are kept for [`MemoryRoom::take_sent`] (they are always counted).

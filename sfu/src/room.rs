@@ -45,7 +45,7 @@ use crate::events::EventBus;
 use crate::forwarder::{Decision, Forwarder};
 use crate::keyframe::VideoCodec;
 use crate::peer::ServerPeer;
-use crate::socket::{Datagram, MediaSockets, PcKey, Route};
+use crate::socket::{Datagram, MediaSockets, Outgoing, PcKey, Route};
 use crate::stats::{ReceiveStats, SendRate};
 use crate::{
     JoinError, JoinParams, ParticipantId, RoomId, Session, SessionCommand, SessionEvent,
@@ -283,6 +283,8 @@ pub(crate) struct Room {
     id: RoomId,
     pub(crate) config: SfuConfig,
     pub(crate) sockets: MediaSockets,
+    /// Datagrams produced while handling the current input, sent when it is done.
+    pub(crate) outgoing: Outgoing,
     /// The largest number of bytes seen queued for one recipient's data channel (a gauge the
     /// whole SFU shares).
     pub(crate) data_queue_peak: Arc<AtomicUsize>,
@@ -312,13 +314,14 @@ fn kind_index(kind: TrackKind) -> usize {
     }
 }
 
-/// Drains every datagram a peer connection wants to send onto the media sockets.
-pub(crate) fn flush(sockets: &MediaSockets, peer: &mut Peer) {
+/// Queues every datagram a peer connection wants to send; the room sends the queue when it has
+/// finished with the current input ([`Room::finish_turn`]).
+pub(crate) fn flush(outgoing: &mut Outgoing, peer: &mut Peer) {
     while let Some(out) = peer.pc().poll_write() {
-        sockets.send(
+        outgoing.push(
             out.transport.local_addr,
             out.transport.peer_addr,
-            &out.message,
+            out.message,
         );
     }
 }
@@ -368,7 +371,7 @@ pub(crate) async fn run<F>(
                     .unwrap_or(Err(AdminError::Unavailable));
                     let _ = reply.send(outcome);
                     if room.closed_by_admin && remove_if_idle(&control) {
-                        room.reap();
+                        room.finish_turn();
                         break;
                     }
                 }
@@ -386,10 +389,11 @@ pub(crate) async fn run<F>(
                 }
             }
         }
-        room.reap();
+        room.finish_turn();
     }
     // Recorders do not keep a room open: whoever is still here when it closes is told.
     room.close_all(LeaveReason::RoomClosed, CloseReason::RoomClosed);
+    room.finish_turn();
     info!(room = %room.id, "room closed");
     room.events
         .emit("room_closed", room.id.as_str(), serde_json::json!({}));
@@ -410,6 +414,7 @@ impl Room {
             id,
             config,
             sockets,
+            outgoing: Outgoing::default(),
             data_queue_peak,
             data_senders_held: false,
             media_tx,
@@ -669,7 +674,7 @@ impl Room {
         for peer in [&mut p.publisher, &mut p.subscriber] {
             self.sockets.unregister(&peer.inner.ufrag);
             let _ = peer.pc().close();
-            flush(&self.sockets, peer);
+            flush(&mut self.outgoing, peer);
         }
         let tracks: Vec<TrackId> = p.published.values().cloned().collect();
         for track in tracks {
@@ -693,8 +698,15 @@ impl Room {
         }
     }
 
+    /// Ends one turn of the room task (one input handled): removes the participants marked for
+    /// removal and sends the datagrams the turn produced.
+    pub(crate) fn finish_turn(&mut self) {
+        self.reap();
+        self.sockets.send_all(&mut self.outgoing);
+    }
+
     /// Removes participants marked for removal during the last pass.
-    pub(crate) fn reap(&mut self) {
+    fn reap(&mut self) {
         let doomed: Vec<(u64, LeaveReason)> = self
             .participants
             .iter()
@@ -969,7 +981,7 @@ impl Room {
             };
             let data_paused = p.data.paused;
             let peer = p.peer(pc.subscriber);
-            flush(&self.sockets, peer);
+            flush(&mut self.outgoing, peer);
             if let Some(event) = peer.pc().poll_event() {
                 self.on_pc_event(pc, event, now);
                 continue;
@@ -1198,7 +1210,7 @@ impl Room {
                     publication.forwarded.on_bytes(payload_len);
                     self.counts.packets_out += 1;
                     self.counts.bytes_out += payload_len as u64;
-                    flush(&self.sockets, &mut sub.subscriber);
+                    flush(&mut self.outgoing, &mut sub.subscriber);
                     sub.subscriber.deadline = sub.subscriber.pc().poll_timeout();
                 }
                 Decision::Drop => self.counts.packets_dropped += 1,
@@ -1247,7 +1259,7 @@ impl Room {
                 debug!(error = %e, "keyframe request failed");
             }
         }
-        flush(&self.sockets, &mut p.publisher);
+        flush(&mut self.outgoing, &mut p.publisher);
         p.publisher.deadline = p.publisher.pc().poll_timeout();
     }
 
@@ -1853,7 +1865,7 @@ impl Room {
             if dc.send(now, frame.clone()).is_ok() {
                 delivered += 1;
             }
-            flush(&self.sockets, &mut p.publisher);
+            flush(&mut self.outgoing, &mut p.publisher);
             p.publisher.deadline = p.publisher.pc().poll_timeout();
         }
         Ok(AdminReply::Delivered(delivered))
