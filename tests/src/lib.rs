@@ -31,11 +31,16 @@ pub async fn start_server(announce: Option<IpAddr>, tweak: impl FnOnce(&mut Conf
     switchyard::start(config).await.expect("server starts")
 }
 
-/// A new, empty-or-missing folder under the system's temporary folder, unique to this call.
+/// A new, empty-or-missing folder for a test's files, unique to this call.
 pub fn scratch_dir(label: &str) -> std::path::PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::env::temp_dir().join(format!(
+    // Under the workspace's target/tmp (cargo's folder for test scratch files, removed by
+    // `cargo clean`), not the system's temporary folder, where every run would leave some.
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace");
+    workspace.join("target").join("tmp").join(format!(
         "switchyard-test-{label}-{}-{n}-{:08x}",
         std::process::id(),
         rand::random::<u32>()
