@@ -394,25 +394,23 @@ async fn say_closed(socket: &mut WebSocket, reason: CloseReason) {
 /// the connection without a word.
 async fn pass_on_last_words(socket: &mut WebSocket, session: &mut Session) {
     // The room has dropped its end of the queue, so this ends at once; the bound is a safeguard.
-    let drained = tokio::time::timeout(Duration::from_secs(1), async {
+    let last_word = tokio::time::timeout(Duration::from_secs(1), async {
         while let Some(event) = session.events.recv().await {
             match event {
                 SessionEvent::Message(m) => {
                     if !send(socket, &m).await {
-                        return true;
+                        return None;
                     }
                 }
-                SessionEvent::Closed(reason) => {
-                    say_closed(socket, reason).await;
-                    return true;
-                }
+                SessionEvent::Closed(reason) => return Some(reason),
             }
         }
-        false
+        None
     })
     .await;
-    if drained != Ok(true) {
-        close(socket, 1011, "room closed").await;
+    match last_word {
+        Ok(Some(reason)) => say_closed(socket, reason).await,
+        _ => close(socket, 1011, "room closed").await,
     }
 }
 
