@@ -64,7 +64,7 @@ impl EventBus {
         data.insert("room".into(), Value::from(room));
         data.insert(
             "at".into(),
-            Value::from(protocol::admin::rfc3339(crate::unix_now())),
+            Value::from(protocol::admin::rfc3339(crate::clock::unix_now())),
         );
         let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
         let event = Arc::new(RoomEvent {

@@ -17,43 +17,15 @@ use std::time::Instant;
 use bytes::BytesMut;
 use protocol::{Grants, ServerMessage, Target};
 
+use crate::config::SfuConfig;
+use crate::error::JoinError;
 use crate::events::EventBus;
+use crate::ids::RoomId;
+pub use crate::io::SentDatagram;
+use crate::io::{Datagram, Outbox, PcKey};
 use crate::room::Room;
-use crate::socket::{Datagram, MediaSockets, PcKey};
-use crate::{JoinError, JoinParams, RoomId, Session, SessionCommand, SessionEvent, SfuConfig};
-
-/// One datagram the room sent.
-#[derive(Debug, Clone)]
-pub struct SentDatagram {
-    /// The room's address.
-    pub from: SocketAddr,
-    /// The client's address, as its connection last saw it.
-    pub to: SocketAddr,
-    pub data: Vec<u8>,
-}
-
-/// What a room driven by hand sent: counted always, kept when asked to.
-#[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    keep: bool,
-    kept: Vec<SentDatagram>,
-    datagrams: u64,
-    bytes: u64,
-}
-
-impl Outbox {
-    pub(crate) fn push(&mut self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
-        self.datagrams += 1;
-        self.bytes += data.len() as u64;
-        if self.keep {
-            self.kept.push(SentDatagram {
-                from,
-                to,
-                data: data.to_vec(),
-            });
-        }
-    }
-}
+use crate::session::{JoinParams, Session, SessionCommand, SessionEvent};
+use crate::socket::MediaSockets;
 
 /// One participant of a [`MemoryRoom`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

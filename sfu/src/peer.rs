@@ -29,7 +29,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
 
-use crate::SfuError;
+use crate::error::SfuError;
 use crate::feedback::KeyframeRequestsToApplication;
 
 /// Application-most position in the interceptor chain, after every built-in interceptor.

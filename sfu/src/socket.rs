@@ -20,36 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::memory::Outbox;
-use crate::room::RoomInput;
-
-/// Identifies one peer connection inside a room: participant key and which of its two PCs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct PcKey {
-    pub participant: u64,
-    pub subscriber: bool,
-}
-
-/// Where the datagrams of one peer connection go.
-#[derive(Debug, Clone)]
-pub(crate) struct Route {
-    pub room: mpsc::Sender<RoomInput>,
-    pub pc: PcKey,
-}
-
-pub(crate) enum RouteUpdate {
-    Register { ufrag: String, route: Route },
-    Unregister { ufrag: String },
-}
-
-/// A datagram on its way to a room.
-pub(crate) struct Datagram {
-    pub pc: PcKey,
-    pub local: SocketAddr,
-    pub peer: SocketAddr,
-    pub received_at: Instant,
-    pub data: BytesMut,
-}
+use crate::io::{Datagram, Outbox, Outgoing, OutgoingDatagram, RoomInput, Route, RouteUpdate};
 
 /// The bound sockets, shared by rooms for sending. Cloning is cheap.
 #[derive(Clone)]
@@ -57,7 +28,7 @@ pub(crate) struct MediaSockets {
     /// (address announced in candidates and used as the ICE local address, socket)
     sockets: Arc<Vec<(SocketAddr, Arc<UdpSocket>)>>,
     updates: Arc<Vec<mpsc::UnboundedSender<RouteUpdate>>>,
-    /// Set instead of sockets for a room driven by hand ([`crate::memory`]): the address it
+    /// Set instead of sockets for a room driven by hand (the in-memory driver): the address it
     /// announces, and where what it sends is kept.
     memory: Option<(SocketAddr, Arc<Mutex<Outbox>>)>,
 }
@@ -185,26 +156,6 @@ impl MediaSockets {
                 ufrag: ufrag.to_owned(),
             });
         }
-    }
-}
-
-/// Datagrams a room produced while handling one input, not yet on the wire. The room sends
-/// them together when it has finished with the input ([`MediaSockets::send_all`]): a video
-/// packet for 30 subscribers costs one system call instead of 30.
-#[derive(Default)]
-pub(crate) struct Outgoing {
-    datagrams: Vec<OutgoingDatagram>,
-}
-
-struct OutgoingDatagram {
-    local: SocketAddr,
-    peer: SocketAddr,
-    data: BytesMut,
-}
-
-impl Outgoing {
-    pub fn push(&mut self, local: SocketAddr, peer: SocketAddr, data: BytesMut) {
-        self.datagrams.push(OutgoingDatagram { local, peer, data });
     }
 }
 

@@ -5,9 +5,10 @@
 //! Memory is bounded per recipient: a message that would push a recipient's queue over
 //! `max_queued_data` is not delivered to that recipient. A lossy message is simply dropped; a
 //! reliable one gets a `recipient_overflow` error frame to both ends, so no reliable message
-//! vanishes silently, and a slow recipient never holds back the fast ones.
+//! vanishes silently, and a slow recipient never holds back the fast ones. It never blocks and
+//! never sends on a socket: frames go into the room's outgoing batch.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -16,64 +17,30 @@ use protocol::data::{
 };
 use rtc::data_channel::RTCDataChannelId;
 use rtc::data_channel::RTCDataChannelMessage;
-use rtc::sansio::Protocol;
 use tracing::debug;
 
-use crate::room::{Room, flush};
-
-/// Labels of the two channels a client opens on its publisher connection.
-pub const RELIABLE: &str = "reliable";
-pub const LOSSY: &str = "lossy";
+use crate::config::SfuConfig;
+use crate::io::Outgoing;
+use crate::router::Participants;
 
 /// Room kept free in every recipient's queue for the one overflow notice it may need.
 const NOTICE_RESERVE: usize = 1024;
 
-/// A participant's data channels, as the client opened them, and its flow-control state.
-#[derive(Debug, Default)]
-pub(crate) struct DataChannels {
-    pub reliable: Option<RTCDataChannelId>,
-    pub lossy: Option<RTCDataChannelId>,
-    /// As a sender: held back (its messages are left unread, so SCTP slows it down) while a
-    /// recipient catches up.
-    pub paused: bool,
-    /// As a recipient: above half its queue bound since this instant.
-    congested_since: Option<Instant>,
-    /// As a recipient: stayed congested past the grace period, so it no longer holds senders
-    /// back; messages that do not fit its queue are not delivered.
-    slow: bool,
-    /// As a recipient: senders already told that a message to it was dropped in this episode.
-    notified: Vec<u64>,
+/// The relay at work on one room's participants, for one input.
+pub(crate) struct DataRelay<'a> {
+    pub participants: &'a mut Participants,
+    pub outgoing: &'a mut Outgoing,
+    pub config: &'a SfuConfig,
+    /// The largest number of bytes seen queued for one recipient (a gauge the SFU shares).
+    pub queue_peak: &'a AtomicUsize,
+    /// Whether some sender's messages are being left unread for a congested recipient; spares
+    /// the per-datagram path a scan of the room when none is.
+    pub senders_held: &'a mut bool,
 }
 
-impl DataChannels {
-    /// Records a channel the client opened; unknown labels are ignored.
-    pub fn opened(&mut self, id: RTCDataChannelId, label: &str) {
-        match label {
-            RELIABLE => self.reliable = Some(id),
-            LOSSY => self.lossy = Some(id),
-            _ => debug!(label, "ignoring a data channel with an unknown label"),
-        }
-    }
-
-    /// Whether `id` is the reliable channel (`Some(true)`), the lossy one, or neither.
-    fn kind(&self, id: RTCDataChannelId) -> Option<bool> {
-        if self.reliable == Some(id) {
-            Some(true)
-        } else if self.lossy == Some(id) {
-            Some(false)
-        } else {
-            None
-        }
-    }
-
-    fn get(&self, reliable: bool) -> Option<RTCDataChannelId> {
-        if reliable { self.reliable } else { self.lossy }
-    }
-}
-
-impl Room {
+impl DataRelay<'_> {
     /// Relays one message a participant sent on one of its channels.
-    pub(crate) fn relay_data(
+    pub(crate) fn relay(
         &mut self,
         sender: u64,
         channel: RTCDataChannelId,
@@ -87,8 +54,8 @@ impl Room {
             return;
         };
         let (from, from_id) = (p.identity.clone(), p.id.to_string());
-        let refuse = |room: &mut Room, code, text: String| {
-            room.data_error(sender, channel, code, text, None, None, now);
+        let refuse = |relay: &mut DataRelay<'_>, code, text: String| {
+            relay.data_error(sender, channel, code, text, None, None, now);
         };
         if !p.grants.can_publish_data {
             return refuse(
@@ -264,26 +231,25 @@ impl Room {
             debug!(error = %e, "data channel send failed");
         }
         let queued_now = dc.outstanding_bytes();
-        self.data_queue_peak
-            .fetch_max(queued_now, Ordering::Relaxed);
-        flush(&mut self.outgoing, &mut r.publisher);
-        r.publisher.deadline = r.publisher.pc().poll_timeout();
+        self.queue_peak.fetch_max(queued_now, Ordering::Relaxed);
+        r.publisher.flush_and_reschedule(self.outgoing);
         if reliable && !r.data.slow && queued_now > limit / 2 {
             // Hold the sender back until this recipient catches up (or turns out to be slow).
             r.data.congested_since.get_or_insert(now);
             if let Some(s) = self.participants.get_mut(&sender) {
                 s.data.paused = true;
-                self.data_senders_held = true;
+                *self.senders_held = true;
             }
         }
     }
 
     /// Re-examines congested recipients: one that drained releases its senders, one that stayed
-    /// congested past the grace period is marked slow and releases them too. Cheap when no
-    /// sender is held back (one flag check per datagram).
-    pub(crate) fn release_data_senders(&mut self, now: Instant) {
-        if !self.data_senders_held {
-            return;
+    /// congested past the grace period is marked slow and releases them too. Returns the senders
+    /// released, whose unread messages the room must now read. Cheap when no sender is held back
+    /// (one flag check per datagram).
+    pub(crate) fn release_senders(&mut self, now: Instant) -> Vec<u64> {
+        if !*self.senders_held {
+            return Vec::new();
         }
         let limit = self.config.max_queued_data;
         let grace = self.config.slow_recipient_grace;
@@ -313,27 +279,16 @@ impl Room {
             }
         }
         if holding {
-            return;
+            return Vec::new();
         }
-        self.data_senders_held = false;
-        let paused: Vec<u64> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| p.data.paused)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in paused {
-            if let Some(p) = self.participants.get_mut(&key) {
-                p.data.paused = false;
+        *self.senders_held = false;
+        let mut released = Vec::new();
+        for (key, p) in self.participants.iter_mut() {
+            if std::mem::take(&mut p.data.paused) {
+                released.push(*key);
             }
-            self.service(
-                crate::socket::PcKey {
-                    participant: key,
-                    subscriber: false,
-                },
-                now,
-            );
         }
+        released
     }
 
     /// Sends an error frame to `who`, on its reliable channel (or the channel it used). Error
@@ -369,7 +324,52 @@ impl Room {
         {
             debug!(error = %e, "data error frame not sent");
         }
-        flush(&mut self.outgoing, &mut p.publisher);
-        p.publisher.deadline = p.publisher.pc().poll_timeout();
+        p.publisher.flush_and_reschedule(self.outgoing);
+    }
+
+    /// Sends a message from the server itself (an admin's) to the participants named in `to`
+    /// (empty: everyone) over their reliable channels. Returns how many it reached, or why it
+    /// cannot go (too large).
+    pub(crate) fn send_from_server(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        to: &[String],
+        now: Instant,
+    ) -> Result<usize, String> {
+        let header = DeliveredHeader {
+            from: "server".into(),
+            from_id: "server".into(),
+            topic: (!topic.is_empty()).then(|| topic.to_owned()),
+            to: to.to_vec(),
+        };
+        let frame = BytesMut::from(&encode_frame(&header, payload)[..]);
+        if frame.len() > self.config.max_data_message {
+            return Err(format!(
+                "the message is {} bytes framed; the data relay carries at most {}",
+                frame.len(),
+                self.config.max_data_message
+            ));
+        }
+        let mut delivered = 0;
+        for p in self.participants.values_mut() {
+            if !to.is_empty() && !to.contains(&p.identity) {
+                continue;
+            }
+            let Some(channel) = p.data.reliable else {
+                continue;
+            };
+            let Some(mut dc) = p.publisher.pc().data_channel(channel) else {
+                continue;
+            };
+            if dc.outstanding_bytes() + frame.len() > self.config.max_queued_data {
+                continue;
+            }
+            if dc.send(now, frame.clone()).is_ok() {
+                delivered += 1;
+            }
+            p.publisher.flush_and_reschedule(self.outgoing);
+        }
+        Ok(delivered)
     }
 }

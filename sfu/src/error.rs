@@ -1,0 +1,27 @@
+//! Why the media plane failed to start, and why a join was refused. Plain error types: they
+//! say what went wrong, never how the caller should recover.
+
+use crate::ids::RoomId;
+
+/// Failures of the media plane itself.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("media socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("WebRTC engine: {0}")]
+    Engine(String),
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JoinError {
+    #[error("room {room} is full ({max} participants)")]
+    RoomFull { room: RoomId, max: usize },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// Recorders join only rooms that are open; they never open one.
+    #[error("room {0} is not open; a recorder joins only an open room")]
+    NoSuchRoom(RoomId),
+    #[error("could not set up the peer connections: {0}")]
+    Engine(String),
+}

@@ -1,0 +1,161 @@
+//! Offer/answer for a participant's two connections. The publisher connection is answered as the
+//! client offers; the subscriber connection is offered by the server with at most one offer in
+//! flight, a queued second round, a rollback when the client's answer is refused, and a timeout
+//! after which an unanswered offer is rolled back and made again. It never sends anything: it
+//! returns the SDP to send, and the room sends it.
+
+use std::time::{Duration, Instant};
+
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::shared::error::Error;
+
+/// How long an offer may wait for its answer before it is rolled back and made again.
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The subscriber connection's offer/answer state: at most one offer in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Negotiator {
+    /// When the offer in flight was made; `None` when no offer waits for an answer.
+    offered_at: Option<Instant>,
+    /// Tracks changed while an offer was in flight: offer again once it is answered.
+    again: bool,
+    ever_offered: bool,
+}
+
+/// Why the client's answer was not applied.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AnswerError {
+    #[error("no subscriber offer is waiting for an answer")]
+    NoOfferPending,
+    /// The offer was rolled back: the caller makes a new one.
+    #[error("the subscriber answer was refused: {0}")]
+    Refused(Error),
+}
+
+impl Negotiator {
+    /// Creates and sets an offer with the connection's current tracks, or, while an offer waits
+    /// for its answer, queues another round. `Ok(None)`: nothing to send now.
+    pub fn offer(
+        &mut self,
+        pc: &mut RTCPeerConnection,
+        now: Instant,
+    ) -> Result<Option<String>, Error> {
+        if self.offered_at.is_some() {
+            self.again = true;
+            return Ok(None);
+        }
+        let has_tracks = pc.get_senders().next().is_some();
+        if !has_tracks && !self.ever_offered {
+            return Ok(None);
+        }
+        let offer = pc.create_offer(None)?;
+        pc.set_local_description(now, offer.clone())?;
+        self.offered_at = Some(now);
+        self.ever_offered = true;
+        Ok(Some(offer.sdp))
+    }
+
+    /// Applies the client's answer. `Ok(true)`: tracks changed meanwhile, offer again. On
+    /// [`AnswerError::Refused`] the offer has been rolled back and the caller must offer again,
+    /// so a bad answer never leaves the participant waiting forever.
+    pub fn answer(
+        &mut self,
+        pc: &mut RTCPeerConnection,
+        sdp: String,
+        now: Instant,
+    ) -> Result<bool, AnswerError> {
+        if self.offered_at.is_none() {
+            return Err(AnswerError::NoOfferPending);
+        }
+        match RTCSessionDescription::answer(sdp).and_then(|a| pc.set_remote_description(now, a)) {
+            Ok(()) => {
+                self.offered_at = None;
+                Ok(std::mem::take(&mut self.again))
+            }
+            Err(e) => {
+                self.roll_back(pc, now);
+                Err(AnswerError::Refused(e))
+            }
+        }
+    }
+
+    /// When the offer in flight times out.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.offered_at.map(|at| at + ANSWER_TIMEOUT)
+    }
+
+    /// Rolls back an offer that went unanswered for [`ANSWER_TIMEOUT`]. True when it did: the
+    /// caller then offers again.
+    pub fn expire(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> bool {
+        if self.deadline().is_some_and(|d| now >= d) {
+            self.roll_back(pc, now);
+            return true;
+        }
+        false
+    }
+
+    fn roll_back(&mut self, pc: &mut RTCPeerConnection, now: Instant) {
+        if let Ok(rollback) = RTCSessionDescription::rollback(None)
+            && let Err(e) = pc.set_local_description(now, rollback)
+        {
+            tracing::debug!(error = %e, "rolling back the subscriber offer failed");
+        }
+        self.offered_at = None;
+        self.again = false;
+    }
+}
+
+/// Answers the client's offer on its publisher connection; returns our answer's SDP.
+pub(crate) fn answer_publisher_offer(
+    pc: &mut RTCPeerConnection,
+    sdp: String,
+    now: Instant,
+) -> Result<String, Error> {
+    let offer = RTCSessionDescription::offer(sdp)?;
+    pc.set_remote_description(now, offer)?;
+    let answer = pc.create_answer(None)?;
+    pc.set_local_description(now, answer.clone())?;
+    Ok(answer.sdp)
+}
+
+/// True when an SDP offer has an audio or video section the offerer would send on.
+pub(crate) fn offers_to_send_media(sdp: &str) -> bool {
+    let mut in_media = false;
+    let mut sends = false;
+    let mut any = false;
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("m=") {
+            if in_media && sends {
+                any = true;
+            }
+            in_media = rest.starts_with("audio") || rest.starts_with("video");
+            sends = true; // sendrecv is the default direction
+        } else if in_media {
+            match line {
+                "a=recvonly" | "a=inactive" => sends = false,
+                "a=sendonly" | "a=sendrecv" => sends = true,
+                _ => {}
+            }
+        }
+    }
+    any || (in_media && sends)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offers_to_send_media;
+
+    #[test]
+    fn detects_offers_that_send_media() {
+        let send = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\nm=application 9 x\r\n";
+        assert!(offers_to_send_media(send));
+        let recv = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n";
+        assert!(!offers_to_send_media(recv));
+        let data = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert!(!offers_to_send_media(data));
+        let default_dir = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n";
+        assert!(offers_to_send_media(default_dir));
+    }
+}

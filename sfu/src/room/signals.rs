@@ -1,0 +1,210 @@
+//! What a participant's signaling connection asks of its room: its publisher offer, its answer
+//! to our subscriber offer, trickled candidates, mute, leave; and our subscriber offers. The
+//! SDP work is the negotiator's; this part applies its outcome and tells the client. It never
+//! reads datagrams.
+
+use std::time::Instant;
+
+use protocol::{ErrorCode, IceCandidate, ServerMessage, Target, TrackKind};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use tracing::{debug, warn};
+
+use super::Room;
+use crate::io::PcKey;
+use crate::negotiator::{AnswerError, answer_publisher_offer, offers_to_send_media};
+use crate::participant::kind_index;
+use crate::session::SessionCommand;
+use crate::transport::CandidateOutcome;
+
+impl Room {
+    pub(crate) fn on_signal(&mut self, key: u64, command: SessionCommand) {
+        let now = Instant::now();
+        match command {
+            SessionCommand::PublisherOffer(sdp) => self.on_publisher_offer(key, sdp, now),
+            SessionCommand::SubscriberAnswer(sdp) => self.on_subscriber_answer(key, sdp, now),
+            SessionCommand::Candidate(target, candidate) => {
+                self.on_candidate(key, target, candidate, now)
+            }
+            SessionCommand::Mute(kind, muted) => self.on_mute(key, kind, muted),
+            SessionCommand::Leave(reason) => self.remove(key, reason, None),
+        }
+    }
+
+    fn on_publisher_offer(&mut self, key: u64, sdp: String, now: Instant) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        p.remember_candidates(&sdp);
+        if !p.grants.can_publish && offers_to_send_media(&sdp) {
+            p.send(ServerMessage::Error {
+                code: ErrorCode::PermissionDenied,
+                message: "your token does not grant canPublish: offer without audio or video \
+                          tracks to send"
+                    .into(),
+            });
+            return;
+        }
+        match answer_publisher_offer(p.publisher.pc(), sdp, now) {
+            Ok(answer) => {
+                p.send(ServerMessage::Answer {
+                    target: Target::Publisher,
+                    sdp: answer,
+                });
+                p.trickle_candidates(Target::Publisher);
+                p.publisher.add_held_candidates();
+            }
+            Err(e) => p.send(ServerMessage::Error {
+                code: ErrorCode::InvalidSdp,
+                message: format!("the publisher offer was refused: {e}"),
+            }),
+        }
+        self.service(
+            PcKey {
+                participant: key,
+                subscriber: false,
+            },
+            now,
+        );
+    }
+
+    fn on_subscriber_answer(&mut self, key: u64, sdp: String, now: Instant) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        p.remember_candidates(&sdp);
+        let again = match p.negotiator.answer(p.subscriber.pc(), sdp, now) {
+            Ok(again) => again,
+            Err(e) => {
+                p.send(ServerMessage::Error {
+                    code: ErrorCode::InvalidSdp,
+                    message: e.to_string(),
+                });
+                if let AnswerError::Refused(_) = e {
+                    // The offer was rolled back: offer the current tracks again, so a bad
+                    // answer never leaves the participant without its tracks.
+                    self.negotiate_subscriber(key);
+                }
+                return;
+            }
+        };
+        p.subscriber.add_held_candidates();
+        self.router.resolve_payload_types(p, key);
+        if again {
+            self.negotiate_subscriber(key);
+        }
+        self.service(
+            PcKey {
+                participant: key,
+                subscriber: true,
+            },
+            now,
+        );
+    }
+
+    fn on_candidate(
+        &mut self,
+        key: u64,
+        target: Target,
+        candidate: Option<IceCandidate>,
+        now: Instant,
+    ) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let Some(c) = candidate else {
+            return; // End of candidates: nothing to do for a full ICE agent with host candidates.
+        };
+        if c.candidate.is_empty() {
+            return;
+        }
+        p.remember_candidates(&c.candidate);
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_m_line_index,
+            username_fragment: c.username_fragment,
+            url: None,
+        };
+        let subscriber = target == Target::Subscriber;
+        match p.transport(subscriber).add_remote_candidate(init) {
+            Ok(CandidateOutcome::Held) => return,
+            Ok(CandidateOutcome::Added) => {}
+            Err(e) => p.send(ServerMessage::Error {
+                code: ErrorCode::InvalidCandidate,
+                message: format!("the ICE candidate was refused: {e}"),
+            }),
+        }
+        self.service(
+            PcKey {
+                participant: key,
+                subscriber,
+            },
+            now,
+        );
+    }
+
+    fn on_mute(&mut self, key: u64, kind: TrackKind, muted: bool) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        p.wanted_mute[kind_index(kind)] = muted;
+        let participant_id = p.id.to_string();
+        let identity = p.identity.clone();
+        let Some(track) = self.router.find_owned(p, kind) else {
+            return;
+        };
+        if let Some(publication) = self.router.get_mut(&track) {
+            if publication.muted == muted {
+                return;
+            }
+            publication.muted = muted;
+        }
+        self.events.emit(
+            "track_muted",
+            self.id.as_str(),
+            serde_json::json!({
+                "identity": identity,
+                "participantId": participant_id,
+                "trackId": track.to_string(),
+                "muted": muted,
+                "byAdmin": false,
+            }),
+        );
+        self.broadcast(
+            key,
+            ServerMessage::TrackMuted {
+                participant_id,
+                track_id: track.to_string(),
+                muted,
+            },
+        );
+    }
+
+    /// Offers the subscriber connection's current tracks, or queues another round if an offer
+    /// is already waiting for its answer.
+    pub(super) fn negotiate_subscriber(&mut self, key: u64) {
+        let now = Instant::now();
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        match p.negotiator.offer(p.subscriber.pc(), now) {
+            Ok(Some(sdp)) => {
+                debug!(participant = %p.id, %sdp, "subscriber offer");
+                p.send(ServerMessage::Offer {
+                    target: Target::Subscriber,
+                    sdp,
+                });
+                p.trickle_candidates(Target::Subscriber);
+            }
+            Ok(None) => return,
+            Err(e) => warn!(participant = %p.id, error = %e, "could not create a subscriber offer"),
+        }
+        self.service(
+            PcKey {
+                participant: key,
+                subscriber: true,
+            },
+            now,
+        );
+    }
+}

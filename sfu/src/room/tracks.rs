@@ -1,0 +1,201 @@
+//! A room's tracks: publishing one (one of each kind per participant; a new one replaces the
+//! old), unpublishing, subscribing a participant to one, and handing each publisher packet to
+//! the router's fan-out. Events and messages about tracks go out from here. It never rewrites a
+//! packet itself: subscriptions do.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use protocol::{ServerMessage, TrackKind};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use tracing::{debug, info, warn};
+
+use super::Room;
+use crate::ids::TrackId;
+use crate::participant::kind_index;
+use crate::publication::{Publication, PublicationParams};
+use crate::router::Wiring;
+
+impl Room {
+    /// The per-packet path: one publisher packet to every subscription of its track.
+    pub(super) fn forward(
+        &mut self,
+        publisher: u64,
+        rtc_track_id: &str,
+        packet: rtc::rtp::Packet,
+        now: Instant,
+    ) {
+        let Some(track) = self
+            .participants
+            .get(&publisher)
+            .and_then(|p| p.published.get(rtc_track_id))
+            .cloned()
+        else {
+            return;
+        };
+        let need_keyframe = self.router.forward(
+            &track,
+            packet,
+            now,
+            Wiring {
+                participants: &mut self.participants,
+                outgoing: &mut self.outgoing,
+                counts: &mut self.counts,
+            },
+        );
+        if need_keyframe {
+            self.request_keyframe(&track, now);
+        }
+    }
+
+    pub(super) fn publish(
+        &mut self,
+        key: u64,
+        rtc_track_id: String,
+        receiver_id: RTCRtpReceiverId,
+        ssrc: u32,
+    ) {
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        if p.published.contains_key(&rtc_track_id) || !p.grants.can_publish {
+            return;
+        }
+        let Some(mut receiver) = p.publisher.pc().rtp_receiver(receiver_id) else {
+            return;
+        };
+        let rtc_kind = receiver.track().kind();
+        let codec = receiver.track().codec(ssrc).cloned().or_else(|| {
+            receiver
+                .get_parameters()
+                .rtp_parameters
+                .codecs
+                .first()
+                .map(|c| c.rtp_codec.clone())
+        });
+        let Some(codec) = codec else {
+            warn!(participant = %p.id, "published track has no negotiated codec; ignored");
+            return;
+        };
+        let kind = match rtc_kind {
+            RtpCodecKind::Audio => TrackKind::Audio,
+            RtpCodecKind::Video => TrackKind::Video,
+            _ => return,
+        };
+        // One track of each kind per participant: a new one replaces the old.
+        let replaced: Vec<(String, TrackId)> = p
+            .published
+            .iter()
+            .filter(|(_, t)| self.router.get(t).is_some_and(|pb| pb.kind == kind))
+            .map(|(r, t)| (r.clone(), t.clone()))
+            .collect();
+        for (rtc_id, _) in &replaced {
+            p.published.remove(rtc_id);
+        }
+        let id = TrackId::random();
+        p.published.insert(rtc_track_id, id.clone());
+        let muted = p.wanted_mute[kind_index(kind)];
+        let participant_id = p.id.to_string();
+        info!(room = %self.id, participant = %participant_id, track = %id, %kind, codec = %codec.mime_type, "track published");
+        self.events.emit(
+            "track_published",
+            self.id.as_str(),
+            serde_json::json!({
+                "identity": p.identity,
+                "participantId": participant_id,
+                "trackId": id.to_string(),
+                "kind": kind,
+                "codec": codec.mime_type.rsplit('/').next().unwrap_or_default(),
+            }),
+        );
+        for (_, old) in replaced {
+            self.unpublish(&old);
+        }
+        let publication = Publication::new(
+            PublicationParams {
+                id: id.clone(),
+                owner: key,
+                kind,
+                codec,
+                receiver_id,
+                media_ssrc: ssrc,
+                muted,
+            },
+            Instant::now(),
+        );
+        let info = publication.info();
+        self.router.insert(publication);
+        self.totals.tracks.fetch_add(1, Ordering::Relaxed);
+        self.broadcast(
+            key,
+            ServerMessage::TrackPublished {
+                participant_id,
+                track: info,
+            },
+        );
+        let subscribers: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(k, p)| **k != key && p.grants.can_subscribe)
+            .map(|(k, _)| *k)
+            .collect();
+        for sub in subscribers {
+            self.subscribe(sub, &id);
+            self.negotiate_subscriber(sub);
+        }
+    }
+
+    pub(super) fn unpublish(&mut self, track: &TrackId) {
+        let Some(publication) = self.router.remove(track) else {
+            return;
+        };
+        self.totals.tracks.fetch_sub(1, Ordering::Relaxed);
+        let owner = self.participants.get_mut(&publication.owner).map(|p| {
+            p.published.retain(|_, t| t != track);
+            (p.id.to_string(), p.identity.clone())
+        });
+        let (owner_id, identity) = match &owner {
+            Some((id, identity)) => (id.clone(), identity.clone()),
+            None => (String::new(), String::new()),
+        };
+        self.events.emit(
+            "track_unpublished",
+            self.id.as_str(),
+            serde_json::json!({
+                "identity": identity,
+                "participantId": owner_id,
+                "trackId": track.to_string(),
+            }),
+        );
+        for s in &publication.subscriptions {
+            if let Some(sub) = self.participants.get_mut(&s.subscriber)
+                && let Err(e) = sub.subscriber.pc().remove_track(s.sender_id)
+            {
+                debug!(error = %e, "removing a down-track failed");
+            }
+        }
+        for s in &publication.subscriptions {
+            self.negotiate_subscriber(s.subscriber);
+        }
+        if owner.is_some() {
+            self.broadcast(
+                publication.owner,
+                ServerMessage::TrackUnpublished {
+                    participant_id: owner_id,
+                    track_id: track.to_string(),
+                },
+            );
+        }
+    }
+
+    /// Adds a subscription of `track` to `subscriber`'s connection (negotiated separately).
+    pub(super) fn subscribe(&mut self, subscriber: u64, track: &TrackId) {
+        self.router.subscribe(
+            track,
+            subscriber,
+            &mut self.participants,
+            &self.config.video_codecs,
+        );
+    }
+}

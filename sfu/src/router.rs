@@ -1,0 +1,273 @@
+//! The router (mediasoup's Router): every publication of a room, which subscriptions each one
+//! feeds, and the way back from a subscriber's feedback to the publication it is about (a map
+//! keyed by subscriber and SSRC, not a scan). The fan-out of one publisher packet to every
+//! subscription is here: the per-packet path. It allocates nothing per subscriber beyond the
+//! packet clone the engine takes, takes no lock, and never blocks.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use tracing::{debug, warn};
+
+use crate::counters::LocalCounts;
+use crate::ids::TrackId;
+use crate::io::Outgoing;
+use crate::participant::Participant;
+use crate::publication::Publication;
+use crate::subscription::{Forwarded, Source, Subscription};
+
+/// The participants of a room, by key.
+pub(crate) type Participants = HashMap<u64, Participant>;
+
+/// What the router needs of the room for one operation: its participants, the batch of
+/// datagrams being built and the room's counters.
+pub(crate) struct Wiring<'a> {
+    pub participants: &'a mut Participants,
+    pub outgoing: &'a mut Outgoing,
+    pub counts: &'a mut LocalCounts,
+}
+
+#[derive(Default)]
+pub(crate) struct Router {
+    publications: HashMap<TrackId, Publication>,
+    /// (subscriber, our SSRC towards it) → the publication that subscription carries.
+    by_subscriber_ssrc: HashMap<(u64, u32), TrackId>,
+}
+
+impl Router {
+    pub fn get(&self, track: &TrackId) -> Option<&Publication> {
+        self.publications.get(track)
+    }
+
+    pub fn get_mut(&mut self, track: &TrackId) -> Option<&mut Publication> {
+        self.publications.get_mut(track)
+    }
+
+    pub fn publications(&self) -> impl Iterator<Item = &Publication> + '_ {
+        self.publications.values()
+    }
+
+    pub fn track_ids(&self) -> Vec<TrackId> {
+        self.publications.keys().cloned().collect()
+    }
+
+    pub fn insert(&mut self, publication: Publication) {
+        self.publications
+            .insert(publication.id.clone(), publication);
+    }
+
+    /// Takes a publication out, with its subscriptions.
+    pub fn remove(&mut self, track: &TrackId) -> Option<Publication> {
+        let publication = self.publications.remove(track)?;
+        for s in &publication.subscriptions {
+            self.by_subscriber_ssrc.remove(&(s.subscriber, s.ssrc));
+        }
+        Some(publication)
+    }
+
+    /// The tracks `subscriber` receives.
+    pub fn subscribed(&self, subscriber: u64) -> Vec<TrackId> {
+        self.publications
+            .values()
+            .filter(|p| p.feeds(subscriber))
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    /// The publication a subscriber's feedback about our SSRC `ssrc` is about.
+    pub fn track_for_feedback(&self, subscriber: u64, ssrc: u32) -> Option<&TrackId> {
+        self.by_subscriber_ssrc.get(&(subscriber, ssrc))
+    }
+
+    /// Adds a subscription of `track` to `subscriber`'s connection (negotiated separately).
+    pub fn subscribe(
+        &mut self,
+        track: &TrackId,
+        subscriber: u64,
+        participants: &mut Participants,
+        video_codecs: &[String],
+    ) {
+        let Some(publication) = self.publications.get_mut(track) else {
+            return;
+        };
+        if publication.owner == subscriber || publication.feeds(subscriber) {
+            return;
+        }
+        let Some(owner_id) = participants
+            .get(&publication.owner)
+            .map(|p| p.id.to_string())
+        else {
+            return;
+        };
+        let Some(sub) = participants.get_mut(&subscriber) else {
+            return;
+        };
+        let source = Source {
+            owner_id,
+            track: &publication.id,
+            kind: publication.kind,
+            codec: &publication.codec,
+        };
+        match Subscription::create(subscriber, sub.subscriber.pc(), source, video_codecs) {
+            Ok(subscription) => {
+                self.by_subscriber_ssrc
+                    .insert((subscriber, subscription.ssrc), track.clone());
+                publication.subscriptions.push(subscription);
+            }
+            Err(e) => warn!(
+                participant = %sub.id,
+                codec = %publication.codec.mime_type,
+                fmtp = %publication.codec.sdp_fmtp_line,
+                error = %e,
+                "could not add a down-track"
+            ),
+        }
+    }
+
+    /// Ends every subscription of `subscriber`; returns their senders on its connection.
+    pub fn unsubscribe_all(&mut self, subscriber: u64) -> Vec<RTCRtpSenderId> {
+        let mut senders = Vec::new();
+        for publication in self.publications.values_mut() {
+            publication.subscriptions.retain(|s| {
+                if s.subscriber != subscriber {
+                    return true;
+                }
+                senders.push(s.sender_id);
+                self.by_subscriber_ssrc.remove(&(s.subscriber, s.ssrc));
+                false
+            });
+        }
+        senders
+    }
+
+    /// After an answer, finds the payload type each of this subscriber's subscriptions uses.
+    pub fn resolve_payload_types(&mut self, subscriber: &mut Participant, key: u64) {
+        for publication in self.publications.values_mut() {
+            for s in publication
+                .subscriptions
+                .iter_mut()
+                .filter(|s| s.subscriber == key)
+            {
+                let pt = s.resolve_payload_type(subscriber.subscriber.pc(), &publication.codec);
+                debug!(participant = %subscriber.id, track = %publication.id, ?pt, ssrc = s.ssrc, "down-track payload type");
+                if pt.is_none() {
+                    warn!(
+                        participant = %subscriber.id,
+                        codec = %publication.codec.mime_type,
+                        "subscriber cannot receive this codec; track not forwarded"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The per-packet path: one publisher packet to every subscription of its track. Returns
+    /// true when some subscriber waits for a keyframe.
+    pub fn forward(
+        &mut self,
+        track: &TrackId,
+        mut packet: rtc::rtp::Packet,
+        now: Instant,
+        room: Wiring<'_>,
+    ) -> bool {
+        let Some(publication) = self.publications.get_mut(track) else {
+            return false;
+        };
+        let keyframe = publication.on_packet(&packet, now);
+        if publication.held_by_admin {
+            return false;
+        }
+        let payload_len = packet.payload.len();
+        room.counts.packets_in += 1;
+        room.counts.bytes_in += payload_len as u64;
+        // Header extension ids are negotiated per connection; the publisher's mean nothing to
+        // the subscriber, so they are not forwarded.
+        packet.header.extension = false;
+        packet.header.extension_profile = 0;
+        packet.header.extensions.clear();
+        let mut need_keyframe = false;
+        for subscription in publication.subscriptions.iter_mut() {
+            let Some(sub) = room.participants.get_mut(&subscription.subscriber) else {
+                continue;
+            };
+            if subscription.payload_type.is_none() || !sub.subscriber.connected {
+                continue;
+            }
+            match subscription.forward(&packet, keyframe, sub.subscriber.pc(), now) {
+                Forwarded::Sent { first } => {
+                    if first {
+                        debug!(participant = %sub.id, track = %publication.id, keyframe, "down-track started");
+                    }
+                    publication.forwarded.on_bytes(payload_len);
+                    room.counts.packets_out += 1;
+                    room.counts.bytes_out += payload_len as u64;
+                    sub.subscriber.flush_and_reschedule(room.outgoing);
+                }
+                Forwarded::NotReady => {}
+                Forwarded::Dropped => room.counts.packets_dropped += 1,
+                Forwarded::NeedKeyframe => {
+                    room.counts.packets_dropped += 1;
+                    need_keyframe = true;
+                }
+            }
+        }
+        need_keyframe
+    }
+
+    /// Sends a PLI to the publisher of `track`, at most once per `interval`.
+    pub fn request_keyframe(
+        &mut self,
+        track: &TrackId,
+        now: Instant,
+        interval: Duration,
+        room: Wiring<'_>,
+    ) {
+        let Some(publication) = self.publications.get_mut(track) else {
+            return;
+        };
+        if !publication.keyframe_request_due(now, interval) {
+            return;
+        }
+        room.counts.keyframe_requests_sent += 1;
+        debug!(track = %publication.id, "keyframe requested from the publisher");
+        let Some(p) = room.participants.get_mut(&publication.owner) else {
+            return;
+        };
+        if let Some(mut receiver) = p.publisher.pc().rtp_receiver(publication.receiver_id) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: publication.media_ssrc,
+            };
+            if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                debug!(error = %e, "keyframe request failed");
+            }
+        }
+        p.publisher.flush_and_reschedule(room.outgoing);
+    }
+
+    /// Total bitrates in and out over every publication, bits per second.
+    pub fn bitrates(&self) -> (u64, u64) {
+        self.publications.values().fold((0, 0), |(i, o), p| {
+            (i + p.received.snapshot().bitrate, o + p.forwarded.bitrate())
+        })
+    }
+
+    /// Advances every publication's rate statistics.
+    pub fn tick(&mut self, now: Instant) {
+        for publication in self.publications.values_mut() {
+            publication.received.tick(now);
+            publication.forwarded.tick(now);
+        }
+    }
+
+    /// The publication `owner` publishes of `kind`, if any.
+    pub fn find_owned(&self, owner: &Participant, kind: protocol::TrackKind) -> Option<TrackId> {
+        owner
+            .published
+            .values()
+            .find(|t| self.publications.get(*t).is_some_and(|p| p.kind == kind))
+            .cloned()
+    }
+}

@@ -1,0 +1,191 @@
+//! One publication delivered to one participant (mediasoup's Consumer, a down-track): the
+//! sender on the subscriber's connection, our SSRC and the payload type the subscriber
+//! negotiated, and the [`Forwarder`] that rewrites sequence numbers and timestamps. It is where
+//! layer selection and bandwidth allocation will live. It never decodes media and never reads the
+//! clock: `now` is passed in.
+
+use std::time::Instant;
+
+use protocol::TrackKind;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use tracing::debug;
+
+use crate::forwarder::{Decision, Forwarder};
+use crate::ids::TrackId;
+
+/// One subscription: a publication delivered to one participant.
+pub(crate) struct Subscription {
+    /// The receiving participant's key.
+    pub subscriber: u64,
+    pub sender_id: RTCRtpSenderId,
+    /// Our SSRC towards the subscriber.
+    pub ssrc: u32,
+    /// Payload type the subscriber negotiated for the publication's codec; `None` until the
+    /// answer to an offer that carried this subscription arrives (or when the subscriber cannot
+    /// receive that codec). Until then the browser would drop the packets, keyframe included.
+    pub payload_type: Option<u8>,
+    pub forwarder: Forwarder,
+}
+
+/// What became of one packet for one subscription.
+pub(crate) enum Forwarded {
+    /// Written to the subscriber's connection; `first` for the first packet of the stream.
+    Sent { first: bool },
+    /// The subscription cannot carry packets yet (no payload type negotiated).
+    NotReady,
+    /// Dropped by the forwarder.
+    Dropped,
+    /// Dropped while waiting for a keyframe: the publisher should be asked for one.
+    NeedKeyframe,
+}
+
+/// The track a new subscription carries.
+pub(crate) struct Source<'a> {
+    /// The publisher's participant id (the stream id the subscriber sees).
+    pub owner_id: String,
+    pub track: &'a TrackId,
+    pub kind: TrackKind,
+    pub codec: &'a RTCRtpCodec,
+}
+
+impl Subscription {
+    /// Adds a sender for `source` to the subscriber's connection (negotiated separately).
+    pub fn create(
+        subscriber: u64,
+        pc: &mut RTCPeerConnection,
+        source: Source<'_>,
+        video_codecs: &[String],
+    ) -> Result<Subscription, rtc::shared::error::Error> {
+        let ssrc = rand::random::<u32>();
+        let local = MediaStreamTrack::new(
+            source.owner_id,
+            source.track.to_string(),
+            format!("{} {}", source.kind, source.track),
+            match source.kind {
+                TrackKind::Audio => RtpCodecKind::Audio,
+                TrackKind::Video => RtpCodecKind::Video,
+            },
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: source.codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let sender_id = pc.add_track(local)?;
+        let video = source.kind == TrackKind::Video;
+        if video {
+            offer_every_video_codec(pc, sender_id, source.codec, video_codecs);
+        }
+        Ok(Subscription {
+            subscriber,
+            sender_id,
+            ssrc,
+            payload_type: None,
+            forwarder: Forwarder::new(video, rand::random(), rand::random()),
+        })
+    }
+
+    /// After an answer, finds the payload type the subscriber negotiated for `wanted`. `None`
+    /// when it cannot receive that codec.
+    pub fn resolve_payload_type(
+        &mut self,
+        pc: &mut RTCPeerConnection,
+        wanted: &RTCRtpCodec,
+    ) -> Option<u8> {
+        let mut sender = pc.rtp_sender(self.sender_id)?;
+        let codecs = &sender.get_parameters().rtp_parameters.codecs;
+        let same_mime = |c: &&RTCRtpCodecParameters| {
+            c.rtp_codec
+                .mime_type
+                .eq_ignore_ascii_case(&wanted.mime_type)
+        };
+        let found = codecs
+            .iter()
+            .filter(same_mime)
+            .find(|c| c.rtp_codec.sdp_fmtp_line == wanted.sdp_fmtp_line)
+            .or_else(|| codecs.iter().find(same_mime));
+        self.payload_type = found.map(|c| c.payload_type);
+        self.payload_type
+    }
+
+    /// Rewrites one publisher packet for this subscriber and writes it to the subscriber's
+    /// connection. `packet`'s header extensions must already be stripped.
+    pub fn forward(
+        &mut self,
+        packet: &rtc::rtp::Packet,
+        keyframe: bool,
+        pc: &mut RTCPeerConnection,
+        now: Instant,
+    ) -> Forwarded {
+        let Some(payload_type) = self.payload_type else {
+            return Forwarded::NotReady;
+        };
+        let first = !self.forwarder.started();
+        let header = &packet.header;
+        match self.forwarder.forward(
+            header.ssrc,
+            header.sequence_number,
+            header.timestamp,
+            keyframe,
+        ) {
+            Decision::Forward {
+                sequence_number,
+                timestamp,
+            } => {
+                let mut out = packet.clone();
+                out.header.ssrc = self.ssrc;
+                out.header.payload_type = payload_type;
+                out.header.sequence_number = sequence_number;
+                out.header.timestamp = timestamp;
+                if let Some(mut sender) = pc.rtp_sender(self.sender_id)
+                    && let Err(e) = sender.write_rtp(now, out)
+                {
+                    debug!(error = %e, "down-track write failed");
+                }
+                Forwarded::Sent { first }
+            }
+            Decision::Drop => Forwarded::Dropped,
+            Decision::DropNeedKeyframe => Forwarded::NeedKeyframe,
+        }
+    }
+}
+
+/// Lists every video codec we support on a new video down-track's m-line, the publication's
+/// own first. The engine fixes a connection's video codecs at its first negotiation, from the
+/// first video m-line; offering only the first track's codec there would leave a subscriber
+/// who first received VP8 unable ever to receive H.264 (and the reverse). Once the first
+/// negotiation is done, the engine refuses codecs outside it: the m-line then carries the
+/// track's codec alone, which was negotiated already.
+fn offer_every_video_codec(
+    pc: &mut RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    own: &RTCRtpCodec,
+    allowed: &[String],
+) {
+    let mut codecs: Vec<_> = crate::peer::supported_codecs()
+        .into_iter()
+        .filter(|(codec, kind)| {
+            *kind == RtpCodecKind::Video && crate::peer::codec_allowed(codec, *kind, allowed)
+        })
+        .map(|(codec, _)| codec)
+        .collect();
+    let is_own = |c: &RTCRtpCodecParameters| {
+        c.rtp_codec.mime_type.eq_ignore_ascii_case(&own.mime_type)
+            && c.rtp_codec.sdp_fmtp_line == own.sdp_fmtp_line
+    };
+    codecs.sort_by_key(|c| !is_own(c));
+    if let Some(mut transceiver) = pc.rtp_transceiver(sender.into())
+        && let Err(e) = transceiver.set_codec_preferences(codecs)
+    {
+        debug!(error = %e, "video codecs already negotiated; offering the track's own");
+    }
+}

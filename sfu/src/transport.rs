@@ -1,0 +1,132 @@
+//! One peer connection of a participant, as the room drives it: datagrams in, datagrams out to
+//! the room's outgoing batch, its next timeout, remote candidates that arrive before the remote
+//! description, and whether our own candidates have been trickled. It never sends on a socket
+//! and never reads the clock: the room passes `now` in and sends the batch itself.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::io::{Datagram, Outgoing};
+use crate::peer::ServerPeer;
+
+/// Remote candidates held while a connection has no remote description yet.
+const MAX_EARLY_CANDIDATES: usize = 64;
+
+/// One server-side peer connection of a participant.
+pub(crate) struct Transport {
+    inner: ServerPeer,
+    /// When the connection wants its timeout handled next.
+    pub deadline: Option<Instant>,
+    early_candidates: Vec<RTCIceCandidateInit>,
+    /// Whether ICE and DTLS are up.
+    pub connected: bool,
+    /// Whether our candidates have been trickled to the client.
+    trickled: bool,
+    /// Where the client's datagrams last came from.
+    pub remote: Option<SocketAddr>,
+}
+
+/// What became of a remote candidate.
+pub(crate) enum CandidateOutcome {
+    Added,
+    /// Kept until the remote description arrives (or dropped past the bound).
+    Held,
+}
+
+impl Transport {
+    pub fn new(inner: ServerPeer) -> Self {
+        Transport {
+            inner,
+            deadline: None,
+            early_candidates: Vec::new(),
+            connected: false,
+            trickled: false,
+            remote: None,
+        }
+    }
+
+    pub fn pc(&mut self) -> &mut RTCPeerConnection {
+        &mut self.inner.pc
+    }
+
+    /// The ICE ufrag that routes datagrams to this connection.
+    pub fn ufrag(&self) -> &str {
+        &self.inner.ufrag
+    }
+
+    /// Hands one datagram from the client to the connection.
+    pub fn feed(&mut self, d: Datagram) -> Result<(), rtc::shared::error::Error> {
+        self.remote = Some(d.peer);
+        self.inner.pc.handle_read(TaggedBytesMut {
+            now: d.received_at,
+            transport: TransportContext {
+                local_addr: d.local,
+                peer_addr: d.peer,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: d.data,
+        })
+    }
+
+    /// Queues every datagram the connection wants to send; the room sends the queue when it
+    /// has finished with the current input.
+    pub fn flush(&mut self, outgoing: &mut Outgoing) {
+        while let Some(out) = self.inner.pc.poll_write() {
+            outgoing.push(
+                out.transport.local_addr,
+                out.transport.peer_addr,
+                out.message,
+            );
+        }
+    }
+
+    /// [`Transport::flush`], then takes the connection's next timeout.
+    pub fn flush_and_reschedule(&mut self, outgoing: &mut Outgoing) {
+        self.flush(outgoing);
+        self.reschedule();
+    }
+
+    /// Takes the connection's next timeout.
+    pub fn reschedule(&mut self) {
+        self.deadline = self.inner.pc.poll_timeout();
+    }
+
+    /// Adds a trickled remote candidate, or holds it while there is no remote description.
+    pub fn add_remote_candidate(
+        &mut self,
+        init: RTCIceCandidateInit,
+    ) -> Result<CandidateOutcome, rtc::shared::error::Error> {
+        if self.inner.pc.remote_description().is_none() {
+            if self.early_candidates.len() < MAX_EARLY_CANDIDATES {
+                self.early_candidates.push(init);
+            }
+            return Ok(CandidateOutcome::Held);
+        }
+        self.inner.pc.add_remote_candidate(init)?;
+        Ok(CandidateOutcome::Added)
+    }
+
+    /// Adds the candidates held for want of a remote description (call after setting it).
+    pub fn add_held_candidates(&mut self) {
+        for c in std::mem::take(&mut self.early_candidates) {
+            let _ = self.inner.pc.add_remote_candidate(c);
+        }
+    }
+
+    /// Our host candidates, the first time this is asked (they go to the client once, right
+    /// after the connection's first local description); `None` afterwards.
+    pub fn candidates_to_trickle(&mut self) -> Option<Vec<String>> {
+        (!std::mem::replace(&mut self.trickled, true)).then(|| self.inner.candidates.clone())
+    }
+
+    /// Stops timing the connection (its state is unknown after a panic in the engine).
+    pub fn stop_timers(&mut self) {
+        self.deadline = None;
+    }
+}
