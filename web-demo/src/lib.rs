@@ -35,10 +35,27 @@ assets! {
     "room.html" => "text/html; charset=utf-8",
     "style.css" => "text/css; charset=utf-8",
     "switchyard.js" => "text/javascript; charset=utf-8",
+    "switchyard-data.js" => "text/javascript; charset=utf-8",
+    "switchyard-media.js" => "text/javascript; charset=utf-8",
+    "switchyard-token.js" => "text/javascript; charset=utf-8",
     "call.js" => "text/javascript; charset=utf-8",
     "transfer.js" => "text/javascript; charset=utf-8",
     "admin.html" => "text/html; charset=utf-8",
     "admin.js" => "text/javascript; charset=utf-8",
+    "admin-actions.js" => "text/javascript; charset=utf-8",
+    "admin-api.js" => "text/javascript; charset=utf-8",
+    "admin-charts.js" => "text/javascript; charset=utf-8",
+    "admin-dom.js" => "text/javascript; charset=utf-8",
+    "admin-format.js" => "text/javascript; charset=utf-8",
+    "admin-model.js" => "text/javascript; charset=utf-8",
+    "admin-notices.js" => "text/javascript; charset=utf-8",
+    "admin-participants.js" => "text/javascript; charset=utf-8",
+    "admin-recording.js" => "text/javascript; charset=utf-8",
+    "admin-rooms.js" => "text/javascript; charset=utf-8",
+    "admin-session.js" => "text/javascript; charset=utf-8",
+    "admin-signin.js" => "text/javascript; charset=utf-8",
+    "admin-sse.js" => "text/javascript; charset=utf-8",
+    "admin-stream.js" => "text/javascript; charset=utf-8",
     "admin.css" => "text/css; charset=utf-8",
     "recordings.html" => "text/html; charset=utf-8",
     "recordings.js" => "text/javascript; charset=utf-8",
@@ -58,6 +75,25 @@ mod tests {
             assert!(!a.bytes.is_empty(), "{name} is empty");
         }
         assert!(asset("../Cargo.toml").is_none());
+    }
+
+    /// Every `from './x.js'` of an embedded module names an embedded file (else the browser gets
+    /// a 404 and the whole page's script fails to load).
+    #[test]
+    fn every_module_import_is_embedded() {
+        for name in NAMES
+            .iter()
+            .filter(|n| n.ends_with(".js") && !n.starts_with("vendor/"))
+        {
+            let text = std::str::from_utf8(asset(name).unwrap().bytes).expect("utf-8");
+            for piece in text.split("from './").skip(1) {
+                let target = piece.split('\'').next().unwrap_or_default();
+                assert!(
+                    asset(target).is_some(),
+                    "{name} imports {target}, which is not embedded"
+                );
+            }
+        }
     }
 
     #[test]

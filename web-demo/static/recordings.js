@@ -11,10 +11,10 @@
 // Test hook: `window.switchyardRecordings` = `{state(), video, refresh(), open(id)}`, where
 // `state()` is `{recordings, playingId, error, ...}` (see below).
 
-import {
-  ApiError, SseParser, apiErrorFrom, backoffDelay, describeApiError, formatDuration,
-  mergeRecording, recordingBadge, recordingDuration, recordingFinished, tokenRoom,
-} from './admin.js';
+import { ApiError, apiErrorFrom, backoffDelay, describeApiError, tokenRoom } from './admin-api.js';
+import { formatDuration } from './admin-format.js';
+import { mergeRecording, recordingBadge, recordingDuration, recordingFinished } from './admin-recording.js';
+import { SseParser } from './admin-sse.js';
 
 const TOKEN_KEY = 'switchyard.adminToken'; // shared with the dashboard (same tab)
 export const POLL_MS = 3000;

@@ -10,6 +10,10 @@
  * `leave()`. It gives up (state 'failed') after close codes 4001/4003 or a `closed` message with
  * reason removed / room_closed / replaced.
  *
+ * It never touches the page (no DOM): call.js turns its events into UI. Data messages, access
+ * tokens and receive stats live in switchyard-data.js, switchyard-token.js and
+ * switchyard-media.js; pages import everything from this module.
+ *
  * @example
  * import { SwitchyardClient } from '/static/switchyard.js';
  * const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
@@ -52,26 +56,15 @@
  * `client.participants` is a Map participantId -> {id, identity, name, tracks} of the *other*
  * participants; `client.you` is this participant as the server described it in `joined`.
  *
- * Data messages (protocol/src/data.rs): the publisher PC carries two data channels, created
- * before the first publisher offer of every session (also for receive-only participants, whose
- * offer then holds only the data channels): "reliable" (ordered, retransmitted) and "lossy"
- * (unordered, no retransmits). Every message is binary: a 2-byte big-endian header length, the
- * JSON header, then the payload. The SFU relays frames of up to 255 KiB (header included).
- *
- * @example
- * client.addEventListener('data', (e) => {
- *   const { from, topic, payload } = e.detail;
- *   if (topic === 'chat') console.log(from, new TextDecoder().decode(payload));
- * });
- * if (client.dataReady) await client.sendData(new TextEncoder().encode('hi'), { topic: 'chat' });
- * await client.sendData(bytes, { to: ['bob'], topic: 'file', reliable: true });
- *
- * `client.sendData(payload, {to, topic, reliable = true})` resolves once the frame was handed to
- * the channel. Sends on one channel keep their order; the client keeps at most ~1 MiB queued in
- * the browser (it waits for `bufferedamountlow`, threshold 256 KiB, before sending more), so
- * awaiting each call is all the flow control a sender needs. It rejects when the channel is not
- * open (see `dataReady`) or goes away, or when the frame is larger than the SFU relays.
+ * Data messages (`sendData`, the `data` / `dataError` events): see switchyard-data.js.
  */
+
+import { closeDataChannels, createDataChannels, sendDataMessage } from './switchyard-data.js';
+import { preferCodec, receiveStats } from './switchyard-media.js';
+import { FatalError, defaultDevToken, getToken } from './switchyard-token.js';
+
+// The data-frame format is part of this module's API (importers may use it from here).
+export { MAX_DATA_FRAME_BYTES, MAX_DATA_HEADER_BYTES, decodeDataFrame, encodeDataFrame } from './switchyard-data.js';
 
 const PING_INTERVAL_MS = 5000;
 /** Consider the server gone when nothing at all arrived for this long (it answers every ping). */
@@ -86,18 +79,6 @@ const FINAL_CLOSE_REASONS = {
   room_closed: 'The room was closed.',
   replaced: 'You joined this room from another tab or device, so this one was disconnected.',
 };
-
-/** Largest data frame the SFU relays (2-byte length + header + payload). */
-export const MAX_DATA_FRAME_BYTES = 255 * 1024;
-/** Largest data-frame header the SFU accepts. */
-export const MAX_DATA_HEADER_BYTES = 4096;
-/** `bufferedAmountLowThreshold` of both data channels. */
-const DATA_BUFFERED_LOW = 256 * 1024;
-/** Never queue more than this in a data channel: wait for `bufferedamountlow` first. */
-const DATA_BUFFERED_HIGH = 1024 * 1024;
-
-/** A fatal problem: stop trying, report state 'failed'. */
-class FatalError extends Error {}
 
 export class SwitchyardClient extends EventTarget {
   /**
@@ -124,7 +105,7 @@ export class SwitchyardClient extends EventTarget {
     this.name = name;
     this.relay = !!relay;
     this.videoCodec = String(videoCodec || '').toLowerCase();
-    this.fetchDevToken = fetchDevToken || ((args) => this.#defaultDevToken(args));
+    this.fetchDevToken = fetchDevToken || ((args) => defaultDevToken(this.url, args));
 
     /** @type {'connecting'|'connected'|'reconnecting'|'disconnected'|'failed'} */
     this.state = 'disconnected';
@@ -217,36 +198,7 @@ export class SwitchyardClient extends EventTarget {
    * Receivers whose track no longer belongs to a remote participant are left out.
    */
   async getStats() {
-    const pc = this.subscriberPc;
-    if (!pc) return [];
-    const out = [];
-    for (const receiver of pc.getReceivers()) {
-      const participantId = this.#ownerOf(receiver);
-      if (!participantId) continue;
-      const kind = receiver.track.kind;
-      const entry = {
-        participantId,
-        identity: this.participants.get(participantId)?.identity ?? null,
-        kind,
-        framesDecoded: 0,
-        packetsReceived: 0,
-        bytesReceived: 0,
-      };
-      let report;
-      try {
-        report = await receiver.getStats();
-      } catch {
-        continue; // PC closed meanwhile
-      }
-      report.forEach((s) => {
-        if (s.type !== 'inbound-rtp') return;
-        entry.framesDecoded += s.framesDecoded ?? 0;
-        entry.packetsReceived += s.packetsReceived ?? 0;
-        entry.bytesReceived += s.bytesReceived ?? 0;
-      });
-      out.push(entry);
-    }
-    return out;
+    return receiveStats(this);
   }
 
   /**
@@ -258,48 +210,8 @@ export class SwitchyardClient extends EventTarget {
    * @param {boolean} [opts.reliable=true]  the ordered, reliable channel, or the lossy one
    * @returns {Promise<void>} resolves when the frame was handed to the channel
    */
-  sendData(payload, { to, topic, reliable = true } = {}) {
-    const kind = reliable ? 'reliable' : 'lossy';
-    const ch = reliable ? this.reliableChannel : this.lossyChannel;
-    const header = {};
-    const recipients = to == null ? [] : [].concat(to).filter((x) => x != null && x !== '').map(String);
-    if (recipients.length) header.to = recipients;
-    if (topic != null && topic !== '') header.topic = String(topic);
-    let frame;
-    try {
-      frame = encodeDataFrame(header, payload);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (frame.byteLength > MAX_DATA_FRAME_BYTES) {
-      return Promise.reject(
-        new RangeError(`Data message of ${frame.byteLength} bytes is larger than the SFU relays (${MAX_DATA_FRAME_BYTES}).`),
-      );
-    }
-    const run = () => this.#sendFrame(ch, frame);
-    const sent = this._dataQueues[kind].then(run, run);
-    this._dataQueues[kind] = sent.catch(() => {});
-    return sent;
-  }
-
-  async #sendFrame(ch, frame) {
-    const usable = () => ch && ch.readyState === 'open' && (ch === this.reliableChannel || ch === this.lossyChannel);
-    if (!usable()) throw new Error('The data channel is not open.');
-    while (ch.bufferedAmount > 0 && ch.bufferedAmount + frame.byteLength > DATA_BUFFERED_HIGH) {
-      await new Promise((resolve) => {
-        const done = () => {
-          ch.removeEventListener('bufferedamountlow', done);
-          ch.removeEventListener('close', done);
-          this._dataWaiters.delete(done);
-          resolve();
-        };
-        ch.addEventListener('bufferedamountlow', done);
-        ch.addEventListener('close', done);
-        this._dataWaiters.add(done);
-      });
-      if (!usable()) throw new Error('The data channel closed.');
-    }
-    ch.send(frame);
+  sendData(payload, opts) {
+    return sendDataMessage(this, payload, opts);
   }
 
   // ---------------------------------------------------------------- connection lifecycle
@@ -309,7 +221,7 @@ export class SwitchyardClient extends EventTarget {
     if (this._attempt === 0) this.#setState('connecting', 'Connecting…');
     let token;
     try {
-      token = await this.#getToken();
+      token = await getToken(this);
     } catch (err) {
       if (gen !== this._gen) return;
       if (err instanceof FatalError) return this.#fail(err.message, 'unauthorized');
@@ -420,7 +332,7 @@ export class SwitchyardClient extends EventTarget {
       pc.close();
     }
     this.publisherPc = this.subscriberPc = null;
-    this.#closeDataChannels();
+    closeDataChannels(this);
     this._published = false;
     this._pending = { publisher: [], subscriber: [] };
     this._remoteStreams.clear();
@@ -443,40 +355,6 @@ export class SwitchyardClient extends EventTarget {
   #fail(message, code) {
     this.#emit('error', { code, message });
     this.#stop('failed', message);
-  }
-
-  // ---------------------------------------------------------------- tokens
-
-  async #getToken() {
-    if (typeof this.token === 'function') return await this.token();
-    if (this.token) return this.token;
-    const { token, identity } = await this.fetchDevToken({
-      room: this.room,
-      name: this.name,
-      identity: this.identity || undefined,
-    });
-    this.identity = identity;
-    return token;
-  }
-
-  async #defaultDevToken({ room, name, identity }) {
-    const base = new URL(this.url);
-    base.protocol = base.protocol === 'wss:' ? 'https:' : 'http:';
-    const u = new URL('/api/dev-token', base);
-    u.searchParams.set('room', room);
-    if (name) u.searchParams.set('name', name);
-    if (identity) u.searchParams.set('identity', identity);
-    const res = await fetch(u); // a network error throws -> treated as "server unreachable"
-    if (res.status === 404) {
-      throw new FatalError(
-        'This server requires an access token (dev tokens are disabled). Ask the operator for a token link.',
-      );
-    }
-    if (!res.ok) {
-      if (res.status >= 500) throw new Error(`dev-token: HTTP ${res.status}`); // retry
-      throw new FatalError(`Could not get a dev token: HTTP ${res.status} ${await res.text()}`);
-    }
-    return res.json();
   }
 
   // ---------------------------------------------------------------- server messages
@@ -572,7 +450,7 @@ export class SwitchyardClient extends EventTarget {
     }
     this.publisherPc = this.#createPc('publisher', config);
     this.subscriberPc = this.#createPc('subscriber', config);
-    this.#createDataChannels(this.publisherPc); // before the first publisher offer
+    createDataChannels(this, this.publisherPc); // before the first publisher offer
     this.subscriberPc.ontrack = (ev) => this.#onRemoteTrack(ev);
 
     this.#setState('connected', `Connected to room “${msg.room}”`);
@@ -619,80 +497,6 @@ export class SwitchyardClient extends EventTarget {
     return pc;
   }
 
-  /** The "reliable" and "lossy" channels of this session, on the publisher PC. */
-  #createDataChannels(pc) {
-    this.#closeDataChannels();
-    const reliable = pc.createDataChannel('reliable');
-    const lossy = pc.createDataChannel('lossy', { ordered: false, maxRetransmits: 0 });
-    for (const [ch, isReliable] of [
-      [reliable, true],
-      [lossy, false],
-    ]) {
-      ch.binaryType = 'arraybuffer';
-      ch.bufferedAmountLowThreshold = DATA_BUFFERED_LOW;
-      ch.onmessage = (ev) => {
-        if (ch === this.reliableChannel || ch === this.lossyChannel) this.#onDataMessage(ev.data, isReliable);
-      };
-    }
-    reliable.onopen = () => {
-      if (reliable !== this.reliableChannel) return;
-      this.dataReady = true;
-      this.#emit('dataOpen', {});
-    };
-    reliable.onclose = () => {
-      if (reliable !== this.reliableChannel || !this.dataReady) return;
-      this.dataReady = false;
-      this.#emit('dataClose', {});
-    };
-    this.reliableChannel = reliable;
-    this.lossyChannel = lossy;
-    this._dataQueues = { reliable: Promise.resolve(), lossy: Promise.resolve() };
-  }
-
-  #closeDataChannels() {
-    const wasReady = this.dataReady;
-    for (const ch of [this.reliableChannel, this.lossyChannel]) {
-      if (!ch) continue;
-      ch.onopen = ch.onclose = ch.onmessage = null;
-      try {
-        ch.close();
-      } catch {}
-    }
-    this.reliableChannel = this.lossyChannel = null;
-    this.dataReady = false;
-    for (const wake of [...this._dataWaiters]) wake(); // their sends now reject
-    if (wasReady) this.#emit('dataClose', {});
-  }
-
-  #onDataMessage(data, reliable) {
-    if (!(data instanceof ArrayBuffer)) return console.warn('switchyard: ignoring non-binary data message');
-    let frame;
-    try {
-      frame = decodeDataFrame(data);
-    } catch (err) {
-      return console.warn('switchyard: ignoring malformed data frame:', err.message);
-    }
-    const h = frame.header;
-    if (h.error) {
-      const e = h.error;
-      return this.#emit('dataError', {
-        code: e.code,
-        message: e.message || '',
-        recipient: e.recipient ?? null,
-        from: e.from ?? null,
-        reliable,
-      });
-    }
-    this.#emit('data', {
-      from: h.from ?? null,
-      fromId: h.fromId ?? null,
-      topic: h.topic ?? null,
-      to: Array.isArray(h.to) ? h.to : [],
-      payload: frame.payload,
-      reliable,
-    });
-  }
-
   #onRemoteTrack(ev) {
     const stream = ev.streams[0];
     if (!stream) return console.warn('switchyard: remote track without a stream, ignored');
@@ -700,17 +504,6 @@ export class SwitchyardClient extends EventTarget {
     this._remoteStreams.set(participantId, stream);
     this._receiverOwner.set(ev.receiver, participantId);
     this.#emit('remoteTrack', { participantId, kind: ev.track.kind, track: ev.track, stream });
-  }
-
-  /** Which participant a subscriber receiver currently carries, or null. */
-  #ownerOf(receiver) {
-    const id = this._receiverOwner.get(receiver);
-    if (id && this._remoteStreams.get(id)?.getTracks().includes(receiver.track)) return id;
-    // The server may have reused this m-line for someone else, or removed its track.
-    for (const [id, stream] of this._remoteStreams) {
-      if (stream.getTracks().includes(receiver.track)) return id;
-    }
-    return null;
   }
 
   async #flushCandidates(target) {
@@ -749,60 +542,6 @@ export class SwitchyardClient extends EventTarget {
   }
 }
 
-/**
- * Builds a data frame: 2-byte big-endian header length, the JSON header, the payload.
- * @param {object} header  e.g. {to: ['bob'], topic: 'chat'} (never `from`: the SFU refuses it)
- * @param {ArrayBuffer|ArrayBufferView|string|null} payload
- * @returns {Uint8Array}
- */
-export function encodeDataFrame(header, payload) {
-  const json = new TextEncoder().encode(JSON.stringify(header || {}));
-  if (json.length > MAX_DATA_HEADER_BYTES) {
-    throw new RangeError(`Data header of ${json.length} bytes is too long (at most ${MAX_DATA_HEADER_BYTES}).`);
-  }
-  let body;
-  if (payload == null) body = new Uint8Array(0);
-  else if (typeof payload === 'string') body = new TextEncoder().encode(payload);
-  else if (payload instanceof ArrayBuffer) body = new Uint8Array(payload);
-  else if (ArrayBuffer.isView(payload)) body = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
-  else throw new TypeError('sendData: payload must be an ArrayBuffer, a typed array or a string');
-  const frame = new Uint8Array(2 + json.length + body.length);
-  frame[0] = json.length >> 8;
-  frame[1] = json.length & 0xff;
-  frame.set(json, 2);
-  frame.set(body, 2 + json.length);
-  return frame;
-}
-
-/**
- * Splits a received data frame into its parsed JSON header and its payload (a copy).
- * @param {ArrayBuffer} buffer
- * @returns {{header: object, payload: ArrayBuffer}}
- */
-export function decodeDataFrame(buffer) {
-  const bytes = new Uint8Array(buffer);
-  if (bytes.length < 2) throw new Error('frame shorter than its header length');
-  const len = (bytes[0] << 8) | bytes[1];
-  if (bytes.length < 2 + len) throw new Error('frame shorter than its header length');
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(2, 2 + len)));
-  if (!header || typeof header !== 'object') throw new Error('header is not a JSON object');
-  return { header, payload: buffer.slice(2 + len) };
-}
-
 function normaliseParticipant(p) {
   return { id: p.id, identity: p.identity, name: p.name || p.identity, tracks: [...(p.tracks || [])] };
-}
-
-/**
- * Puts the codecs of one name (`h264`, `vp8`, ...) first in a video transceiver's preferences,
- * so the offer leads with them. A browser without that codec keeps its own order.
- */
-function preferCodec(transceiver, name) {
-  const caps = globalThis.RTCRtpReceiver?.getCapabilities?.('video');
-  if (!caps || typeof transceiver.setCodecPreferences !== 'function') return;
-  const wanted = `video/${name}`;
-  const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === wanted);
-  if (!first.length) return;
-  const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== wanted);
-  transceiver.setCodecPreferences([...first, ...rest]);
 }
