@@ -1,12 +1,17 @@
 //! Every kind of bad input on the signaling WebSocket gets its precise error (and close code
 //! when fatal), and the call of the other participants goes on undisturbed.
 
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use client::{Client, ClientEvent};
+use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use protocol::{ClientMessage, ErrorCode, Grants, IceCandidate, ServerMessage, Target, TrackKind};
 use switchyard_tests::{Server, start_local_server, ws_url};
+use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -286,7 +291,6 @@ async fn a_vanished_client_is_removed_and_announced() {
     let (mut silent, _) = tokio_tungstenite::connect_async(ws_url(&server))
         .await
         .unwrap();
-    use futures::SinkExt;
     let join = serde_json::to_string(&ClientMessage::Join {
         room: "vanish".into(),
         token: server.token("silent", "vanish", Grants::default()),
@@ -321,4 +325,179 @@ async fn a_vanished_client_is_removed_and_announced() {
         started.elapsed()
     );
     drop(silent);
+}
+
+/// A WebSocket proxy in front of `server` for one client: it passes every frame on, except
+/// that it replaces the client's first subscriber answer with `bad_sdp`. Returns the proxy's
+/// URL and a flag that is set once it has done so.
+async fn answer_spoiling_proxy(
+    server: &Server,
+    bad_sdp: &'static str,
+) -> (String, Arc<AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .expect("bind the proxy");
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let upstream = ws_url(server);
+    let spoiled = Arc::new(AtomicBool::new(false));
+    let flag = spoiled.clone();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let client = tokio_tungstenite::accept_async(tcp)
+            .await
+            .expect("client handshake");
+        let (server, _) = tokio_tungstenite::connect_async(upstream)
+            .await
+            .expect("server handshake");
+        let (mut to_client, mut from_client) = client.split();
+        let (mut to_server, mut from_server) = server.split();
+        let up = async {
+            while let Some(Ok(frame)) = from_client.next().await {
+                let frame = match frame {
+                    Message::Text(text) if !flag.load(Ordering::SeqCst) => {
+                        match serde_json::from_str(text.as_str()) {
+                            Ok(ClientMessage::Answer {
+                                target: Target::Subscriber,
+                                ..
+                            }) => {
+                                flag.store(true, Ordering::SeqCst);
+                                let bad = ClientMessage::Answer {
+                                    target: Target::Subscriber,
+                                    sdp: bad_sdp.into(),
+                                };
+                                Message::text(serde_json::to_string(&bad).unwrap())
+                            }
+                            _ => Message::Text(text),
+                        }
+                    }
+                    Message::Text(_) | Message::Binary(_) | Message::Close(_) => frame,
+                    _ => continue, // Each side's WebSocket answers pings itself.
+                };
+                if to_server.send(frame).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let down = async {
+            while let Some(Ok(frame)) = from_server.next().await {
+                if matches!(
+                    frame,
+                    Message::Text(_) | Message::Binary(_) | Message::Close(_)
+                ) && to_client.send(frame).await.is_err()
+                {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = up => {}
+            _ = down => {}
+        }
+    });
+    (url, spoiled)
+}
+
+/// The next subscriber offer; panics on an error message before it.
+async fn next_subscriber_offer(c: &mut Client) -> Option<()> {
+    c.wait_message(WAIT, |m| match m {
+        ServerMessage::Offer {
+            target: Target::Subscriber,
+            ..
+        } => Some(()),
+        ServerMessage::Error { code, message } => {
+            panic!("error instead of a subscriber offer: {code:?}: {message}")
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscriber_answer_is_followed_by_a_new_offer_and_media_flows() {
+    let server = start_local_server().await;
+    let room = "refused-answer";
+
+    // Alice publishes audio and video; a watcher sees both tracks published, so no track
+    // change can start another offer to Bob later.
+    let mut watcher = join(&server, "watcher", room).await;
+    let alice = join(&server, "alice", room).await;
+    alice.publish(true, true);
+    let mut alice_id = String::new();
+    let mut kinds = Vec::new();
+    let published = watcher
+        .wait_message(Duration::from_secs(15), |m| {
+            if let ServerMessage::TrackPublished {
+                participant_id,
+                track,
+            } = m
+            {
+                alice_id.clone_from(participant_id);
+                kinds.push(track.kind);
+            }
+            (kinds.contains(&TrackKind::Audio) && kinds.contains(&TrackKind::Video)).then_some(())
+        })
+        .await;
+    assert!(published.is_some(), "Alice's tracks were never published");
+
+    // Bob's real client talks through a proxy that turns his first subscriber answer into
+    // garbage.
+    let (proxy, spoiled) = answer_spoiling_proxy(&server, "v=0 garbage").await;
+    let mut bob = Client::connect(&proxy).await.expect("connect");
+    bob.join(room, &server.token("bob", room, Grants::default()));
+    let alice_tracks = bob
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::Joined { participants, .. } => Some(
+                participants
+                    .iter()
+                    .find(|p| p.id == alice_id)
+                    .map_or(0, |p| p.tracks.len()),
+            ),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        alice_tracks,
+        Some(2),
+        "Bob joined before Alice's two tracks"
+    );
+    assert!(
+        next_subscriber_offer(&mut bob).await.is_some(),
+        "Bob never got a subscriber offer"
+    );
+    assert_eq!(next_error(&mut bob).await, Some(ErrorCode::InvalidSdp));
+    assert!(
+        spoiled.load(Ordering::SeqCst),
+        "the refused answer was not ours"
+    );
+
+    // The server rolled its offer back and offers again at once; Bob answers properly.
+    assert!(
+        next_subscriber_offer(&mut bob).await.is_some(),
+        "no new subscriber offer after the refused answer"
+    );
+
+    // That answer is accepted (no error) and Alice's media reaches Bob.
+    let mut counts = [0usize; 2];
+    let mut errors = Vec::new();
+    let flowing = bob
+        .wait_for(Duration::from_secs(20), |e| {
+            match e {
+                ClientEvent::Rtp {
+                    participant_id,
+                    kind,
+                    ..
+                } if *participant_id == alice_id => counts[*kind as usize] += 1,
+                ClientEvent::Message(ServerMessage::Error { code, message }) => {
+                    errors.push(format!("{code:?}: {message}"))
+                }
+                _ => {}
+            }
+            counts.iter().all(|&n| n >= 30).then_some(())
+        })
+        .await;
+    assert!(errors.is_empty(), "errors after the new offer: {errors:?}");
+    assert!(
+        flowing.is_some(),
+        "Alice's media did not reach Bob: {counts:?} (audio, video) RTP packets"
+    );
 }
