@@ -15,7 +15,7 @@ pub const DEFAULT_LOG: &str = "info,rtc_dtls=error,rtc_ice=error,rtc_sctp=warn,r
 
 /// Command-line flags; each can also be set through the environment variable it names.
 /// Without a subcommand the binary runs the server; with one it is the admin CLI
-/// ([`crate::cli`]).
+/// (the `cli` module).
 #[derive(Debug, Parser, Default)]
 #[command(
     name = "switchyard",
@@ -31,7 +31,7 @@ pub const DEFAULT_LOG: &str = "info,rtc_dtls=error,rtc_ice=error,rtc_sctp=warn,r
 pub struct Cli {
     /// Admin command; none: run the server.
     #[command(subcommand)]
-    pub command: Option<crate::cli::Command>,
+    pub command: Option<crate::cli::args::Command>,
     /// TOML configuration file.
     #[arg(long, short, env = "SWITCHYARD_CONFIG")]
     pub config: Option<PathBuf>,

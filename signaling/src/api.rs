@@ -7,9 +7,7 @@
 //! `{"error": {"code", "message"}}` with messages meant for the operator, never internals.
 //! An address that fails authentication too often is told to slow down (429).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -29,16 +27,14 @@ use protocol::admin::{
 use serde::Serialize;
 use sfu::{AdminCommand, AdminError, AdminReply, RoomId};
 
-use crate::AppState;
 use crate::auth::AuthError;
-use crate::recording::RecordingError;
+use crate::recording::error::RecordingError;
+use crate::state::AppState;
+
+pub use crate::auth_failures::{AuthFailures, DEFAULT_MAX_AUTH_FAILURES};
 
 /// Largest request body.
 pub const MAX_BODY: usize = 1024 * 1024;
-/// Failed authentications from one address within [`FAILURE_WINDOW`] before 429, unless
-/// configured otherwise.
-pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 10;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Longest lifetime of a token minted through the API.
 const MAX_TOKEN_TTL: u64 = 24 * 3600;
 /// The OpenAPI document describing these routes.
@@ -72,56 +68,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tokens", post(mint_token))
         .route("/api/events", get(stream_events))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-}
-
-/// Remembers failed authentications per address.
-#[derive(Debug)]
-pub struct AuthFailures {
-    max_failures: u32,
-    by_address: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl Default for AuthFailures {
-    fn default() -> Self {
-        Self::new(DEFAULT_MAX_AUTH_FAILURES)
-    }
-}
-
-impl AuthFailures {
-    /// Slows an address down after `max_failures` failures within a minute.
-    pub fn new(max_failures: u32) -> Self {
-        Self {
-            max_failures,
-            by_address: Mutex::default(),
-        }
-    }
-
-    /// Seconds to wait, if `address` has failed too often lately.
-    fn retry_after(&self, address: IpAddr, now: Instant) -> Option<u64> {
-        let map = self
-            .by_address
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (since, count) = map.get(&address)?;
-        let elapsed = now.duration_since(*since);
-        (*count >= self.max_failures && elapsed < FAILURE_WINDOW)
-            .then(|| (FAILURE_WINDOW - elapsed).as_secs().max(1))
-    }
-
-    fn record(&self, address: IpAddr, now: Instant) {
-        let mut map = self
-            .by_address
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 100_000 {
-            map.retain(|_, (since, _)| now.duration_since(*since) < FAILURE_WINDOW);
-        }
-        let entry = map.entry(address).or_insert((now, 0));
-        if now.duration_since(entry.0) >= FAILURE_WINDOW {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-    }
 }
 
 /// An API error: a status, a stable code and a message for the operator.

@@ -7,124 +7,26 @@
 
 pub mod api;
 pub mod auth;
+mod auth_failures;
+mod config;
 pub mod metrics;
 pub mod recording;
+mod state;
 pub mod webhooks;
 mod ws;
-
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use protocol::{Grants, IceServer};
+use protocol::Grants;
 use serde::Deserialize;
-use sfu::{RoomId, Sfu};
-use tokio_util::sync::CancellationToken;
+use sfu::RoomId;
 
 pub use auth::{AuthError, TokenAuthority};
-
-/// Settings of the signaling layer.
-#[derive(Debug, Clone)]
-pub struct SignalingConfig {
-    /// Largest WebSocket message accepted.
-    pub max_message_size: usize,
-    /// A joined client that sends nothing for this long is removed.
-    pub keepalive_timeout: Duration,
-    /// When true, `GET /api/dev-token` mints tokens for anyone (no secret was configured).
-    pub dev_mode: bool,
-    /// ICE servers handed to clients on join (besides the bundled TURN relay's).
-    pub ice_servers: Vec<IceServer>,
-    /// The bundled TURN relay: each joining client gets its own short-lived credential.
-    pub turn: Option<TurnOffer>,
-}
-
-/// How clients reach the bundled TURN relay, and the secret its credentials are minted with.
-#[derive(Debug, Clone)]
-pub struct TurnOffer {
-    /// The TURN REST API secret shared with the relay.
-    pub secret: turn_server::RestSecret,
-    /// How long a minted credential admits new allocations (at most 24 h).
-    pub credential_lifetime: Duration,
-    /// Host name or IP clients use for the relay; `None`: the host the client used for HTTP.
-    pub host: Option<String>,
-    /// UDP and TCP port.
-    pub port: u16,
-    /// TLS port, when the relay has a certificate.
-    pub tls_port: Option<u16>,
-}
-
-impl TurnOffer {
-    /// The ICE server entry for `identity`, with URLs on `host` (an IPv6 literal in brackets).
-    pub fn ice_server(&self, identity: &str, request_host: Option<&str>) -> IceServer {
-        let host = self
-            .host
-            .clone()
-            .or_else(|| request_host.map(host_without_port))
-            .unwrap_or_else(|| "127.0.0.1".into());
-        let credential = self.secret.mint(identity, self.credential_lifetime);
-        let mut urls = vec![
-            format!("turn:{host}:{}?transport=udp", self.port),
-            format!("turn:{host}:{}?transport=tcp", self.port),
-        ];
-        if let Some(tls_port) = self.tls_port {
-            urls.push(format!("turns:{host}:{tls_port}?transport=tcp"));
-        }
-        IceServer {
-            urls,
-            username: Some(credential.username),
-            credential: Some(credential.password),
-        }
-    }
-}
-
-/// `example.com:8080` → `example.com`, `[::1]:8080` → `[::1]`. `localhost` becomes
-/// `127.0.0.1`, because browsers may resolve it to `::1` and the relay listens on IPv4.
-fn host_without_port(host: &str) -> String {
-    let host = if host.starts_with('[') {
-        host.split_once(']')
-            .map(|(h, _)| format!("{h}]"))
-            .unwrap_or_else(|| host.to_owned())
-    } else {
-        host.split(':').next().unwrap_or(host).to_owned()
-    };
-    if host.eq_ignore_ascii_case("localhost") {
-        "127.0.0.1".into()
-    } else {
-        host
-    }
-}
-
-impl Default for SignalingConfig {
-    fn default() -> Self {
-        SignalingConfig {
-            max_message_size: 1024 * 1024,
-            keepalive_timeout: Duration::from_secs(15),
-            dev_mode: false,
-            ice_servers: Vec::new(),
-            turn: None,
-        }
-    }
-}
-
-/// Shared by every request handler. Cloning is cheap.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: std::sync::Arc<SignalingConfig>,
-    pub sfu: Sfu,
-    pub tokens: TokenAuthority,
-    pub cancel: CancellationToken,
-    /// Failed admin authentications per address (the API slows repeat offenders down).
-    pub auth_failures: std::sync::Arc<api::AuthFailures>,
-    /// `/metrics`: this server's recorder and WebSocket count.
-    pub metrics: std::sync::Arc<metrics::Metrics>,
-    /// The bundled TURN relay, for its counters.
-    pub turn: Option<turn_server::TurnServer>,
-    /// HLS recordings and their sidecars.
-    pub recordings: recording::Recordings,
-}
+pub use config::{SignalingConfig, TurnOffer};
+pub use state::AppState;
 
 /// The HTTP application: every route of the service.
 pub fn app(state: AppState) -> Router {
@@ -136,11 +38,14 @@ pub fn app(state: AppState) -> Router {
             "/recordings",
             get(|| async { static_file("recordings.html") }),
         )
-        .route("/recordings/{id}/{file}", get(recording_file))
+        .route(
+            "/recordings/{id}/{file}",
+            get(recording::files::recording_file),
+        )
         .route("/static/{*path}", get(static_asset))
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", get(metrics_page))
         .merge(api::routes());
     if state.config.dev_mode {
         router = router
@@ -168,6 +73,11 @@ async fn websocket(
         .on_upgrade(move |socket| ws::serve(socket, state, host))
 }
 
+/// `GET /metrics`: this server's numbers in the Prometheus text format.
+async fn metrics_page(State(state): State<AppState>) -> Response {
+    metrics::render(&state.metrics, &state.sfu, state.turn.as_ref())
+}
+
 fn static_file(name: &str) -> Response {
     match web_demo::asset(name) {
         Some(asset) => (
@@ -184,53 +94,6 @@ fn static_file(name: &str) -> Response {
 
 async fn static_asset(Path(path): Path<String>) -> Response {
     static_file(&path)
-}
-
-/// `GET /recordings/{id}/{file}`: a recording's playlist, segments and state, to anyone with
-/// its (unguessable) id.
-async fn recording_file(
-    State(state): State<AppState>,
-    Path((id, file)): Path<(String, String)>,
-) -> Response {
-    let not_found = || (StatusCode::NOT_FOUND, "not found").into_response();
-    if !recording::is_safe_segment(&id) || !recording::is_safe_segment(&file) {
-        return not_found();
-    }
-    let path = state.recordings.dir().join(&id).join(&file);
-    let Ok(opened) = tokio::fs::File::open(&path).await else {
-        return not_found();
-    };
-    let Ok(metadata) = opened.metadata().await else {
-        return not_found();
-    };
-    if !metadata.is_file() {
-        return not_found();
-    }
-    let extension = file.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
-    let (content_type, cache) = match extension {
-        "m3u8" => ("application/vnd.apple.mpegurl", Some("no-cache")),
-        "m4s" => ("video/iso.segment", None),
-        "mp4" => ("video/mp4", None),
-        "ts" => ("video/mp2t", None),
-        "json" => ("application/json", Some("no-cache")),
-        _ => ("application/octet-stream", None),
-    };
-    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(opened));
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_LENGTH, metadata.len().to_string()),
-        ],
-        body,
-    )
-        .into_response();
-    if let Some(cache) = cache {
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            header::HeaderValue::from_static(cache),
-        );
-    }
-    response
 }
 
 async fn room_page(Path(room): Path<String>) -> Response {

@@ -8,13 +8,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
-
-use crate::AppState;
+use sfu::Sfu;
+use turn_server::TurnServer;
 
 /// The server's recorder and the totals only signaling knows.
 pub struct Metrics {
@@ -76,9 +75,9 @@ fn process_usage() -> Option<(f64, f64)> {
     Some((ticks / 100.0, rss_kib * 1024.0))
 }
 
-pub(crate) async fn render(State(state): State<AppState>) -> Response {
-    let metrics = &state.metrics;
-    let sfu = &state.sfu;
+/// Copies the media plane's, the relay's and this layer's totals into `metrics`' recorder and
+/// renders it.
+pub(crate) fn render(metrics: &Metrics, sfu: &Sfu, turn: Option<&TurnServer>) -> Response {
     metrics::with_local_recorder(&metrics.recorder, || {
         let media = sfu.counters();
         let read = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
@@ -148,7 +147,7 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         );
         gauge!("switchyard_websocket_connections")
             .set(metrics.websocket_connections.load(Ordering::Relaxed) as f64);
-        if let Some(turn) = &state.turn {
+        if let Some(turn) = turn {
             let stats = turn.stats();
             describe_gauge!("switchyard_turn_allocations", "TURN allocations held.");
             gauge!("switchyard_turn_allocations").set(stats.allocations as f64);

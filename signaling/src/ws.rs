@@ -13,8 +13,8 @@ use protocol::{ClientMessage, CloseReason, ErrorCode, LeaveReason, ServerMessage
 use sfu::{JoinError, JoinParams, RoomId, Session, SessionCommand, SessionEvent};
 use tracing::{debug, info, warn};
 
-use crate::AppState;
 use crate::auth::AuthError;
+use crate::state::AppState;
 
 /// How long a new connection may take to send `join`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
