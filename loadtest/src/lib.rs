@@ -8,5 +8,6 @@ pub mod janus;
 pub mod media;
 pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod stats;
 pub mod usage;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use loadtest::run::{Credentials, Scenario, Target, run};
+use loadtest::run::run;
+use loadtest::scenario::{Credentials, Scenario, Target};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Server {

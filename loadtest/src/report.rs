@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::run::{Scenario, Target};
+use crate::scenario::{Scenario, Target};
 use crate::stats::{ParticipantStats, Second, percentile};
 use crate::usage::Usage;
 

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::media::{Clip, ClipSource, OpusSource};
 use crate::report::Report;
+use crate::scenario::{Credentials, Scenario, Target};
 use crate::stats::{Live, ParticipantStats};
 use crate::usage;
 
@@ -20,46 +21,6 @@ use crate::usage;
 const SETTLE: Duration = Duration::from_secs(3);
 /// How long a participant may take to get `joined`.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Which server the participants talk to.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// A Switchyard server (`http://host:port`) with how to get join tokens.
-    Switchyard {
-        url: String,
-        credentials: Credentials,
-    },
-    /// A Janus server's HTTP API (`http://host:8088/janus`), reached through a local bridge
-    /// that speaks our signaling protocol.
-    Janus { url: String },
-}
-
-#[derive(Debug, Clone)]
-pub enum Credentials {
-    /// Mint tokens locally with the server's API key and secret.
-    Keys { api_key: String, api_secret: String },
-    /// Ask a dev-mode server for tokens (`/api/dev-token`).
-    DevTokens,
-    /// One token for everyone (tests of refusal; a real server refuses duplicate identities).
-    Fixed(String),
-}
-
-/// A scenario, as the command line describes it.
-#[derive(Debug, Clone)]
-pub struct Scenario {
-    pub target: Target,
-    pub rooms: u32,
-    pub publishers: u32,
-    pub subscribers: u32,
-    pub video: bool,
-    pub video_kbps: u32,
-    pub duration: Duration,
-    /// Participants joining per second.
-    pub ramp_per_second: f64,
-    pub server_pid: Option<u32>,
-    /// Draw the live status line.
-    pub status_line: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -80,10 +41,6 @@ pub enum RunError {
 }
 
 impl Scenario {
-    pub fn participants(&self) -> u32 {
-        self.rooms * (self.publishers + self.subscribers)
-    }
-
     fn validate(&self) -> Result<(), RunError> {
         let bad = |m: &str| Err(RunError::Parameters(m.to_owned()));
         if self.rooms == 0 {
