@@ -8,6 +8,8 @@ use anyhow::{Context, bail};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 
+use crate::wait::wait_for;
+
 /// A chromedriver process; every browser of a test shares it.
 pub struct Driver {
     child: Child,
@@ -244,4 +246,60 @@ pub async fn max_video_frames(page: &Client) -> u64 {
         .filter_map(|s| s["framesDecoded"].as_u64())
         .max()
         .unwrap_or(0)
+}
+
+/// Runs `script` in `page` every 100 ms until it returns something other than `null` or
+/// `false`, and returns that; panics after `timeout`, naming `what`.
+pub async fn wait_for_script(page: &Client, what: &str, timeout: Duration, script: &str) -> Value {
+    wait_for(what, timeout, async || match eval(page, script).await {
+        Ok(v) if !v.is_null() && v != Value::Bool(false) => Ok(v),
+        Ok(v) => Err(format!("the page returned {v}")),
+        Err(e) => Err(format!("{e:#}")),
+    })
+    .await
+}
+
+/// One round of [`wait_until_data_flows`] in one page: `false` until its data channel is open
+/// and it lists the others; then it sends a probe to the room and says whether probes from
+/// every other page have reached it.
+const DATA_PROBE: &str = r#"
+const others = arguments[0], s = window.switchyard;
+if (!s || !s.dataReady() || s.client.participants.size !== others) return false;
+if (!window.__probesFrom) {
+  window.__probesFrom = new Set();
+  s.client.addEventListener('data', (e) => {
+    if (e.detail.topic === 'test-probe') window.__probesFrom.add(e.detail.fromId);
+  });
+}
+s.client.sendData(new Uint8Array([1]), { topic: 'test-probe' }).catch(() => {});
+return window.__probesFrom.size >= others;
+"#;
+
+/// Waits until every call page has its data channel open, lists all the others, and has
+/// received a data message sent to the room by each of them through the SFU. Only then does
+/// a message to the room reach everyone: a page sees its channel open before the SFU has
+/// registered it. The probes' topic (`test-probe`) is one the demo ignores.
+pub async fn wait_until_data_flows(pages: &[&Client], timeout: Duration) {
+    let others = Value::from(pages.len() - 1);
+    let started = std::time::Instant::now();
+    wait_for(
+        "data messages to flow between all pages",
+        timeout,
+        async || {
+            let mut waiting = Vec::new();
+            for (i, page) in pages.iter().enumerate() {
+                let heard = page.execute(DATA_PROBE, vec![others.clone()]).await;
+                if !matches!(heard, Ok(Value::Bool(true))) {
+                    waiting.push(i);
+                }
+            }
+            if waiting.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("pages {waiting:?} (by index) are not there yet"))
+            }
+        },
+    )
+    .await;
+    println!("data flows between all pages after {:?}", started.elapsed());
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use protocol::Grants;
 use serde_json::Value;
-use switchyard_tests::browser::{Driver, eval};
+use switchyard_tests::browser::{Driver, eval, wait_for_script};
 use switchyard_tests::start_server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,13 +130,15 @@ async fn the_dashboard_shows_a_live_call_and_mutes_a_track() {
     .await
     .unwrap();
     assert_eq!(clicked, Value::Bool(true), "the mute button exists");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    eval(
+    // Confirm once the dialog is up.
+    wait_for_script(
         &dashboard,
-        "document.querySelector('button[data-action=confirm]').click(); return true;",
+        "the confirm dialog",
+        Duration::from_secs(5),
+        "if (document.getElementById('admin-dialog').hidden) return false; \
+         document.querySelector('button[data-action=confirm]').click(); return true;",
     )
-    .await
-    .unwrap();
+    .await;
     let start = Instant::now();
     loop {
         let muted = eval(

@@ -2,26 +2,13 @@
 //! other page labelled with its sender, and a file transfer cancelled by the receiver ends as
 //! `cancelled` on both pages.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::Value;
-use switchyard_tests::browser::{Driver, eval};
+use switchyard_tests::browser::{Driver, eval, wait_for_script, wait_until_data_flows};
 use switchyard_tests::start_server;
 
-async fn wait_for(page: &fantoccini::Client, what: &str, script: &str) -> Value {
-    let start = Instant::now();
-    loop {
-        let v = eval(page, script).await.unwrap_or(Value::Null);
-        if !v.is_null() && v != Value::Bool(false) {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+/// How long any one step may take.
+const STEP: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_arrives_and_a_receiver_can_cancel_a_transfer() {
@@ -36,15 +23,8 @@ async fn chat_arrives_and_a_receiver_can_cancel_a_transfer() {
     ben.goto(&format!("http://127.0.0.1:{port}/room/chat?name=Ben"))
         .await
         .unwrap();
-    for page in [&ann, &ben] {
-        wait_for(
-            page,
-            "data channels",
-            "return window.switchyard.dataReady()",
-        )
-        .await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Each page knows the other and data already flows both ways through the SFU.
+    wait_until_data_flows(&[&ann, &ben], STEP).await;
 
     eval(
         &ann,
@@ -52,9 +32,10 @@ async fn chat_arrives_and_a_receiver_can_cancel_a_transfer() {
     )
     .await
     .unwrap();
-    let line = wait_for(
+    let line = wait_for_script(
         &ben,
         "Ann's chat line",
+        STEP,
         "return window.switchyard.chatLog().find(m => m.text === 'hello from Ann') || null",
     )
     .await;
@@ -72,9 +53,10 @@ async fn chat_arrives_and_a_receiver_can_cancel_a_transfer() {
     )
     .await
     .unwrap();
-    let id = wait_for(
+    let id = wait_for_script(
         &ben,
         "the transfer to start",
+        STEP,
         "const t = window.switchyard.transfers().find(t => t.direction === 'receive' && t.bytes > 0);\
          return t ? t.id : null",
     )
@@ -86,9 +68,10 @@ async fn chat_arrives_and_a_receiver_can_cancel_a_transfer() {
     .await
     .unwrap();
     for (page, who) in [(&ben, "Ben"), (&ann, "Ann")] {
-        let state = wait_for(
+        let state = wait_for_script(
             page,
             &format!("{who}'s transfer to end"),
+            STEP,
             "const t = window.switchyard.transfers()[0];\
              return t && !['sending', 'receiving'].includes(t.state) ? t.state : null",
         )

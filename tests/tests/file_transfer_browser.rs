@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use switchyard_tests::browser::{Driver, eval};
+use switchyard_tests::browser::{Driver, eval, wait_until_data_flows};
 use switchyard_tests::start_server;
 
 const SIZE: usize = 50 * 1024 * 1024;
@@ -71,22 +71,10 @@ async fn a_50_mib_file_reaches_two_browsers_verified() {
             .expect("page loads");
         pages.push(page);
     }
-    for page in &pages {
-        let start = Instant::now();
-        while eval(page, "return window.switchyard.dataReady()")
-            .await
-            .ok()
-            != Some(Value::Bool(true))
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "data channel never opened"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    // Everyone must know everyone before a room-wide send.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Everyone must know everyone, and data must already flow between every pair through the
+    // SFU, before a room-wide send.
+    let refs: Vec<&fantoccini::Client> = pages.iter().collect();
+    wait_until_data_flows(&refs, Duration::from_secs(30)).await;
 
     let start = Instant::now();
     let size = pages[0]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use protocol::{Grants, ServerMessage};
 use switchyard_tests::turn_client::{Transport, TurnClient, TurnError, rest_credentials};
-use switchyard_tests::{Server, start_server, ws_url};
+use switchyard_tests::{Server, start_server, wait_for, ws_url};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use turn_server::credentials::unix_now;
@@ -137,6 +137,30 @@ async fn uclient(turn: SocketAddr, peer_port: u16, over: Over) -> (u64, u64, u64
     (sent, received, lost)
 }
 
+/// Waits until `turnutils_peer` echoes on both its ports (`p` and `p + 1`).
+async fn wait_until_echoed(peer_port: u16) {
+    let probe = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    for port in [peer_port, peer_port + 1] {
+        wait_for(
+            &format!("turnutils_peer to echo on port {port}"),
+            Duration::from_secs(10),
+            async || {
+                probe.send_to(b"ping", (Ipv4Addr::LOCALHOST, port)).await?;
+                let mut buf = [0u8; 16];
+                let (len, from) =
+                    tokio::time::timeout(Duration::from_millis(100), probe.recv_from(&mut buf))
+                        .await??;
+                if from.port() == port && &buf[..len] == b"ping" {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("{len} bytes from {from}"))
+                }
+            },
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coturn_client_relays_through_us_over_udp_tcp_and_tls_without_loss() {
     let peer_port = free_port_pair();
@@ -165,7 +189,7 @@ async fn coturn_client_relays_through_us_over_udp_tcp_and_tls_without_loss() {
         .kill_on_drop(true)
         .spawn()
         .expect("turnutils_peer runs (Debian package coturn)");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_echoed(peer_port).await;
     let relay = server.turn.as_ref().unwrap();
     let tls_port = relay.tls_addr().expect("TLS listener").port();
     for over in [Over::Udp, Over::Tcp, Over::Tls] {
@@ -284,7 +308,12 @@ async fn the_deny_list_is_refused_in_every_encoding() {
             .unwrap();
     }
     assert!(failures.is_empty(), "not refused: {failures:#?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The relay serves a client's datagrams in order, one at a time, and relays a Send
+    // indication while handling it: once a later request is answered, every indication above
+    // has been dealt with: anything relayed to the canary has been sent, over loopback.
+    turn.refresh(600)
+        .await
+        .expect("a Refresh after the indications");
     let mut buf = [0u8; 64];
     assert!(
         canary.try_recv_from(&mut buf).is_err(),
@@ -356,8 +385,12 @@ async fn bundled_relay_reaches_only_the_sfu() {
         }
         let public = turn.create_permission(&["8.8.8.8".parse().unwrap()]).await;
         assert_eq!(public.unwrap_err().code(), Some(403));
+        // Answered after the indications above (a client's packets are handled in order), so
+        // by now the relay has dealt with them: the canary check below is final.
+        turn.refresh(600)
+            .await
+            .expect("a Refresh after the indications");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut buf = [0u8; 64];
     assert!(canary.try_recv_from(&mut buf).is_err());
     let stats = server.turn.as_ref().unwrap().stats();
@@ -394,12 +427,34 @@ async fn credentials_are_checked_and_expired_ones_keep_existing_allocations() {
     assert_eq!(expired.allocate().await.unwrap_err().code(), Some(401));
 
     // A credential that expires during the call: the allocation keeps being served.
-    let (username, password) = rest_credentials(SECRET, "caller", unix_now() + 2);
+    let expiry = unix_now() + 2;
+    let (username, password) = rest_credentials(SECRET, "caller", expiry);
     let mut caller = TurnClient::connect(Transport::Udp, turn, &username, &password)
         .await
         .unwrap();
     caller.allocate().await.expect("fresh credential");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The relay refuses a credential once its expiry second has passed.
+    wait_for(
+        "the caller's credential to expire",
+        Duration::from_secs(5),
+        async || {
+            let now = unix_now();
+            if now > expiry {
+                Ok(())
+            } else {
+                Err(format!("it is {now}, the credential expires at {expiry}"))
+            }
+        },
+    )
+    .await;
+    let mut newcomer = TurnClient::connect(Transport::Udp, turn, &username, &password)
+        .await
+        .unwrap();
+    assert_eq!(
+        newcomer.allocate().await.unwrap_err().code(),
+        Some(401),
+        "the credential has expired for new allocations"
+    );
     caller
         .create_permission(&[sfu.ip()])
         .await
@@ -419,8 +474,9 @@ async fn credentials_are_checked_and_expired_ones_keep_existing_allocations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_and_foreign_nonces_get_438() {
+    let lifetime = Duration::from_secs(2);
     let (relay, _cancel) = standalone(vec![], |config| {
-        config.nonce_lifetime = Duration::from_secs(2);
+        config.nonce_lifetime = lifetime;
     })
     .await;
     let mut turn = client(Transport::Udp, relay.udp_addr(), "nonce").await;
@@ -434,8 +490,27 @@ async fn stale_and_foreign_nonces_get_438() {
         before + 1,
         "one 438 for the forged nonce"
     );
-    // Our own nonce, after its lifetime: 438, then the client retries with the new one.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Our own nonce, after its lifetime: 438, then the client retries with the new one. The
+    // nonce says when it was issued (`<unix seconds, hex>.<MAC>`), and is stale `lifetime`
+    // after that.
+    let nonce = turn.nonce().expect("a nonce from the relay").to_owned();
+    let issued = nonce
+        .split_once('.')
+        .and_then(|(at, _)| u64::from_str_radix(at, 16).ok())
+        .unwrap_or_else(|| panic!("a nonce of the form <issued hex>.<MAC>: {nonce}"));
+    wait_for(
+        "the nonce to go stale",
+        Duration::from_secs(5),
+        async || {
+            let now = unix_now();
+            if now >= issued + lifetime.as_secs() {
+                Ok(())
+            } else {
+                Err(format!("it is {now}, the nonce was issued at {issued}"))
+            }
+        },
+    )
+    .await;
     turn.refresh(600).await.expect("refresh succeeds after 438");
     assert_eq!(
         relay.stats().stale_nonces,
