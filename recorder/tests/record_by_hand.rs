@@ -76,8 +76,22 @@ async fn recorder_run_by_hand_writes_a_finished_hls_recording() {
     assert_eq!(first, r#"{"state":"active"}"#);
     let recording_started = Instant::now();
 
-    // The recorder is hidden: neither page lists it.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Record until the live playlist lists 10 s of segments, then check that the recorder, in
+    // the room all that time, stayed hidden: neither page lists it.
+    let live = out.join("playlist.m3u8");
+    loop {
+        let listed = std::fs::read_to_string(&live)
+            .map(|text| Playlist::parse(&text).duration())
+            .unwrap_or(0.0);
+        if listed >= 10.0 {
+            break;
+        }
+        assert!(
+            recording_started.elapsed() < Duration::from_secs(60),
+            "the live playlist lists only {listed} s after a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     for page in &pages {
         let remote = eval(page, "return window.switchyard.remoteParticipants().length")
             .await

@@ -599,20 +599,21 @@ async fn a_room_created_with_codec_preferences_refuses_other_video_codecs() {
     assert_eq!(status, 201, "{body}");
     // The Rust client sends VP8 video only: in this room just its audio gets through.
     let _vp8 = participant(&server, "vp8-sender", "h264-only", true).await;
+    // The client starts its audio and video together; once the room has received a second of
+    // its audio (50 packets of 20 ms), a video track it accepted would be published too.
     let mut detail = room_detail(&mut api, "h264-only").await;
-    for _ in 0..20 {
-        if detail
+    for _ in 0..60 {
+        let audio_packets = detail
             .participants
             .first()
-            .is_some_and(|p| !p.tracks.is_empty())
-        {
+            .and_then(|p| p.tracks.iter().find(|t| t.codec == "opus"))
+            .map_or(0, |t| t.packets);
+        if audio_packets >= 50 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
         detail = room_detail(&mut api, "h264-only").await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let detail = room_detail(&mut api, "h264-only").await;
     let codecs: Vec<String> = detail.participants[0]
         .tracks
         .iter()

@@ -212,19 +212,21 @@ impl Room {
         }
     }
 
+    /// The router, with the parts of the room it works on.
+    fn router_wired(&mut self) -> (&mut Router, Wiring<'_>) {
+        let wiring = Wiring {
+            participants: &mut self.participants,
+            outgoing: &mut self.outgoing,
+            counts: &mut self.counts,
+        };
+        (&mut self.router, wiring)
+    }
+
     /// Sends a PLI to the publisher of `track`, at most once per configured interval.
     fn request_keyframe(&mut self, track: &TrackId, now: Instant) {
         let interval = self.config.keyframe_request_interval;
-        self.router.request_keyframe(
-            track,
-            now,
-            interval,
-            Wiring {
-                participants: &mut self.participants,
-                outgoing: &mut self.outgoing,
-                counts: &mut self.counts,
-            },
-        );
+        let (router, wiring) = self.router_wired();
+        router.request_keyframe(track, now, interval, wiring);
     }
 
     /// The data relay, working on this room.

@@ -187,6 +187,8 @@ mod tests {
     async fn timers_fire_while_media_input_never_stops() {
         let address: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let empty_timeout = Duration::from_millis(200);
+        // The room counts as empty from its creation on.
+        let started = Instant::now();
         let room = Room::new(
             RoomId::new("busy").unwrap(),
             SfuConfig {
@@ -224,7 +226,6 @@ mod tests {
             }
         });
         let (_control_tx, control_rx) = mpsc::unbounded_channel();
-        let started = Instant::now();
         let closed = tokio::time::timeout(
             Duration::from_secs(10),
             run(room, control_rx, CancellationToken::new(), |_| true),

@@ -15,7 +15,6 @@ use super::Room;
 use crate::ids::TrackId;
 use crate::participant::kind_index;
 use crate::publication::{Publication, PublicationParams};
-use crate::router::Wiring;
 
 impl Room {
     /// The per-packet path: one publisher packet to every subscription of its track.
@@ -34,17 +33,8 @@ impl Room {
         else {
             return;
         };
-        let need_keyframe = self.router.forward(
-            &track,
-            packet,
-            now,
-            Wiring {
-                participants: &mut self.participants,
-                outgoing: &mut self.outgoing,
-                counts: &mut self.counts,
-            },
-        );
-        if need_keyframe {
+        let (router, wiring) = self.router_wired();
+        if router.forward(&track, packet, now, wiring) {
             self.request_keyframe(&track, now);
         }
     }
