@@ -1,7 +1,8 @@
 //! What a publishing client sends: a [`MediaSource`] yields RTP payloads when they are due; the
 //! client adds sequence numbers and the SSRC. [`SyntheticAudio`] and [`SyntheticVideo`] are the
 //! cheap defaults the tests use (Opus-sized silence, one-packet VP8 keyframes); the load
-//! tester brings real encoded media.
+//! tester brings real encoded media. Sources never do I/O or sleep: they only say when the next
+//! packet is due and hand it over.
 
 use std::time::{Duration, Instant};
 

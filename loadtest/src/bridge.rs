@@ -5,7 +5,7 @@
 //! goes back; once every publisher of the room is up, the connection is subscribed to all of
 //! them but itself and gets Janus's offer on its subscriber target, whose answer starts the
 //! subscription. Media flows between the participants and Janus directly; only signaling
-//! passes here.
+//! passes here. It never listens beyond loopback (127.0.0.1).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
 //! `loadtest`: runs one load scenario against a Switchyard (or Janus) server and reports what
-//! the simulated participants saw and what the server spent.
+//! the simulated participants saw and what the server spent. It never signals the process named by
+//! `--server-pid`: it only reads its usage from `/proc`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

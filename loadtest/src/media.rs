@@ -1,8 +1,9 @@
 //! The load tester's media. Video is a VP8 clip encoded once by ffmpeg at the target bitrate
 //! (with a keyframe every 2 s), looped with continuous RTP timestamps and split into RTP
 //! payloads as a browser would. Audio is a tone encoded by libopus (the `opus` crate) in 20 ms
-//! packets. Every payload ends with a [stamp](stamp) carrying its send time, so a subscriber
-//! in the same process measures forwarding latency on the same clock.
+//! packets. Every payload ends with a [stamp] carrying its send time, so a subscriber
+//! in the same process measures forwarding latency on the same clock. Sources never encode while
+//! sending: the clip and the tone are encoded up front and only replayed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! The run's results: built from every participant's observations and the server's CPU time,
-//! printed as a table, written as JSON (`--json`) and drawn as an SVG (`--plot`).
+//! printed as a table, written as JSON (`--json`) and drawn as an SVG (`--plot`). It never writes
+//! or prints anything itself: it returns strings, and `main` writes them.
 
 use std::fmt::Write as _;
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! One load-test run: simulated participants join at the ramp-up rate (publishers first), send
 //! and receive for the run's duration, and leave. The measured window starts once everyone has
 //! joined (plus a short settling time) and lasts `duration`; the server's CPU time is read at
-//! both ends of it.
+//! both ends of it. A participant that fails never stops the run: its error is counted and
+//! reported.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

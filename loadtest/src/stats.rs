@@ -2,7 +2,7 @@
 //! (loss) and interarrival jitter (RFC 3550); per packet, the forwarding latency read from its
 //! stamp; per second, totals for the live status line and the plot. Each participant keeps its
 //! own [`ParticipantStats`]; they are merged at the end. Live totals go through [`Live`]'s
-//! atomics.
+//! atomics. It does no I/O and never takes a lock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

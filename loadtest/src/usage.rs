@@ -1,5 +1,6 @@
 //! The server's cost, read from `/proc/<pid>`: CPU time (user + system, including threads) and
-//! resident memory. Works for any server process on this machine: ours or Janus.
+//! resident memory. Works for any server process on this machine: ours or Janus. It only reads: it
+//! never signals or writes to the process it measures.
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! The admin REST API's bodies (`docs/admin-api.md`): what a room reports about itself and
-//! what an admin may send. Shared by the server and by clients of the API (the CLI, tests).
+//! what an admin may send. Shared by the server and by clients of the API (the CLI, tests). Data
+//! and formatting only: it never does I/O and never reads the clock (callers pass the time).
 
 use serde::{Deserialize, Serialize};
 

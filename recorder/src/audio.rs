@@ -1,5 +1,6 @@
 //! The audio mix: every participant's Opus packets decoded (libopus through the `opus` crate)
-//! to 48 kHz mono, queued per participant, and summed 20 ms at a time.
+//! to 48 kHz mono, queued per participant, and summed 20 ms at a time. It does no I/O and never
+//! waits for a late participant: a queue that runs dry is mixed as silence.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
 //! The grid: places every participant's latest decoded picture in a tile of one YUV 4:2:0
 //! canvas. The layout follows who is in the room (1 fills the canvas, 2 side by side, 3 or 4
-//! in a 2×2 grid, and so on), and someone without video gets a grey tile.
+//! in a 2×2 grid, and so on), and someone without video gets a grey tile. It never does I/O or
+//! decodes: it only copies and scales the pictures it is given.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,7 @@
 //! One participant's video decoder: an ffmpeg process that reads the participant's frames
 //! (IVF or H.264 Annex B) on stdin and writes every decoded picture, scaled and letterboxed to
-//! the tile size, as raw YUV 4:2:0 on stdout. A reader thread keeps the latest picture.
+//! the tile size, as raw YUV 4:2:0 on stdout. A reader thread keeps the latest picture. Feeding it
+//! never blocks the caller: frames beyond a full queue are dropped.
 
 use std::io::{Read, Write};
 use std::path::Path;

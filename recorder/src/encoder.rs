@@ -6,7 +6,7 @@
 //! Crash safety comes from ffmpeg's HLS muxer: a segment is written to a temporary file and
 //! renamed, and only then listed in the playlist, so a listed segment is always complete. If
 //! the recorder dies, ffmpeg sees its inputs end, finishes the segment in progress and closes
-//! the playlist.
+//! the playlist. The recorder never writes a segment or the playlist itself.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpListener};

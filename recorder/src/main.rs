@@ -3,7 +3,7 @@
 //!
 //! It reports on stdout, one JSON object per line: `{"state":"active"}` once recording,
 //! `{"summary":{...}}` after a clean stop, `{"state":"failed","reason":"..."}` before a
-//! non-zero exit.
+//! non-zero exit. Logs never go to stdout: they go to stderr, so stdout carries only these lines.
 
 use std::path::PathBuf;
 

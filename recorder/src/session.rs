@@ -1,6 +1,7 @@
 //! One recording: join the room, feed every participant's media to the decoders and the mix,
 //! keep the roster in join order for the grid, and finish the playlist when asked to stop, when
-//! the room closes or when the connection is lost.
+//! the room closes or when the connection is lost. It never publishes: the recorder only receives
+//! the room's media.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

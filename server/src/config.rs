@@ -1,6 +1,7 @@
 //! The server's one configuration tree: built-in defaults, then an optional TOML file, then
 //! environment variables (`SWITCHYARD_*`), then command-line flags. Validated once at start-up
-//! with a message that names the setting and says what is allowed.
+//! with a message that names the setting and says what is allowed. It never binds a socket or
+//! writes a file: it only reads the config file.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

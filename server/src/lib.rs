@@ -2,7 +2,9 @@
 //!
 //! [`start`] binds everything and returns a handle with the bound addresses (tests use it with
 //! port 0); `main` is a thin shell over it that reads the configuration and turns Ctrl-C into
-//! a graceful shutdown. With a subcommand the binary is the admin CLI instead ([`cli`]).
+//! a graceful shutdown. With a subcommand the binary is the admin CLI instead ([`cli`]). The
+//! bundled TURN relay it starts never reaches anything but the SFU's media addresses and
+//! `allow_peers`.
 
 pub mod cli;
 pub mod config;

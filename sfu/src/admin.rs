@@ -1,5 +1,6 @@
 //! What an admin can ask of a room (through [`crate::Sfu::admin`]), and why a request can fail.
-//! The answers are the API's own types from `protocol::admin`.
+//! The answers are the API's own types from `protocol::admin`. Definitions only: it never does I/O
+//! and never touches a room itself.
 
 use protocol::Grants;
 use protocol::admin::{ParticipantDetail, RoomDetail, TrackDetail};

@@ -1,7 +1,7 @@
 //! The media plane's running totals for `/metrics`: packets and bytes in and out, drops,
 //! keyframe requests, NACKs, and how many participants and tracks there are.
 //!
-//! Rooms count into a plain [`LocalCounts`] on the per-packet path (no atomics, no sharing)
+//! Rooms count into a plain `LocalCounts` on the per-packet path (no atomics, no sharing)
 //! and add it to the shared [`MediaCounters`] on their timer, at least once a second.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

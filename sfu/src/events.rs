@@ -1,7 +1,8 @@
 //! The admin event stream's source: rooms report what happens in them (created, closed,
 //! participants joining and leaving, tracks published, muted, unpublished, periodic stats),
 //! each event gets the next id, and a bounded history lets a reader that reconnects with the
-//! last id it saw catch up. Control plane only: nothing here runs per packet.
+//! last id it saw catch up. Control plane only: nothing here runs per packet. Emitting never waits
+//! for a reader: one that falls behind lags on its own.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};

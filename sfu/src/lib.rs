@@ -6,7 +6,7 @@
 //! state (no locks on the media path); RTP read from a publisher is rewritten per subscription by
 //! a [`Forwarder`] and written to each subscriber without being decoded.
 //!
-//! All peer connections share one UDP port ([`socket`]). The signaling layer talks to rooms only
+//! All peer connections share one UDP port (`socket.rs`). The signaling layer talks to rooms only
 //! through [`Sfu::join`] and the returned [`Session`]; it never touches a media socket.
 //!
 //! The parts, each in the file named after it (see `docs/architecture.md`): [`Sfu`] (`sfu.rs`,

@@ -4,7 +4,8 @@
 //! The codecs are the ones every browser we support can both send and receive (Opus; VP8, VP9,
 //! H.264 with packetization-mode 1), without RTX or FEC so that a retransmission arrives on the
 //! media SSRC the forwarder already knows. Default interceptors add NACK, receiver/sender
-//! reports and transport-wide congestion feedback towards publishers.
+//! reports and transport-wide congestion feedback towards publishers. It never opens a socket: the
+//! caller passes `now` and carries every datagram.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

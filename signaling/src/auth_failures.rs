@@ -1,12 +1,13 @@
 //! [`AuthFailures`]: failed admin authentications per address, so the API can tell an address
-//! that fails too often to slow down. A leaf: it imports nothing from its siblings.
+//! that fails too often to slow down. A leaf: it imports nothing from its siblings. It never reads
+//! the clock: callers pass `now`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Failed authentications from one address within [`FAILURE_WINDOW`] before 429, unless
+/// Failed authentications from one address within `FAILURE_WINDOW` before 429, unless
 /// configured otherwise.
 pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);

@@ -1,5 +1,6 @@
 //! Settings of the signaling layer ([`SignalingConfig`]) and how clients reach the bundled
-//! TURN relay ([`TurnOffer`]). Plain settings: it imports nothing from its siblings.
+//! TURN relay ([`TurnOffer`]). Plain settings: it imports nothing from its siblings. It never reads
+//! files or the environment: the server fills these settings in.
 
 use std::time::Duration;
 

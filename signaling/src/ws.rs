@@ -4,7 +4,8 @@
 //! Every client mistake gets a typed `error` message (see `docs/signaling.md`); fatal ones are
 //! followed by a close code. A connection that goes silent for the keepalive timeout, or that
 //! closes, removes its participant at once. Nothing a client sends can panic this task or
-//! affect another connection.
+//! affect another connection. It never touches media or parses SDP: offers, answers and candidates
+//! go to the room's session as they came.
 
 use std::time::{Duration, Instant};
 

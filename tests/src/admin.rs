@@ -1,7 +1,7 @@
 //! The admin API's test kit: tokens (valid, forged and everything between) for a server with a
 //! known key and secret, an HTTP client that records the routes it called (to compare with the
 //! OpenAPI document), and Rust participants. Helpers only: the tests decide what each route
-//! must answer.
+//! must answer. Admin tokens are signed here by hand, never minted by the server under test.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

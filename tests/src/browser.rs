@@ -1,5 +1,6 @@
 //! Headless Chromium driven through chromedriver (WebDriver), with a fake camera and
-//! microphone, as the end-to-end tests' participants.
+//! microphone, as the end-to-end tests' participants. It never installs anything: a missing browser
+//! or driver is an error that points to `scripts/test`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

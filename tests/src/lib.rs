@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: an in-process Switchyard server on free ports
 //! (`server`), waits on conditions (`wait`), browsers (`browser`), a TURN client
-//! (`turn_client`) and the admin API's tokens and client (`admin`).
+//! (`turn_client`) and the admin API's tokens and client (`admin`). The helpers never write into
+//! the source tree.
 
 pub mod admin;
 pub mod browser;

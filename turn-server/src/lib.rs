@@ -14,7 +14,8 @@
 //!   per allocation, and 401 challenges per source address.
 //!
 //! [`TurnServer::start`] binds the listeners and returns a handle; everything stops when
-//! the cancellation token given to it is cancelled.
+//! the cancellation token given to it is cancelled. It never opens a TCP connection to a peer: an
+//! Allocate for any transport but UDP gets 442.
 
 mod config;
 pub mod credentials;

@@ -1,6 +1,7 @@
 //! `switchyard-turn`: the TURN relay on its own, for general use (it relays to public
 //! addresses and refuses private and special-purpose ones unless `--allow` names them).
-//! `switchyard` runs the same relay bundled, where it reaches only the SFU.
+//! `switchyard` runs the same relay bundled, where it reaches only the SFU. `switchyard-turn mint`
+//! never starts the relay: it prints a credential and exits.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! Bytes on the wire that the relay handles itself, without `stun-rs`: telling STUN from
 //! ChannelData, ChannelData framing (RFC 8656 §12.4), stream framing over TCP and TLS
 //! (§12.5), and the one STUN message built on the per-packet path, the Data indication,
-//! written in place so that relaying a packet allocates nothing.
+//! written in place so that relaying a packet allocates nothing. Nothing here does I/O, and its
+//! parsers never panic on short or malformed input.
 
 use std::net::SocketAddr;
 

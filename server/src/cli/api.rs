@@ -1,5 +1,6 @@
 //! [`Api`]: a client of one running server's admin REST API (`docs/admin-api.md`), with a
-//! bearer admin token, turning its errors into one-line messages. It prints nothing.
+//! bearer admin token, turning its errors into one-line messages. It prints nothing. It never
+//! speaks https: an https `--url` is refused with a message.
 
 use std::time::Duration;
 

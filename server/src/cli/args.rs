@@ -1,5 +1,6 @@
 //! The admin commands' arguments as clap parses them: [`Command`] and its flags. Definitions
-//! only: it imports nothing from its siblings and runs nothing.
+//! only: it imports nothing from its siblings and runs nothing. It never checks a URL or a
+//! credential: the commands that use them do.
 
 use std::path::PathBuf;
 
@@ -49,7 +50,7 @@ const API_HELP: &str = "Without --token, an admin token is minted for the call f
 /// `SWITCHYARD_API_SECRET`), over the `[auth]` section of the config file.
 #[derive(Debug, Args)]
 pub struct CredentialArgs {
-    /// TOML configuration file to read [auth] api_key/api_secret from [env: SWITCHYARD_CONFIG].
+    /// TOML configuration file to read api_key and api_secret from (its auth section) [env: SWITCHYARD_CONFIG].
     #[arg(long, short, global = true, display_order = 110)]
     pub config: Option<PathBuf>,
     /// API key [env: SWITCHYARD_API_KEY].

@@ -1,5 +1,6 @@
 //! `switchyard participants remove|mute`: one admin API call each, confirmed in a sentence,
-//! or with `--json` the server's JSON.
+//! or with `--json` the server's JSON. It never touches a room directly: every change goes through
+//! the admin REST API.
 
 use protocol::admin::{MuteTrack, TrackDetail};
 use reqwest::Method;

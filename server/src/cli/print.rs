@@ -1,5 +1,6 @@
 //! Writing to stdout ([`print`], [`print_json`]) and cleaning names of control characters
-//! ([`clean`]). A leaf: it imports nothing from its siblings.
+//! ([`clean`]). A leaf: it imports nothing from its siblings. It never writes to stderr, and a
+//! reader that went away is never an error.
 
 use std::io::Write as _;
 

@@ -1,5 +1,6 @@
 //! API answers as text for people: the rooms table, a room in detail, settings, ages and
-//! bitrates, and the column aligner. It neither calls the server nor prints.
+//! bitrates, and the column aligner. It neither calls the server nor prints. It never reads the
+//! clock: ages come from the server's answers.
 
 use protocol::admin::{RoomDetail, RoomSettings, RoomSummary, TrackDetail};
 

@@ -1,5 +1,6 @@
 //! `switchyard rooms list|show|create|close`: one admin API call each, printed as a table or
-//! a sentence, or with `--json` as the server's JSON.
+//! a sentence, or with `--json` as the server's JSON. It never touches a room directly: every
+//! action goes through the admin REST API.
 
 use protocol::admin::{CreateRoom, RoomDetail, RoomList, RoomSummary};
 use reqwest::Method;

@@ -1,5 +1,6 @@
 //! Runs one admin command: resolves what it needs and hands it to the token, rooms or
-//! participants command. Every failure becomes one line on stderr and exit status 1.
+//! participants command. Every failure becomes one line on stderr and exit status 1. It never exits
+//! the process itself: it returns the exit status to `main`.
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! `switchyard token` and the admin tokens of API calls: the token authority of the API key
-//! and secret resolved as the server resolves them, and minting a token with it locally.
+//! and secret resolved as the server resolves them, and minting a token with it locally. Minting
+//! never calls the server: it needs only the API key and secret.
 
 use anyhow::{Context, bail};
 use protocol::Grants;

@@ -1,5 +1,6 @@
 //! Where recordings go and which sidecar makes them ([`RecordingConfig`]), and the sidecar's
-//! fixed names and timeouts. Plain settings: it imports nothing from its siblings.
+//! fixed names and timeouts. Plain settings: it imports nothing from its siblings. It never touches
+//! the file system or starts the sidecar.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Why a recording request failed ([`RecordingError`]), with messages for the operator.
-//! Plain data: it imports nothing from its siblings and knows nothing of HTTP.
+//! Plain data: it imports nothing from its siblings and knows nothing of HTTP. It never does I/O or
+//! logs: it only names what went wrong.
 
 /// Why a recording request failed. The messages are meant for the operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! Why the relay refuses to reach a peer: the error every policy check returns.
-//! Only the reasons; which addresses get which one is decided elsewhere.
+//! Only the reasons; which addresses get which one is decided elsewhere. Data only: it never
+//! inspects an address.
 
 /// Why the relay refuses to reach a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! TCP and TLS: the accept loop within the connection limit, and one task per connection
-//! that frames the byte stream and owns that client's allocation.
+//! that frames the byte stream and owns that client's allocation. Reading never waits on a client's
+//! writes: replies are queued, and a client that stops reading is disconnected.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! The allocations of one listener (UDP) or one connection (TCP, TLS), keyed by client
-//! address, and their expiry sweep. Request handling lives in the sibling files.
+//! address, and their expiry sweep. Request handling lives in the sibling files. It never reads the
+//! clock: callers pass `now`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
