@@ -79,6 +79,18 @@ pub struct Cli {
     /// The `switchyard-recorder` sidecar binary (default: next to this one, or in PATH).
     #[arg(long, env = "SWITCHYARD_RECORDER")]
     pub recorder: Option<PathBuf>,
+    /// Dev mode (no API secret) open to the network: listen on every interface (or
+    /// --http-bind) and hand tokens, admin ones included, to anyone who can reach the port.
+    #[arg(long, env = "SWITCHYARD_INSECURE_DEV")]
+    pub insecure_dev: bool,
+    /// A reverse proxy (IP or CIDR) whose X-Forwarded-For names the client; repeat or
+    /// separate with commas.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SWITCHYARD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// The file's shape (every field optional; unknown fields are an error).
@@ -136,6 +148,7 @@ pub struct HttpSection {
     pub bind: Option<SocketAddr>,
     pub max_message_size: Option<usize>,
     pub max_auth_failures: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +180,11 @@ pub struct Config {
     pub max_message_size: usize,
     /// Failed admin authentications from one address per minute before 429.
     pub max_auth_failures: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: signaling::client_ip::TrustedProxies,
+    /// Dev mode open to other machines (`--insecure-dev`); without it dev mode listens on
+    /// 127.0.0.1 and hands tokens to this machine only.
+    pub insecure_dev: bool,
     pub rtc_port: u16,
     pub announce_ip: Option<IpAddr>,
     /// `None`: dev mode (a key and secret are generated at start-up).
@@ -211,12 +229,27 @@ impl Config {
         let turn = turn_settings(&cli, file.turn)?;
         let webhook_urls = file.webhooks.urls;
         let webhook_secret = file.webhooks.secret;
+        let credentials = resolve_credentials(
+            cli.api_key.or(file.auth.api_key),
+            cli.api_secret.or(file.auth.api_secret),
+        )?;
+        let http_bind = http_bind(
+            cli.http_bind.or(file.http.bind),
+            credentials.is_some(),
+            cli.insecure_dev,
+        )?;
+        let proxies = if cli.trusted_proxies.is_empty() {
+            file.http.trusted_proxies.unwrap_or_default()
+        } else {
+            cli.trusted_proxies
+        };
+        let trusted_proxies = signaling::client_ip::TrustedProxies::parse(&proxies)
+            .map_err(|e| anyhow::anyhow!("http.trusted_proxies: {e}"))?;
         let mut config = Config {
             log: cli.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
-            http_bind: cli
-                .http_bind
-                .or(file.http.bind)
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            http_bind,
+            trusted_proxies,
+            insecure_dev: cli.insecure_dev,
             max_message_size: cli
                 .max_message_size
                 .or(file.http.max_message_size)
@@ -224,10 +257,7 @@ impl Config {
             max_auth_failures: file.http.max_auth_failures.unwrap_or(10),
             rtc_port: cli.rtc_port.or(file.rtc.port).unwrap_or(7882),
             announce_ip: cli.announce_ip.or(file.rtc.announce_ip),
-            credentials: resolve_credentials(
-                cli.api_key.or(file.auth.api_key),
-                cli.api_secret.or(file.auth.api_secret),
-            )?,
+            credentials,
             empty_room_timeout: Duration::from_secs(
                 cli.empty_room_timeout
                     .or(file.room.empty_timeout_secs)
@@ -324,6 +354,33 @@ impl Config {
             bail!("announce_ip must be a unicast IPv4 address clients can reach, got {ip}");
         }
         Ok(())
+    }
+}
+
+/// Where HTTP listens. With an API secret: the configured address, or every interface on 8080.
+/// In dev mode (no secret) anyone who reaches the port gets tokens, so it listens on 127.0.0.1
+/// unless `--insecure-dev` says otherwise, and refuses another address without it.
+fn http_bind(
+    configured: Option<SocketAddr>,
+    has_secret: bool,
+    insecure_dev: bool,
+) -> anyhow::Result<SocketAddr> {
+    if has_secret && insecure_dev {
+        bail!(
+            "--insecure-dev applies only in dev mode (no api_secret): remove it, or remove the \
+             API key and secret"
+        );
+    }
+    let everywhere = SocketAddr::from(([0, 0, 0, 0], 8080));
+    let local = SocketAddr::from(([127, 0, 0, 1], 8080));
+    match configured {
+        None if has_secret || insecure_dev => Ok(everywhere),
+        None => Ok(local),
+        Some(addr) if has_secret || insecure_dev || addr.ip().is_loopback() => Ok(addr),
+        Some(addr) => bail!(
+            "http_bind {addr} would open dev mode (no API secret) to the network, where anyone \
+             could mint tokens: set api_key and api_secret, or add --insecure-dev to do it anyway"
+        ),
     }
 }
 
@@ -425,6 +482,65 @@ mod tests {
         assert_eq!(c.rtc_port, 7882);
         assert_eq!(c.max_message_size, 1024 * 1024);
         assert!(c.credentials.is_none());
+    }
+
+    #[test]
+    fn dev_mode_listens_on_this_machine_unless_opened_on_purpose() {
+        let dev = Config::load(Cli::default()).unwrap();
+        assert_eq!(dev.http_bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert!(!dev.insecure_dev);
+        let wide = SocketAddr::from(([0, 0, 0, 0], 9090));
+        let refused = Config::load(Cli {
+            http_bind: Some(wide),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("--insecure-dev"),
+            "{refused:#}"
+        );
+        let open = Config::load(Cli {
+            http_bind: Some(wide),
+            insecure_dev: true,
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(open.http_bind, wide);
+        let open = Config::load(Cli {
+            insecure_dev: true,
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(open.http_bind, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        let production = || Cli {
+            api_key: Some("key".into()),
+            api_secret: Some("0123456789abcdef0123456789abcdef".into()),
+            ..Cli::default()
+        };
+        let c = Config::load(production()).unwrap();
+        assert_eq!(c.http_bind, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        let both = Config::load(Cli {
+            insecure_dev: true,
+            ..production()
+        })
+        .unwrap_err();
+        assert!(format!("{both:#}").contains("only in dev mode"), "{both:#}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked() {
+        let c = Config::load(Cli {
+            trusted_proxies: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
+            ..Cli::default()
+        })
+        .unwrap();
+        assert!(!c.trusted_proxies.is_empty());
+        let e = Config::load(Cli {
+            trusted_proxies: vec!["proxy.internal".into()],
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("http.trusted_proxies"), "{e:#}");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Server {
     pub media_addrs: Vec<SocketAddr>,
     /// Present in dev mode: the generated API key and secret.
     pub dev_credentials: Option<(String, String)>,
+    /// Dev mode opened to the network on purpose (`--insecure-dev`).
+    pub insecure_dev: bool,
     /// Signs tokens with this server's key and secret.
     pub tokens: TokenAuthority,
     /// The bundled TURN relay, unless disabled.
@@ -109,6 +111,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         config: Arc::new(SignalingConfig {
             max_message_size: config.max_message_size,
             dev_mode: dev_credentials.is_some(),
+            dev_open_to_network: config.insecure_dev,
+            trusted_proxies: config.trusted_proxies.clone(),
             turn: turn_offer,
             ..SignalingConfig::default()
         }),
@@ -142,6 +146,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         http_addr,
         media_addrs,
         dev_credentials,
+        insecure_dev: config.insecure_dev,
         tokens,
         turn,
         cancel,

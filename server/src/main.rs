@@ -38,6 +38,23 @@ async fn main() -> ExitCode {
         println!("  API key:    {key}");
         println!("  API secret: {secret}");
         println!("  GET /api/dev-token hands out tokens; set api_key/api_secret for production.");
+        if server.insecure_dev {
+            println!();
+            println!(
+                "  WARNING: --insecure-dev: anyone who can reach {} gets tokens,",
+                server.http_addr
+            );
+            println!("  WARNING: admin tokens included, and can join, watch and run every room.");
+            println!("  WARNING: set api_key and api_secret before letting other people in.");
+            println!();
+        } else {
+            println!(
+                "  Dev mode answers this machine only (HTTP on {}). To call another",
+                server.http_addr
+            );
+            println!("  machine, set api_key/api_secret (see README), or start with");
+            println!("  --insecure-dev --http-bind 0.0.0.0:8080 to open dev mode to the network.");
+        }
     }
     let media: Vec<String> = server.media_addrs.iter().map(|a| a.to_string()).collect();
     println!(

@@ -5,7 +5,8 @@
 //! Every route but the OpenAPI document needs `Authorization: Bearer <JWT>` with the
 //! `roomAdmin` grant (checked by [`Admin`], before any body is read). Errors are JSON
 //! `{"error": {"code", "message"}}` with messages meant for the operator, never internals.
-//! An address that fails authentication too often is told to slow down (429).
+//! A client that fails authentication too often is told to slow down (429); a valid token is
+//! never refused that way.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -199,25 +200,31 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
         let now = Instant::now();
+        // The client, as the peer or, behind a trusted proxy, as the proxy names it: one
+        // client's failures must not lock out everyone behind the same proxy.
         let address = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
-        if let Some(address) = address
-            && let Some(seconds) = state.auth_failures.retry_after(address, now)
-        {
-            let mut failure = Failure::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "slow_down",
-                format!("too many failed authentications; retry in {seconds} s"),
-            );
-            failure.retry_after = Some(seconds);
-            return Err(failure);
-        }
+            .map(|info| {
+                let peer = info.0.ip().to_canonical();
+                state.config.trusted_proxies.client_ip(peer, &parts.headers)
+            });
+        // The lockout slows down guessing: it answers only requests that fail anyway, so a
+        // valid admin token is never refused by it.
         let fail = |status: StatusCode, code: &'static str, message: String| {
-            if let Some(address) = address {
-                state.auth_failures.record(address, now);
+            let Some(address) = address else {
+                return Failure::new(status, code, message);
+            };
+            if let Some(seconds) = state.auth_failures.retry_after(address, now) {
+                let mut failure = Failure::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "slow_down",
+                    format!("too many failed authentications; retry in {seconds} s"),
+                );
+                failure.retry_after = Some(seconds);
+                return failure;
             }
+            state.auth_failures.record(address, now);
             Failure::new(status, code, message)
         };
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {

@@ -1,10 +1,12 @@
 //! Settings of the signaling layer ([`SignalingConfig`]) and how clients reach the bundled
-//! TURN relay ([`TurnOffer`]). Plain settings: it imports nothing from its siblings. It never reads
-//! files or the environment: the server fills these settings in.
+//! TURN relay ([`TurnOffer`]). Plain settings. It never reads files or the environment: the
+//! server fills these settings in.
 
 use std::time::Duration;
 
 use protocol::IceServer;
+
+use crate::client_ip::TrustedProxies;
 
 /// Settings of the signaling layer.
 #[derive(Debug, Clone)]
@@ -13,8 +15,13 @@ pub struct SignalingConfig {
     pub max_message_size: usize,
     /// A joined client that sends nothing for this long is removed.
     pub keepalive_timeout: Duration,
-    /// When true, `GET /api/dev-token` mints tokens for anyone (no secret was configured).
+    /// When true, `GET /api/dev-token` mints tokens (no secret was configured).
     pub dev_mode: bool,
+    /// In dev mode, whether the dev token endpoints answer other machines too
+    /// (`--insecure-dev`); otherwise they answer loopback clients only.
+    pub dev_open_to_network: bool,
+    /// Proxies whose `X-Forwarded-For` names the client for the admin API's lockout.
+    pub trusted_proxies: TrustedProxies,
     /// ICE servers handed to clients on join (besides the bundled TURN relay's).
     pub ice_servers: Vec<IceServer>,
     /// The bundled TURN relay: each joining client gets its own short-lived credential.
@@ -83,6 +90,8 @@ impl Default for SignalingConfig {
             max_message_size: 1024 * 1024,
             keepalive_timeout: Duration::from_secs(15),
             dev_mode: false,
+            dev_open_to_network: false,
+            trusted_proxies: TrustedProxies::default(),
             ice_servers: Vec::new(),
             turn: None,
         }

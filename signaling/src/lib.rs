@@ -8,6 +8,7 @@
 pub mod api;
 pub mod auth;
 mod auth_failures;
+pub mod client_ip;
 mod config;
 pub mod metrics;
 pub mod recording;
@@ -112,8 +113,41 @@ struct DevTokenQuery {
     identity: Option<String>,
 }
 
+/// In dev mode the token endpoints answer this machine only, unless the server was opened to
+/// the network on purpose (`--insecure-dev`): anyone who gets a dev token can join any room,
+/// and a dev admin token runs every room.
+fn dev_refusal(state: &AppState, extensions: &axum::http::Extensions) -> Option<Response> {
+    if state.config.dev_open_to_network {
+        return None;
+    }
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_canonical());
+    if peer.is_some_and(|ip| ip.is_loopback()) {
+        return None;
+    }
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({
+                "code": "dev_mode_local_only",
+                "message": "dev tokens are handed out to this machine only; to let other \
+                            machines join, set api_key and api_secret (and mint tokens with \
+                            `switchyard token`), or start the server with --insecure-dev",
+            })),
+        )
+            .into_response(),
+    )
+}
+
 /// Dev mode only: an admin token for every room (1 h), so the dashboard works with no setup.
-async fn dev_admin_token(State(state): State<AppState>) -> Response {
+async fn dev_admin_token(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+) -> Response {
+    if let Some(refusal) = dev_refusal(&state, &extensions) {
+        return refusal;
+    }
     let grants = Grants {
         room_admin: true,
         ..Grants::default()
@@ -125,7 +159,14 @@ async fn dev_admin_token(State(state): State<AppState>) -> Response {
 }
 
 /// Dev mode only: a token for anyone, so the web demo works with no setup.
-async fn dev_token(State(state): State<AppState>, Query(q): Query<DevTokenQuery>) -> Response {
+async fn dev_token(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    Query(q): Query<DevTokenQuery>,
+) -> Response {
+    if let Some(refusal) = dev_refusal(&state, &extensions) {
+        return refusal;
+    }
     if let Err(e) = RoomId::new(&q.room) {
         return (
             StatusCode::BAD_REQUEST,

@@ -1,6 +1,7 @@
 //! Who gets into the admin API and what it refuses, with a real HTTP client: the token attack
 //! table (each forged, expired or misplaced token gets its exact status), the slow-down after
-//! repeated failures, recording requests that fail before any recorder runs, and the
+//! repeated failures (per client behind a trusted proxy, never for a valid token), dev tokens
+//! for this machine only, recording requests that fail before any recorder runs, and the
 //! recordings file route, which serves nothing outside its folder.
 
 use base64::Engine;
@@ -164,13 +165,18 @@ async fn repeated_failures_are_slowed_down() {
             .await;
         assert_eq!(status, 401);
     }
-    let response = reqwest::Client::new()
-        .get(format!("http://{}/api/rooms", server.http_addr))
-        .bearer_auth(admin_token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 429, "even a good token waits");
+    let rooms = |token: &str| {
+        reqwest::Client::new()
+            .get(format!("http://{}/api/rooms", server.http_addr))
+            .bearer_auth(token)
+            .send()
+    };
+    let response = rooms("bad").await.unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        429,
+        "a sixth bad token is slowed down"
+    );
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -179,6 +185,130 @@ async fn repeated_failures_are_slowed_down() {
     assert!((1..=60).contains(&retry_after));
     let body: Value = response.json().await.unwrap();
     assert_eq!(error_code(&body), "slow_down");
+    // The slow-down only answers requests that fail anyway: a valid token still gets in.
+    let response = rooms(&admin_token()).await.unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "a valid token is never locked out"
+    );
+}
+
+/// Behind a reverse proxy every request comes from the proxy's address. With the proxy listed
+/// in `trusted_proxies`, the client named in `X-Forwarded-For` is the one slowed down, and the
+/// header from anyone else is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_one_client_cannot_lock_out_another() {
+    let proxied = start_server(Some([127, 0, 0, 1].into()), |config| {
+        config.credentials = Some((KEY.into(), SECRET.into()));
+        config.max_auth_failures = 10;
+        config.trusted_proxies =
+            signaling::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let rooms = |client: &str, token: &str| {
+        http.get(format!("http://{}/api/rooms", proxied.http_addr))
+            .header("x-forwarded-for", client)
+            .bearer_auth(token)
+            .send()
+    };
+    let status = |response: reqwest::Response| response.status().as_u16();
+    // The guesser, behind the proxy, fails ten times and is then slowed down.
+    for attempt in 1..=10 {
+        let got = status(rooms("203.0.113.66", "bad").await.unwrap());
+        assert_eq!(got, 401, "bad token {attempt}");
+    }
+    assert_eq!(status(rooms("203.0.113.66", "bad").await.unwrap()), 429);
+    // Another client behind the same proxy: its mistakes are its own, and its valid token works.
+    assert_eq!(status(rooms("198.51.100.7", "bad").await.unwrap()), 401);
+    assert_eq!(
+        status(rooms("198.51.100.7", &admin_token()).await.unwrap()),
+        200
+    );
+    // The guesser's valid token works too: the lockout never refuses a valid token.
+    assert_eq!(
+        status(rooms("203.0.113.66", &admin_token()).await.unwrap()),
+        200
+    );
+
+    // Without trusted proxies the header means nothing: a client cannot pick a fresh address
+    // for each guess.
+    let direct = server(3).await;
+    let http = reqwest::Client::new();
+    for n in 0..3 {
+        let got = http
+            .get(format!("http://{}/api/rooms", direct.http_addr))
+            .header("x-forwarded-for", format!("192.0.2.{n}"))
+            .bearer_auth("bad")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status().as_u16(), 401);
+    }
+    let got = http
+        .get(format!("http://{}/api/rooms", direct.http_addr))
+        .header("x-forwarded-for", "192.0.2.200")
+        .bearer_auth("bad")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.status().as_u16(),
+        429,
+        "X-Forwarded-For from a non-proxy counted"
+    );
+}
+
+/// In dev mode the token endpoints answer this machine only: the same server, reached over a
+/// non-loopback address of this machine, refuses them; `--insecure-dev` opens them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_tokens_are_for_this_machine_only() {
+    let lan = if_addrs::get_if_addrs()
+        .expect("interfaces")
+        .into_iter()
+        .map(|i| i.ip())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .expect("this machine has a non-loopback IPv4 address to test from");
+    for open in [false, true] {
+        let server = start_server(Some([127, 0, 0, 1].into()), |config| {
+            config.credentials = None;
+            config.http_bind = std::net::SocketAddr::new(lan, 0);
+            config.insecure_dev = open;
+        })
+        .await;
+        let port = server.http_addr.port();
+        let http = reqwest::Client::new();
+        for path in ["/api/dev-token?room=lan", "/api/dev-admin-token"] {
+            let response = http
+                .get(format!("http://{lan}:{port}{path}"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if open {
+                assert_eq!(status, 200, "{path} with --insecure-dev: {body}");
+            } else {
+                assert_eq!(status, 403, "{path} from {lan}: {body}");
+                assert_eq!(body["code"], "dev_mode_local_only", "{body}");
+                let message = body["message"].as_str().unwrap_or_default();
+                assert!(message.contains("--insecure-dev"), "{message}");
+            }
+        }
+    }
+    // From loopback, dev tokens are served as before.
+    let server = start_server(Some([127, 0, 0, 1].into()), |config| {
+        config.credentials = None;
+    })
+    .await;
+    let response = reqwest::get(format!(
+        "http://{}/api/dev-token?room=local",
+        server.http_addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
 }
 
 /// Sends one raw HTTP/1.1 GET (no client-side path normalisation) and returns the status.
