@@ -218,6 +218,8 @@ pub enum ErrorCode {
     WrongRoom,
     RoomFull,
     MessageTooLarge,
+    /// The client sends faster than its budget allows; the message was dropped.
+    RateLimited,
     Internal,
 }
 

@@ -149,6 +149,8 @@ pub struct HttpSection {
     pub max_message_size: Option<usize>,
     pub max_auth_failures: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub message_rate: Option<u32>,
+    pub message_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +184,8 @@ pub struct Config {
     pub max_auth_failures: u32,
     /// Reverse proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: signaling::client_ip::TrustedProxies,
+    /// How fast one signaling connection may send messages.
+    pub message_limits: signaling::rate_limit::MessageLimits,
     /// Dev mode open to other machines (`--insecure-dev`); without it dev mode listens on
     /// 127.0.0.1 and hands tokens to this machine only.
     pub insecure_dev: bool,
@@ -249,6 +253,14 @@ impl Config {
             log: cli.log.or(file.log).unwrap_or_else(|| DEFAULT_LOG.into()),
             http_bind,
             trusted_proxies,
+            message_limits: {
+                let defaults = signaling::rate_limit::MessageLimits::default();
+                signaling::rate_limit::MessageLimits {
+                    burst: file.http.message_burst.unwrap_or(defaults.burst),
+                    per_second: file.http.message_rate.unwrap_or(defaults.per_second),
+                    ..defaults
+                }
+            },
             insecure_dev: cli.insecure_dev,
             max_message_size: cli
                 .max_message_size
@@ -305,6 +317,14 @@ impl Config {
             bail!(
                 "max_message_size must be between 1024 and 16777216 bytes, got {}",
                 self.max_message_size
+            );
+        }
+        if self.message_limits.per_second == 0 || self.message_limits.burst < 10 {
+            bail!(
+                "http.message_rate must be at least 1 and http.message_burst at least 10 (an \
+                 offer costs 10), got {} and {}",
+                self.message_limits.per_second,
+                self.message_limits.burst
             );
         }
         if !(1..=1000).contains(&self.max_participants) {

@@ -113,6 +113,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             dev_mode: dev_credentials.is_some(),
             dev_open_to_network: config.insecure_dev,
             trusted_proxies: config.trusted_proxies.clone(),
+            message_limits: config.message_limits,
             turn: turn_offer,
             ..SignalingConfig::default()
         }),

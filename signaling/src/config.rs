@@ -7,6 +7,7 @@ use std::time::Duration;
 use protocol::IceServer;
 
 use crate::client_ip::TrustedProxies;
+use crate::rate_limit::MessageLimits;
 
 /// Settings of the signaling layer.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct SignalingConfig {
     pub dev_open_to_network: bool,
     /// Proxies whose `X-Forwarded-For` names the client for the admin API's lockout.
     pub trusted_proxies: TrustedProxies,
+    /// How fast one signaling connection may send messages.
+    pub message_limits: MessageLimits,
     /// ICE servers handed to clients on join (besides the bundled TURN relay's).
     pub ice_servers: Vec<IceServer>,
     /// The bundled TURN relay: each joining client gets its own short-lived credential.
@@ -92,6 +95,7 @@ impl Default for SignalingConfig {
             dev_mode: false,
             dev_open_to_network: false,
             trusted_proxies: TrustedProxies::default(),
+            message_limits: MessageLimits::default(),
             ice_servers: Vec::new(),
             turn: None,
         }

@@ -11,6 +11,7 @@ mod auth_failures;
 pub mod client_ip;
 mod config;
 pub mod metrics;
+pub mod rate_limit;
 pub mod recording;
 mod state;
 pub mod webhooks;

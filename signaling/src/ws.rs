@@ -15,6 +15,7 @@ use sfu::{JoinError, JoinParams, RoomId, Session, SessionCommand, SessionEvent};
 use tracing::{debug, info, warn};
 
 use crate::auth::AuthError;
+use crate::rate_limit::{self, Budget, Verdict};
 use crate::state::AppState;
 
 /// How long a new connection may take to send `join`.
@@ -22,6 +23,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Close code for a connection that stopped sending keepalives.
 const CLOSE_KEEPALIVE: u16 = 4008;
+/// Close code for a client that kept sending over its message budget (policy violation).
+const CLOSE_RATE_LIMITED: u16 = 1008;
 /// How long a closing connection waits for the client's close reply before dropping it.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -312,6 +315,7 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
     let keepalive = state.config.keepalive_timeout;
     let mut last_heard = Instant::now();
     let mut check = tokio::time::interval(Duration::from_secs(1));
+    let mut budget = Budget::new(state.config.message_limits, Instant::now());
     let leave_reason = loop {
         tokio::select! {
             event = session.events.recv() => match event {
@@ -332,7 +336,36 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
             },
             frame = socket.recv() => {
                 last_heard = Instant::now();
-                match parse_frame(frame, state.config.max_message_size) {
+                let incoming = parse_frame(frame, state.config.max_message_size);
+                let charge = match &incoming {
+                    Incoming::Message(message) => rate_limit::cost(message),
+                    Incoming::Mistake(..) => 2,
+                    _ => 0,
+                };
+                if charge > 0 {
+                    match budget.charge(charge, last_heard) {
+                        Verdict::Allow => {}
+                        Verdict::Refuse { first } => {
+                            if first {
+                                let message = ServerMessage::Error {
+                                    code: ErrorCode::RateLimited,
+                                    message: "too many messages: slow down; messages over the \
+                                              limit are dropped, and a client that keeps going \
+                                              is disconnected"
+                                        .into(),
+                                };
+                                send(&mut socket, &message).await;
+                            }
+                            continue;
+                        }
+                        Verdict::Disconnect => {
+                            warn!(participant = %session.participant_id, "over its message budget; disconnecting");
+                            close(&mut socket, CLOSE_RATE_LIMITED, "rate limited").await;
+                            break LeaveReason::Disconnected;
+                        }
+                    }
+                }
+                match incoming {
                     Incoming::Message(message) => {
                         if let Some(reply) = handle(&mut session, message).await {
                             if reply.room_gone {

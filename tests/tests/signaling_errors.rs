@@ -501,3 +501,71 @@ async fn a_refused_subscriber_answer_is_followed_by_a_new_offer_and_media_flows(
         "Alice's media did not reach Bob: {counts:?} (audio, video) RTP packets"
     );
 }
+
+/// One participant toggling mute and pinging as fast as it can: it is told `rate_limited`, then
+/// disconnected (1008), and nobody else is touched: the others stay, and their call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_client_is_rate_limited_then_disconnected_and_nobody_else_is_touched() {
+    let server = start_local_server().await;
+    let (mut publisher, mut subscriber) = bystanders(&server, "flood").await;
+    let mut flooder = join(&server, "flooder", "flood").await;
+    flooder.publish(true, false);
+    // Its audio track is published, so every toggle that got through would reach everyone.
+    let published = subscriber
+        .wait_message(WAIT, |m| match m {
+            ServerMessage::TrackPublished { track, .. } if track.kind == TrackKind::Audio => {
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(
+        published.is_some(),
+        "the flooder's audio was never published"
+    );
+
+    let started = std::time::Instant::now();
+    for i in 0..50_000u32 {
+        flooder.send(ClientMessage::Mute {
+            kind: TrackKind::Audio,
+            muted: i % 2 == 0,
+        });
+        if i % 5 == 0 {
+            flooder.send(ClientMessage::Ping { ts: u64::from(i) });
+        }
+    }
+    assert_eq!(next_error(&mut flooder).await, Some(ErrorCode::RateLimited));
+    assert_eq!(close_code(&mut flooder).await, Some(1008));
+    println!("flooder disconnected after {:?}", started.elapsed());
+
+    // The others: told that the flooder left, and of nobody else.
+    for (name, c) in [
+        ("publisher", &mut publisher),
+        ("subscriber", &mut subscriber),
+    ] {
+        let mut others_left = Vec::new();
+        let flooder_left = c
+            .wait_message(WAIT, |m| match m {
+                ServerMessage::ParticipantLeft { identity, .. } if identity == "flooder" => {
+                    Some(())
+                }
+                ServerMessage::ParticipantLeft { identity, .. } => {
+                    others_left.push(identity.clone());
+                    None
+                }
+                _ => None,
+            })
+            .await;
+        assert!(
+            flooder_left.is_some(),
+            "{name} was not told the flooder left"
+        );
+        assert!(others_left.is_empty(), "{name} saw {others_left:?} leave");
+        still_serving(c).await;
+    }
+    // And the call between them goes on.
+    assert!(
+        receives_video(&mut subscriber).await,
+        "the bystanders' call stopped"
+    );
+}
