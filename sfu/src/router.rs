@@ -192,7 +192,7 @@ impl Router {
             let Some(sub) = room.participants.get_mut(&subscription.subscriber) else {
                 continue;
             };
-            if subscription.payload_type.is_none() || !sub.subscriber.connected {
+            if !sub.subscriber.connected {
                 continue;
             }
             match subscription.forward(&packet, keyframe, sub.subscriber.pc(), now) {
