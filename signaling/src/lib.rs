@@ -10,6 +10,7 @@ pub mod auth;
 mod auth_failures;
 pub mod client_ip;
 mod config;
+mod inbound;
 pub mod metrics;
 pub mod rate_limit;
 pub mod recording;

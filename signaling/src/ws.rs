@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use protocol::{ClientMessage, CloseReason, ErrorCode, LeaveReason, ServerMessage};
 use sfu::{JoinError, JoinParams, RoomId, Session, SessionCommand, SessionEvent};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::auth::AuthError;
+use crate::inbound::{self, Action, Fatal, Incoming, parse_frame};
 use crate::rate_limit::{self, Budget, Verdict};
 use crate::state::AppState;
 
@@ -27,104 +28,6 @@ const CLOSE_KEEPALIVE: u16 = 4008;
 const CLOSE_RATE_LIMITED: u16 = 1008;
 /// How long a closing connection waits for the client's close reply before dropping it.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-
-/// The message types clients may send, for telling `unknown_type` from `invalid_message`.
-const CLIENT_TYPES: &[&str] = &[
-    "join",
-    "offer",
-    "answer",
-    "candidate",
-    "mute",
-    "leave",
-    "ping",
-];
-
-/// A failure that ends the connection: the error to send and the close code.
-struct Fatal {
-    code: ErrorCode,
-    message: String,
-}
-
-impl Fatal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Fatal {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-enum Incoming {
-    Message(ClientMessage),
-    /// A recoverable mistake: tell the client and keep going.
-    Mistake(ErrorCode, String),
-    Fatal(Fatal),
-    Closed {
-        clean: bool,
-    },
-    /// Control frames (ping/pong) that only prove the client is alive.
-    Alive,
-}
-
-/// Parses one frame into a client message or a precise error.
-fn parse_frame(frame: Option<Result<Message, axum::Error>>, max_size: usize) -> Incoming {
-    let text = match frame {
-        None => return Incoming::Closed { clean: false },
-        Some(Err(e)) => {
-            let message = e.to_string();
-            if message.contains("too long")
-                || message.contains("too big")
-                || message.contains("Space limit")
-            {
-                return Incoming::Fatal(Fatal::new(
-                    ErrorCode::MessageTooLarge,
-                    format!("messages are limited to {max_size} bytes"),
-                ));
-            }
-            debug!(error = %message, "websocket read failed");
-            return Incoming::Closed { clean: false };
-        }
-        Some(Ok(Message::Text(text))) => text,
-        Some(Ok(Message::Binary(_))) => {
-            return Incoming::Mistake(
-                ErrorCode::BadJson,
-                "binary frames are not part of the protocol; send JSON text".into(),
-            );
-        }
-        Some(Ok(Message::Close(_))) => return Incoming::Closed { clean: true },
-        Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Incoming::Alive,
-    };
-    let value: serde_json::Value = match serde_json::from_str(text.as_str()) {
-        Ok(v) => v,
-        Err(e) => {
-            return Incoming::Mistake(
-                ErrorCode::BadJson,
-                format!("the message is not valid JSON: {e}"),
-            );
-        }
-    };
-    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
-        return Incoming::Mistake(
-            ErrorCode::InvalidMessage,
-            "every message needs a string \"type\" field".into(),
-        );
-    };
-    if !CLIENT_TYPES.contains(&kind) {
-        let kind: String = kind.chars().take(40).collect();
-        return Incoming::Mistake(
-            ErrorCode::UnknownType,
-            format!("unknown message type {kind:?}; see docs/signaling.md for the list"),
-        );
-    }
-    let kind = kind.to_owned();
-    match serde_json::from_value::<ClientMessage>(value) {
-        Ok(m) => Incoming::Message(m),
-        Err(e) => Incoming::Mistake(
-            ErrorCode::InvalidMessage,
-            format!("the {kind:?} message has wrong or missing fields: {e}"),
-        ),
-    }
-}
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
     let text = match serde_json::to_string(message) {
@@ -171,20 +74,6 @@ async fn fail(socket: &mut WebSocket, fatal: Fatal) {
     .await;
     let close_code = fatal.code.close_code().unwrap_or(1008);
     close(socket, close_code, fatal.code_str()).await;
-}
-
-impl Fatal {
-    fn code_str(&self) -> &'static str {
-        match self.code {
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::TokenExpired => "token_expired",
-            ErrorCode::WrongRoom => "wrong_room",
-            ErrorCode::RoomFull => "room_full",
-            ErrorCode::MessageTooLarge => "message_too_large",
-            ErrorCode::Internal => "internal",
-            _ => "error",
-        }
-    }
 }
 
 /// Serves one WebSocket until the client leaves, goes silent, or the server shuts down.
@@ -367,17 +256,18 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
                 }
                 match incoming {
                     Incoming::Message(message) => {
-                        if let Some(reply) = handle(&mut session, message).await {
-                            if reply.room_gone {
-                                pass_on_last_words(&mut socket, &mut session).await;
-                                return;
+                        match inbound::action(message) {
+                            Action::Room(command) => {
+                                if !session.handle.send(command).await {
+                                    // The room has closed; what it said last is still queued.
+                                    pass_on_last_words(&mut socket, &mut session).await;
+                                    return;
+                                }
                             }
-                            if let Some(reason) = reply.leave {
-                                break reason;
-                            }
-                            if let Some(m) = reply.send {
+                            Action::Reply(m) => {
                                 send(&mut socket, &m).await;
                             }
+                            Action::Leave(reason) => break reason,
                         }
                     }
                     Incoming::Mistake(code, message) => {
@@ -446,69 +336,4 @@ async fn pass_on_last_words(socket: &mut WebSocket, session: &mut Session) {
         Ok(Some(reason)) => say_closed(socket, reason).await,
         _ => close(socket, 1011, "room closed").await,
     }
-}
-
-#[derive(Default)]
-struct Reply {
-    send: Option<ServerMessage>,
-    leave: Option<LeaveReason>,
-    /// The room no longer takes commands: it has closed.
-    room_gone: bool,
-}
-
-async fn handle(session: &mut Session, message: ClientMessage) -> Option<Reply> {
-    use protocol::Target;
-    let command = match message {
-        ClientMessage::Join { .. } => {
-            return Some(Reply {
-                send: Some(ServerMessage::Error {
-                    code: ErrorCode::AlreadyJoined,
-                    message: "this connection has already joined a room".into(),
-                }),
-                ..Reply::default()
-            });
-        }
-        ClientMessage::Ping { ts } => {
-            return Some(Reply {
-                send: Some(ServerMessage::Pong { ts }),
-                ..Reply::default()
-            });
-        }
-        ClientMessage::Leave => {
-            return Some(Reply {
-                leave: Some(LeaveReason::Left),
-                ..Reply::default()
-            });
-        }
-        ClientMessage::Offer {
-            target: Target::Publisher,
-            sdp,
-        } => SessionCommand::PublisherOffer(sdp),
-        ClientMessage::Answer {
-            target: Target::Subscriber,
-            sdp,
-        } => SessionCommand::SubscriberAnswer(sdp),
-        ClientMessage::Offer { .. } | ClientMessage::Answer { .. } => {
-            return Some(Reply {
-                send: Some(ServerMessage::Error {
-                    code: ErrorCode::InvalidMessage,
-                    message: "offers go on the publisher connection and answers on the \
-                              subscriber connection"
-                        .into(),
-                }),
-                ..Reply::default()
-            });
-        }
-        ClientMessage::Candidate { target, candidate } => {
-            SessionCommand::Candidate(target, candidate)
-        }
-        ClientMessage::Mute { kind, muted } => SessionCommand::Mute(kind, muted),
-    };
-    if !session.handle.send(command).await {
-        return Some(Reply {
-            room_gone: true,
-            ..Reply::default()
-        });
-    }
-    None
 }
