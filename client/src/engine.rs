@@ -92,6 +92,13 @@ impl Engine {
                     None => return,
                     Some(Command::Disconnect) => {
                         let _ = self.ws.close(None).await;
+                        // Read on until the server's close reply: dropping a socket with unread
+                        // data resets the connection, and the reset can overtake the goodbye
+                        // (the server would then keep the session for a resume).
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                            while let Some(Ok(_)) = self.ws.next().await {}
+                        })
+                        .await;
                         return;
                     }
                     Some(c) => self.on_command(c).await,

@@ -81,6 +81,16 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// How a client takes its session back after its WebSocket drops (see `resume`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeInfo {
+    /// Send it in `resume` on a new connection.
+    pub token: String,
+    /// Seconds the session waits for that.
+    pub window_secs: u64,
+}
+
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -110,6 +120,16 @@ pub enum ClientMessage {
         #[serde(default)]
         ts: u64,
     },
+    /// Instead of `join` on a new connection: take back the session whose WebSocket dropped,
+    /// with the `resumeToken` its `joined` carried, within the resume window.
+    Resume {
+        token: String,
+    },
+    /// Ask the server to restart ICE on the `subscriber` connection (it sends a new offer).
+    /// The publisher connection restarts with the client's own offer.
+    RestartIce {
+        target: Target,
+    },
 }
 
 /// Why a participant left the room.
@@ -135,6 +155,9 @@ pub enum LeaveReason {
 #[serde(rename_all = "snake_case")]
 pub enum CloseReason {
     ServerShutdown,
+    /// The server is draining before a restart: it takes no new joins; try again shortly
+    /// (another node, or this one once it is back).
+    Draining,
     RoomClosed,
     Removed,
     Replaced,
@@ -151,6 +174,18 @@ pub enum ServerMessage {
         you: ParticipantInfo,
         participants: Vec<ParticipantInfo>,
         ice_servers: Vec<IceServer>,
+        /// Lets a client whose WebSocket drops take its session back with `resume`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<Box<ResumeInfo>>,
+    },
+    /// The session was taken back: same participant, same tracks, no renegotiation. What the
+    /// room said meanwhile follows.
+    #[serde(rename_all = "camelCase")]
+    Resumed {
+        room: String,
+        participant_id: String,
+        /// Messages that were waiting for the client and follow this one.
+        missed: usize,
     },
     Offer {
         target: Target,
@@ -199,6 +234,12 @@ pub enum ServerMessage {
     Closed {
         reason: CloseReason,
     },
+    /// The server is going away (a restart, a deploy): it takes no new joins, and this session
+    /// ends with `closed` (`server_shutdown`) in `closesInSecs` seconds at the latest.
+    #[serde(rename_all = "camelCase")]
+    Draining {
+        closes_in_secs: u64,
+    },
 }
 
 /// Typed error codes (see `docs/signaling.md`).
@@ -220,6 +261,8 @@ pub enum ErrorCode {
     MessageTooLarge,
     /// The client sends faster than its budget allows; the message was dropped.
     RateLimited,
+    /// `resume` came too late or with an unknown token: send `join` on this connection.
+    ResumeFailed,
     Internal,
 }
 

@@ -57,6 +57,10 @@ pub struct Cli {
     /// Most participants in one room.
     #[arg(long, env = "SWITCHYARD_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
+    /// On SIGTERM, seconds calls go on without new joins before the server stops (Ctrl-C
+    /// stops at once).
+    #[arg(long, env = "SWITCHYARD_DRAIN_SECS")]
+    pub drain_secs: Option<u64>,
     /// Largest signaling message in bytes.
     #[arg(long, env = "SWITCHYARD_MAX_MESSAGE_SIZE")]
     pub max_message_size: Option<usize>,
@@ -91,6 +95,8 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+    #[command(flatten)]
+    pub tls: crate::tls::settings::TlsArgs,
 }
 
 /// The file's shape (every field optional; unknown fields are an error).
@@ -105,6 +111,7 @@ pub struct FileConfig {
     pub turn: TurnSection,
     pub webhooks: WebhookSection,
     pub recording: RecordingSection,
+    pub tls: crate::tls::settings::TlsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +126,7 @@ pub struct RecordingSection {
 pub struct WebhookSection {
     pub urls: Vec<String>,
     pub secret: Option<String>,
+    pub stats: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,11 +154,16 @@ pub struct TurnSection {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     pub bind: Option<SocketAddr>,
+    pub https_bind: Option<SocketAddr>,
     pub max_message_size: Option<usize>,
     pub max_auth_failures: Option<u32>,
     pub trusted_proxies: Option<Vec<String>>,
     pub message_rate: Option<u32>,
     pub message_burst: Option<u32>,
+    pub ip_request_rate: Option<u32>,
+    pub ip_request_burst: Option<u32>,
+    pub ip_message_rate: Option<u32>,
+    pub ip_message_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -172,6 +185,8 @@ pub struct AuthSection {
 pub struct RoomSection {
     pub empty_timeout_secs: Option<u64>,
     pub max_participants: Option<usize>,
+    pub resume_window_secs: Option<u64>,
+    pub drain_secs: Option<u64>,
 }
 
 /// The resolved, validated configuration.
@@ -186,6 +201,8 @@ pub struct Config {
     pub trusted_proxies: signaling::client_ip::TrustedProxies,
     /// How fast one signaling connection may send messages.
     pub message_limits: signaling::rate_limit::MessageLimits,
+    /// How fast one client address may make requests and send messages.
+    pub ip_limits: signaling::ip_limits::IpLimits,
     /// Dev mode open to other machines (`--insecure-dev`); without it dev mode listens on
     /// 127.0.0.1 and hands tokens to this machine only.
     pub insecure_dev: bool,
@@ -195,16 +212,24 @@ pub struct Config {
     pub credentials: Option<(String, String)>,
     pub empty_room_timeout: Duration,
     pub max_participants: usize,
+    /// How long a participant whose WebSocket dropped keeps its place for `resume`.
+    pub resume_window: Duration,
+    /// On SIGTERM: how long calls go on (without new joins) before the server stops.
+    pub drain_time: Duration,
     /// `None`: no bundled TURN relay.
     pub turn: Option<TurnSettings>,
     /// Where room events are POSTed (none: no webhooks).
     pub webhooks: Option<signaling::webhooks::WebhookConfig>,
+    /// Whether webhooks get the periodic `stats` events too.
+    pub webhook_stats: bool,
     /// Folder for HLS recordings, one sub-folder per recording (default `recordings`,
     /// relative to the working directory).
     pub recordings_dir: PathBuf,
     /// The `switchyard-recorder` sidecar. `None`: next to this executable, in the folder
     /// above it, then in `PATH`.
     pub recorder: Option<PathBuf>,
+    /// HTTPS (`None`: plain HTTP only). With it, plain HTTP redirects to HTTPS.
+    pub tls: Option<crate::tls::settings::TlsSettings>,
 }
 
 /// The bundled TURN relay's settings.
@@ -237,11 +262,27 @@ impl Config {
             cli.api_key.or(file.auth.api_key),
             cli.api_secret.or(file.auth.api_secret),
         )?;
-        let http_bind = http_bind(
+        let http_bind = listen_addr(
+            "http_bind",
             cli.http_bind.or(file.http.bind),
+            8080,
             credentials.is_some(),
             cli.insecure_dev,
         )?;
+        let tls = match crate::tls::settings::resolve(&cli.tls, file.tls, file.http.https_bind)? {
+            Some((source, dir)) => Some(crate::tls::settings::TlsSettings {
+                source,
+                dir,
+                https_bind: listen_addr(
+                    "https_bind",
+                    cli.tls.https_bind.or(file.http.https_bind),
+                    8443,
+                    credentials.is_some(),
+                    cli.insecure_dev,
+                )?,
+            }),
+            None => None,
+        };
         let proxies = if cli.trusted_proxies.is_empty() {
             file.http.trusted_proxies.unwrap_or_default()
         } else {
@@ -259,6 +300,15 @@ impl Config {
                     burst: file.http.message_burst.unwrap_or(defaults.burst),
                     per_second: file.http.message_rate.unwrap_or(defaults.per_second),
                     ..defaults
+                }
+            },
+            ip_limits: {
+                let defaults = signaling::ip_limits::IpLimits::default();
+                signaling::ip_limits::IpLimits {
+                    request_rate: file.http.ip_request_rate.unwrap_or(defaults.request_rate),
+                    request_burst: file.http.ip_request_burst.unwrap_or(defaults.request_burst),
+                    message_rate: file.http.ip_message_rate.unwrap_or(defaults.message_rate),
+                    message_burst: file.http.ip_message_burst.unwrap_or(defaults.message_burst),
                 }
             },
             insecure_dev: cli.insecure_dev,
@@ -279,13 +329,21 @@ impl Config {
                 .max_participants
                 .or(file.room.max_participants)
                 .unwrap_or(50),
+            resume_window: file
+                .room
+                .resume_window_secs
+                .map(Duration::from_secs)
+                .unwrap_or(signaling::resume::DEFAULT_RESUME_WINDOW),
+            drain_time: Duration::from_secs(cli.drain_secs.or(file.room.drain_secs).unwrap_or(30)),
             turn,
             webhooks: None,
+            webhook_stats: file.webhooks.stats.unwrap_or(false),
             recordings_dir: cli
                 .recordings_dir
                 .or(file.recording.dir)
                 .unwrap_or_else(|| PathBuf::from("recordings")),
             recorder: cli.recorder.or(file.recording.recorder),
+            tls,
         };
         if !webhook_urls.is_empty() {
             for url in &webhook_urls {
@@ -325,6 +383,19 @@ impl Config {
                  offer costs 10), got {} and {}",
                 self.message_limits.per_second,
                 self.message_limits.burst
+            );
+        }
+        let ip = &self.ip_limits;
+        if ip.request_rate > 0 && ip.request_burst == 0 {
+            bail!(
+                "http.ip_request_burst must be at least 1 (or set ip_request_rate = 0 for no limit)"
+            );
+        }
+        if ip.message_rate > 0 && ip.message_burst < 10 {
+            bail!(
+                "http.ip_message_burst must be at least 10 (an offer costs 10), got {} (or set \
+                 ip_message_rate = 0 for no limit)",
+                ip.message_burst
             );
         }
         if !(1..=1000).contains(&self.max_participants) {
@@ -377,11 +448,14 @@ impl Config {
     }
 }
 
-/// Where HTTP listens. With an API secret: the configured address, or every interface on 8080.
-/// In dev mode (no secret) anyone who reaches the port gets tokens, so it listens on 127.0.0.1
-/// unless `--insecure-dev` says otherwise, and refuses another address without it.
-fn http_bind(
+/// Where HTTP (`setting` `http_bind`) or HTTPS (`https_bind`) listens. With an API secret: the
+/// configured address, or every interface on `default_port`. In dev mode (no secret) anyone who
+/// reaches the port gets tokens, so it listens on 127.0.0.1 unless `--insecure-dev` says
+/// otherwise, and refuses another address without it.
+fn listen_addr(
+    setting: &str,
     configured: Option<SocketAddr>,
+    default_port: u16,
     has_secret: bool,
     insecure_dev: bool,
 ) -> anyhow::Result<SocketAddr> {
@@ -391,14 +465,14 @@ fn http_bind(
              API key and secret"
         );
     }
-    let everywhere = SocketAddr::from(([0, 0, 0, 0], 8080));
-    let local = SocketAddr::from(([127, 0, 0, 1], 8080));
+    let everywhere = SocketAddr::from(([0, 0, 0, 0], default_port));
+    let local = SocketAddr::from(([127, 0, 0, 1], default_port));
     match configured {
         None if has_secret || insecure_dev => Ok(everywhere),
         None => Ok(local),
         Some(addr) if has_secret || insecure_dev || addr.ip().is_loopback() => Ok(addr),
         Some(addr) => bail!(
-            "http_bind {addr} would open dev mode (no API secret) to the network, where anyone \
+            "{setting} {addr} would open dev mode (no API secret) to the network, where anyone \
              could mint tokens: set api_key and api_secret, or add --insecure-dev to do it anyway"
         ),
     }
@@ -492,158 +566,4 @@ fn turn_settings(cli: &Cli, file: TurnSection) -> anyhow::Result<Option<TurnSett
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_are_valid() {
-        let c = Config::load(Cli::default()).unwrap();
-        assert_eq!(c.http_bind.port(), 8080);
-        assert_eq!(c.rtc_port, 7882);
-        assert_eq!(c.max_message_size, 1024 * 1024);
-        assert!(c.credentials.is_none());
-    }
-
-    #[test]
-    fn dev_mode_listens_on_this_machine_unless_opened_on_purpose() {
-        let dev = Config::load(Cli::default()).unwrap();
-        assert_eq!(dev.http_bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
-        assert!(!dev.insecure_dev);
-        let wide = SocketAddr::from(([0, 0, 0, 0], 9090));
-        let refused = Config::load(Cli {
-            http_bind: Some(wide),
-            ..Cli::default()
-        })
-        .unwrap_err();
-        assert!(
-            format!("{refused:#}").contains("--insecure-dev"),
-            "{refused:#}"
-        );
-        let open = Config::load(Cli {
-            http_bind: Some(wide),
-            insecure_dev: true,
-            ..Cli::default()
-        })
-        .unwrap();
-        assert_eq!(open.http_bind, wide);
-        let open = Config::load(Cli {
-            insecure_dev: true,
-            ..Cli::default()
-        })
-        .unwrap();
-        assert_eq!(open.http_bind, SocketAddr::from(([0, 0, 0, 0], 8080)));
-        let production = || Cli {
-            api_key: Some("key".into()),
-            api_secret: Some("0123456789abcdef0123456789abcdef".into()),
-            ..Cli::default()
-        };
-        let c = Config::load(production()).unwrap();
-        assert_eq!(c.http_bind, SocketAddr::from(([0, 0, 0, 0], 8080)));
-        let both = Config::load(Cli {
-            insecure_dev: true,
-            ..production()
-        })
-        .unwrap_err();
-        assert!(format!("{both:#}").contains("only in dev mode"), "{both:#}");
-    }
-
-    #[test]
-    fn trusted_proxies_are_checked() {
-        let c = Config::load(Cli {
-            trusted_proxies: vec!["127.0.0.1".into(), "10.0.0.0/8".into()],
-            ..Cli::default()
-        })
-        .unwrap();
-        assert!(!c.trusted_proxies.is_empty());
-        let e = Config::load(Cli {
-            trusted_proxies: vec!["proxy.internal".into()],
-            ..Cli::default()
-        })
-        .unwrap_err();
-        assert!(format!("{e:#}").contains("http.trusted_proxies"), "{e:#}");
-    }
-
-    #[test]
-    fn flags_override_the_file() {
-        let dir = std::env::temp_dir().join(format!("sy-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.toml");
-        std::fs::write(&path, "[rtc]\nport = 9000\n[room]\nmax_participants = 7\n").unwrap();
-        let cli = Cli {
-            config: Some(path.clone()),
-            rtc_port: Some(9100),
-            ..Cli::default()
-        };
-        let c = Config::load(cli).unwrap();
-        assert_eq!(c.rtc_port, 9100);
-        assert_eq!(c.max_participants, 7);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn recording_settings_come_from_the_file_and_flags() {
-        let c = Config::load(Cli::default()).unwrap();
-        assert_eq!(c.recordings_dir, PathBuf::from("recordings"));
-        assert!(c.recorder.is_none());
-        let dir = std::env::temp_dir().join(format!("sy-config-rec-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("c.toml");
-        std::fs::write(
-            &path,
-            "[recording]\ndir = \"/srv/rec\"\nrecorder = \"/opt/sy/switchyard-recorder\"\n",
-        )
-        .unwrap();
-        let c = Config::load(Cli {
-            config: Some(path.clone()),
-            ..Cli::default()
-        })
-        .unwrap();
-        assert_eq!(c.recordings_dir, PathBuf::from("/srv/rec"));
-        assert_eq!(
-            c.recorder.as_deref(),
-            Some(Path::new("/opt/sy/switchyard-recorder"))
-        );
-        let c = Config::load(Cli {
-            config: Some(path),
-            recordings_dir: Some("/tmp/elsewhere".into()),
-            ..Cli::default()
-        })
-        .unwrap();
-        assert_eq!(c.recordings_dir, PathBuf::from("/tmp/elsewhere"));
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn bad_values_are_explained() {
-        let err = Config::load(Cli {
-            max_participants: Some(0),
-            ..Cli::default()
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("max_participants"));
-        let err = Config::load(Cli {
-            api_key: Some("k".into()),
-            api_secret: Some("short".into()),
-            ..Cli::default()
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("32 characters"));
-        let err = Config::load(Cli {
-            api_key: Some("k".into()),
-            ..Cli::default()
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("api_secret"));
-    }
-
-    #[test]
-    fn the_sample_config_parses() {
-        let text = include_str!("../../switchyard.sample.toml");
-        toml::from_str::<FileConfig>(text).unwrap();
-    }
-
-    #[test]
-    fn unknown_fields_in_the_file_are_refused() {
-        assert!(toml::from_str::<FileConfig>("[rtc]\nprot = 1\n").is_err());
-    }
-}
+mod tests;

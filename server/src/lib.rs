@@ -6,8 +6,10 @@
 //! bundled TURN relay it starts never reaches anything but the SFU's media addresses and
 //! `allow_peers`.
 
+pub mod banner;
 pub mod cli;
 pub mod config;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,8 +28,16 @@ pub use config::{Cli, Config};
 
 /// A running server.
 pub struct Server {
-    /// The HTTP address actually bound.
+    /// The HTTP address actually bound. With HTTPS on, it redirects there (and answers ACME
+    /// challenges).
     pub http_addr: SocketAddr,
+    /// The HTTPS address actually bound, when a certificate is configured.
+    pub https_addr: Option<SocketAddr>,
+    /// Self-signed HTTPS: the certificate's SHA-256 fingerprint (`AA:BB:...`).
+    pub tls_fingerprint: Option<String>,
+    /// HTTPS settings, when on.
+    pub tls: Option<tls::settings::TlsSettings>,
+    certificate: Option<Arc<tls::resolver::SwappableCert>>,
     /// The media addresses announced in ICE candidates.
     pub media_addrs: Vec<SocketAddr>,
     /// Present in dev mode: the generated API key and secret.
@@ -39,9 +49,16 @@ pub struct Server {
     /// The bundled TURN relay, unless disabled.
     pub turn: Option<TurnServer>,
     cancel: CancellationToken,
-    http: JoinHandle<std::io::Result<()>>,
+    /// The plain-HTTP listener, and with HTTPS on the HTTPS one and a loopback-only plain
+    /// listener for the recorder sidecar.
+    http: Vec<JoinHandle<std::io::Result<()>>>,
     sfu: Sfu,
     recordings: signaling::recording::Recordings,
+    drain: signaling::drain::Drain,
+    /// Counts open WebSockets: shutdown waits until each has said its last word.
+    metrics: Arc<signaling::metrics::Metrics>,
+    /// On SIGTERM: how long calls go on without new joins (`drain`).
+    pub drain_time: Duration,
 }
 
 fn random_string(len: usize) -> String {
@@ -93,20 +110,39 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         }
         None => (None, None),
     };
+    let https = match &config.tls {
+        Some(settings) => Some(tls::prepare(settings, config.announce_ip, &cancel).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.http_bind)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http_bind))?;
     let http_addr = listener.local_addr()?;
+    // With HTTPS, plain HTTP only redirects; the recorder sidecar (plain ws://) gets a port of
+    // its own on loopback.
+    let internal = match https {
+        Some(_) => Some(
+            tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+                .await
+                .context("cannot listen on 127.0.0.1 for the recorder")?,
+        ),
+        None => None,
+    };
     let recordings = signaling::recording::Recordings::start(
         signaling::recording::RecordingConfig {
             dir: config.recordings_dir.clone(),
             recorder: config.recorder.clone(),
         },
-        http_addr,
+        match &internal {
+            Some(internal) => internal.local_addr()?,
+            None => http_addr,
+        },
         tokens.clone(),
         sfu.clone(),
         cancel.clone(),
     );
+    let drain = signaling::drain::Drain::default();
+    let metrics: Arc<signaling::metrics::Metrics> = Arc::default();
     let state = AppState {
         config: Arc::new(SignalingConfig {
             max_message_size: config.max_message_size,
@@ -114,6 +150,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             dev_open_to_network: config.insecure_dev,
             trusted_proxies: config.trusted_proxies.clone(),
             message_limits: config.message_limits,
+            ip_limits: config.ip_limits,
             turn: turn_offer,
             ..SignalingConfig::default()
         }),
@@ -121,30 +158,55 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         tokens: tokens.clone(),
         cancel: cancel.clone(),
         auth_failures: Arc::new(signaling::api::AuthFailures::new(config.max_auth_failures)),
-        metrics: Arc::default(),
+        metrics: Arc::clone(&metrics),
         turn: turn.clone(),
         recordings: recordings.clone(),
+        parking: signaling::resume::Parking::new(config.resume_window),
+        drain: drain.clone(),
     };
     tokio::spawn(signaling::api::publish_stats(sfu.clone(), cancel.clone()));
     if let Some(webhooks) = config.webhooks.clone() {
         tokio::spawn(signaling::webhooks::run(
             sfu.events().clone(),
             webhooks,
+            config.webhook_stats,
             cancel.clone(),
         ));
     }
     let app = signaling::app(state);
-    let shutdown = cancel.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-    });
+    let https_addr = https.as_ref().map(|h| h.listener.addr());
+    let certificate = https.as_ref().map(|h| h.certificate.clone());
+    let tls_fingerprint = https
+        .as_ref()
+        .and_then(|h| h.self_signed_fingerprint.clone());
+    let mut http = Vec::new();
+    match https {
+        None => http.push(serve(listener, app, &cancel)),
+        Some(tls::Https {
+            listener: tls_listener,
+            challenges,
+            renewal,
+            ..
+        }) => {
+            let port = https_addr.map_or(443, |a| a.port());
+            let redirect = tls::redirect::router(port, challenges);
+            http.push(serve(listener, redirect, &cancel));
+            if let Some(internal) = internal {
+                http.push(serve(internal, app.clone(), &cancel));
+            }
+            let tapped = axum::serve::ListenerExt::tap_io(tls_listener, |_| {});
+            http.push(serve(tapped, app, &cancel));
+            if let Some(renewal) = renewal {
+                tokio::spawn(renewal);
+            }
+        }
+    }
     Ok(Server {
         http_addr,
+        https_addr,
+        tls_fingerprint,
+        tls: config.tls.clone(),
+        certificate,
         media_addrs,
         dev_credentials,
         insecure_dev: config.insecure_dev,
@@ -154,6 +216,30 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         http,
         sfu,
         recordings,
+        drain,
+        drain_time: config.drain_time,
+        metrics,
+    })
+}
+
+/// Serves `app` on `listener` (with each connection's peer address) until `cancel`.
+fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    cancel: &CancellationToken,
+) -> JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    for<'a> SocketAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    let shutdown = cancel.clone();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
     })
 }
 
@@ -219,16 +305,52 @@ impl Server {
             // Recorders get a few seconds to finish their playlists.
             self.recordings.closed().await;
             self.sfu.closed().await;
-            self.http.await
+            for listener in self.http {
+                listener
+                    .await
+                    .map_err(|e| anyhow::anyhow!("HTTP server task failed: {e}"))?
+                    .context("HTTP server failed")?;
+            }
+            // WebSockets live on after the listeners: let each pass on its `closed` and close
+            // before the process goes, or a client could see the connection cut without a word.
+            while self
+                .metrics
+                .websocket_connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            anyhow::Ok(())
         };
         match tokio::time::timeout(grace, drained).await {
-            Ok(Ok(result)) => result.context("HTTP server failed"),
-            Ok(Err(e)) => Err(anyhow::anyhow!("HTTP server task failed: {e}")),
+            Ok(result) => result,
             Err(_) => {
                 tracing::warn!("connections did not close within {grace:?}; exiting anyway");
                 Ok(())
             }
         }
+    }
+
+    /// HTTPS: the SHA-256 fingerprint of the certificate being served (none yet: an ACME
+    /// server waiting for its first one).
+    pub fn https_fingerprint(&self) -> Option<String> {
+        let current = self.certificate.as_ref()?.current()?;
+        Some(current.fingerprint)
+    }
+
+    /// HTTPS: why the last certificate reload or ACME attempt failed (the served certificate
+    /// stays); `None` once one succeeds.
+    pub fn https_problem(&self) -> Option<String> {
+        self.certificate.as_ref()?.problem()
+    }
+
+    /// Starts draining: new joins are refused with `closed` (`draining`), every participant is
+    /// told the server goes away within `drain_time`, and calls go on. Resolves at that time;
+    /// [`Server::shutdown`] then closes everything.
+    pub async fn drain(&self) {
+        self.drain.start(self.drain_time);
+        tokio::time::sleep(self.drain_time).await;
     }
 
     /// The most bytes ever seen queued at the SFU for one recipient's data channel.

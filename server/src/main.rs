@@ -33,45 +33,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some((key, secret)) = &server.dev_credentials {
-        println!("Dev mode: no API secret configured; generated for this run:");
-        println!("  API key:    {key}");
-        println!("  API secret: {secret}");
-        println!("  GET /api/dev-token hands out tokens; set api_key/api_secret for production.");
-        if server.insecure_dev {
-            println!();
-            println!(
-                "  WARNING: --insecure-dev: anyone who can reach {} gets tokens,",
-                server.http_addr
-            );
-            println!("  WARNING: admin tokens included, and can join, watch and run every room.");
-            println!("  WARNING: set api_key and api_secret before letting other people in.");
-            println!();
-        } else {
-            println!(
-                "  Dev mode answers this machine only (HTTP on {}). To call another",
-                server.http_addr
-            );
-            println!("  machine, set api_key/api_secret (see README), or start with");
-            println!("  --insecure-dev --http-bind 0.0.0.0:8080 to open dev mode to the network.");
+    switchyard::banner::print(&server);
+    if wait_for_stop_signal().await == Stop::Terminate && !server.drain_time.is_zero() {
+        println!(
+            "SIGTERM: draining for {} s: no new joins, calls go on until then (a second signal \
+             stops at once)...",
+            server.drain_time.as_secs()
+        );
+        tokio::select! {
+            _ = server.drain() => {}
+            _ = wait_for_stop_signal() => {}
         }
     }
-    let media: Vec<String> = server.media_addrs.iter().map(|a| a.to_string()).collect();
-    println!(
-        "Switchyard is up: open http://localhost:{}/ (media on UDP {})",
-        server.http_addr.port(),
-        media.join(", ")
-    );
-    if let Some(turn) = &server.turn {
-        println!(
-            "TURN relay on UDP and TCP port {}{}, reaching only the SFU",
-            turn.udp_addr().port(),
-            turn.tls_addr()
-                .map(|a| format!(" and TLS port {}", a.port()))
-                .unwrap_or_default()
-        );
-    }
-    wait_for_stop_signal().await;
     println!("Shutting down: telling participants, closing rooms (Ctrl-C again to force)...");
     let forced = wait_for_stop_signal();
     tokio::select! {
@@ -92,8 +65,17 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Which signal asked the server to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Ctrl-C: stop now.
+    Interrupt,
+    /// SIGTERM (a service manager, a deploy): drain first.
+    Terminate,
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
-async fn wait_for_stop_signal() {
+async fn wait_for_stop_signal() -> Stop {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
             tracing::error!("cannot listen for Ctrl-C");
@@ -112,7 +94,7 @@ async fn wait_for_stop_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
+        _ = interrupt => Stop::Interrupt,
+        _ = terminate => Stop::Terminate,
     }
 }

@@ -1,7 +1,9 @@
 //! The admin CLI: the real binary's subcommands against the real binary running as a server.
 //! Tokens minted locally, rooms created, listed, shown (tables and JSON) and closed, a
-//! participant's track muted and the participant removed, and the failures: a closed room, a
-//! bad token, an unreachable server, and no credentials.
+//! participant's track muted and the participant removed, the same over HTTPS (a self-signed
+//! certificate, trusted with --ca or found in the TLS folder, and the http redirect), and the
+//! failures: a closed room, a bad token, an untrusted certificate, an unreachable server, and no
+//! credentials.
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -71,11 +73,24 @@ fn assert_fails_with(output: &Output, message: &str) {
     assert!(!stderr(output).contains("panicked"), "{}", stderr(output));
 }
 
-/// The real binary serving on free ports with [`KEY`] and [`SECRET`]; killed on drop.
-async fn start_server() -> (tokio::process::Child, String) {
+/// A new empty folder under the temporary directory.
+fn scratch_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sy-cli-test-{label}-{}-{:x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The real binary serving on free ports with [`KEY`] and [`SECRET`] and `extra` flags;
+/// killed on drop. The URL is its plain-HTTP address.
+async fn start_server(extra: &[&str]) -> (tokio::process::Child, String) {
     let http_port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["--http-bind", &format!("127.0.0.1:{http_port}")])
+        .args(extra)
         .args(["--rtc-port", &free_port().to_string()])
         .args(["--turn-port", &free_port().to_string()])
         .args(["--announce-ip", "127.0.0.1"])
@@ -102,7 +117,7 @@ async fn start_server() -> (tokio::process::Child, String) {
 
 #[tokio::test]
 async fn admin_commands_against_a_running_server() {
-    let (_server, url) = start_server().await;
+    let (_server, url) = start_server(&[]).await;
     let creds = [
         ("SWITCHYARD_API_KEY", KEY),
         ("SWITCHYARD_API_SECRET", SECRET),
@@ -271,6 +286,163 @@ async fn admin_commands_against_a_running_server() {
     .await;
     assert_fails_with(&out, "the access token is invalid");
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn admin_commands_over_https_with_a_self_signed_certificate() {
+    let tls_dir = scratch_dir("tls");
+    let no_tls_dir = scratch_dir("no-tls");
+    let https_port = free_port();
+    let (_server, http_url) = start_server(&[
+        "--tls-self-signed",
+        "--tls-dir",
+        tls_dir.to_str().unwrap(),
+        "--https-bind",
+        &format!("127.0.0.1:{https_port}"),
+    ])
+    .await;
+    let https_url = format!("https://127.0.0.1:{https_port}");
+    let cert = tls_dir.join("self-signed.pem");
+    let cert = cert.to_str().unwrap();
+    // No certificate is found in the TLS folder unless a case says so.
+    let env = [
+        ("SWITCHYARD_API_KEY", KEY),
+        ("SWITCHYARD_API_SECRET", SECRET),
+        ("SWITCHYARD_TLS_DIR", no_tls_dir.to_str().unwrap()),
+    ];
+
+    // (1) https with --ca: the server's self-signed certificate.
+    let out = switchyard(
+        &[
+            "rooms", "create", "secure", "--url", &https_url, "--ca", cert,
+        ],
+        &env,
+    )
+    .await;
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("Created room secure"),
+        "{}",
+        stdout(&out)
+    );
+    // The same through SWITCHYARD_URL and SWITCHYARD_CA.
+    let out = switchyard(
+        &["rooms", "list"],
+        &[
+            &env[..],
+            &[("SWITCHYARD_URL", &https_url), ("SWITCHYARD_CA", cert)],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_ok(&out);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("secure")),
+        "{}",
+        stdout(&out)
+    );
+
+    // (2) The plain-HTTP address answers with a redirect to https, which is followed: a
+    // POST keeps its body (308), then a GET.
+    let out = switchyard(
+        &[
+            "rooms",
+            "create",
+            "redirected",
+            "--url",
+            &http_url,
+            "--ca",
+            cert,
+        ],
+        &env,
+    )
+    .await;
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("Created room redirected"),
+        "{}",
+        stdout(&out)
+    );
+    let out = switchyard(
+        &["rooms", "list", "--json", "--url", &http_url, "--ca", cert],
+        &env,
+    )
+    .await;
+    assert_ok(&out);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let mut names: Vec<&str> = json["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["redirected", "secure"]);
+
+    // (3) Without --ca the self-signed certificate is not trusted, and the error says what to
+    // do, directly and through the redirect.
+    for (url, at) in [
+        (&https_url, https_url.clone()),
+        (&http_url, format!("{http_url} (redirected to {https_url})")),
+    ] {
+        let out = switchyard(&["rooms", "list", "--url", url], &env).await;
+        assert_fails_with(
+            &out,
+            &format!("the Switchyard server at {at} sent a certificate this CLI does not trust"),
+        );
+        let advice = format!(
+            "pass --ca <file> with the server's certificate (for --tls-self-signed: {})",
+            no_tls_dir.join("self-signed.pem").display()
+        );
+        assert!(stderr(&out).contains(&advice), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+    // A --ca that is not the server's certificate is not enough either.
+    let other = scratch_dir("other");
+    let other_cert = other.join("other.pem");
+    std::fs::write(
+        &other_cert,
+        rcgen::generate_simple_self_signed(["localhost".to_owned()])
+            .unwrap()
+            .cert
+            .pem(),
+    )
+    .unwrap();
+    let out = switchyard(
+        &[
+            "rooms",
+            "list",
+            "--url",
+            &https_url,
+            "--ca",
+            other_cert.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await;
+    assert_fails_with(&out, "signed neither by --ca");
+
+    // (4) On the server's machine, the certificate in its TLS folder is trusted without --ca.
+    let out = switchyard(
+        &[
+            "rooms",
+            "list",
+            "--url",
+            &https_url,
+            "--tls-dir",
+            tls_dir.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await;
+    assert_ok(&out);
+    assert!(stdout(&out).starts_with("NAME"), "{}", stdout(&out));
+
+    for dir in [tls_dir, no_tls_dir, other] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,10 @@
-//! One participant of a room: identity, grants from its token, its signaling sender with
+//! One participant of a room: identity, grants from its token, its signaling queue with
 //! back-pressure, its two transports (publisher and subscriber), the tracks it publishes and the
 //! candidates it signalled. It never blocks: a participant whose signaling connection cannot keep
-//! up is marked for removal instead of holding the room back.
+//! up with its own messages is marked for removal; others' state changes are coalesced, so they
+//! never can get it removed.
+
+mod signal_queue;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +18,7 @@ use crate::ids::{ParticipantId, TrackId};
 use crate::negotiator::Negotiator;
 use crate::session::{JoinParams, SessionEvent};
 use crate::transport::Transport;
+use signal_queue::{SignalQueue, StateKey};
 
 /// Events queued for one participant's connection before it counts as stuck.
 pub(crate) const EVENT_QUEUE: usize = 512;
@@ -26,7 +30,7 @@ pub(crate) struct Participant {
     pub identity: String,
     pub name: String,
     pub grants: protocol::Grants,
-    events: mpsc::Sender<SessionEvent>,
+    events: SignalQueue,
     pub publisher: Transport,
     pub subscriber: Transport,
     /// The publisher connection's track ids → our publication ids.
@@ -67,7 +71,7 @@ impl Participant {
             identity: params.identity.clone(),
             name: params.name.clone(),
             grants: params.grants.clone(),
-            events,
+            events: SignalQueue::new(events),
             publisher,
             subscriber,
             published: HashMap::new(),
@@ -96,10 +100,28 @@ impl Participant {
 
     /// Queues an event for the signaling connection; a full queue dooms the participant.
     pub fn send_event(&mut self, event: SessionEvent) {
-        if self.events.try_send(event).is_err() && self.doomed.is_none() {
+        if self.events.push(event).is_err() && self.doomed.is_none() {
             warn!(participant = %self.id, "signaling connection is not keeping up; removing it");
             self.doomed = Some(LeaveReason::Disconnected);
         }
+    }
+
+    /// Queues a state change of another participant's track (`trackMuted`), coalesced with the
+    /// earlier changes of the same (participant, kind) that the client has not read yet: the
+    /// newest state always arrives, and however fast the source toggles, this never fills the
+    /// queue or dooms this participant.
+    pub fn send_state(&mut self, source: u64, kind: TrackKind, message: ServerMessage) {
+        self.events.push_state(StateKey { source, kind }, message);
+    }
+
+    /// Passes coalesced state changes on once the client has read the earlier ones.
+    pub fn flush_states(&mut self) {
+        self.events.flush();
+    }
+
+    /// Whether coalesced state changes wait for the client to read earlier ones.
+    pub fn has_waiting_states(&self) -> bool {
+        self.events.has_waiting()
     }
 
     /// Sends our host candidates for one connection as `candidate` messages, once, right after

@@ -10,8 +10,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -33,16 +31,13 @@ use rtc::rtp_transceiver::rtp_sender::{
 use crate::error::SfuError;
 use crate::feedback::KeyframeRequestsToApplication;
 
+/// No answer on the media path this long: `disconnected`.
+const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
+/// Still no path this long after `disconnected`, whatever ICE restarts were tried: `failed`.
+pub(crate) const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Application-most position in the interceptor chain, after every built-in interceptor.
 const KEYFRAME_REQUEST_SLOT: usize = 1_000_000;
-
-fn random_token(len: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
 
 fn video_feedback() -> Vec<RTCPFeedback> {
     [
@@ -129,17 +124,18 @@ pub(crate) fn codec_allowed(
         })
 }
 
-/// A server-side peer connection together with the ICE ufrag that routes datagrams to it.
+/// A server-side peer connection and our host candidates.
 pub(crate) struct ServerPeer {
     pub pc: RTCPeerConnection,
-    pub ufrag: String,
     /// Our host candidates (`candidate:…` lines), trickled to the client after the first
     /// offer or answer as well as written into it.
     pub candidates: Vec<String>,
 }
 
 impl ServerPeer {
-    /// Builds a peer connection with its own ICE credentials and our host candidates added.
+    /// Builds a peer connection with our host candidates added. The engine draws its ICE
+    /// credentials, and new ones at each ICE restart; the room learns each ufrag from the SDP
+    /// we send (see `Transport::learn_local_ufrag`) and routes datagrams by it.
     /// `video_codecs` (`vp8`, `vp9`, `h264`) limits the video codecs; empty allows them all.
     pub fn new(
         now: Instant,
@@ -147,11 +143,16 @@ impl ServerPeer {
         video_codecs: &[String],
         counters: &std::sync::Arc<crate::counters::MediaCounters>,
     ) -> Result<Self, SfuError> {
-        let ufrag = random_token(16);
-        let password = random_token(32);
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_ice_credentials(ufrag.clone(), password)
+            // A path that stops answering is `disconnected` after 5 s, but `failed` (terminal:
+            // the participant is removed) only after ICE_FAILED_TIMEOUT, so a client has time
+            // to restart ICE through an outage (the browser client retries every 10 s).
+            .with_ice_timeouts(
+                Some(ICE_DISCONNECTED_TIMEOUT),
+                Some(ICE_FAILED_TIMEOUT),
+                None,
+            )
             // The server offers only host candidates and browsers reach it directly, so there is
             // nothing better to wait for: nominate the first working pair of any type. (The
             // engine's defaults wait up to a second for peer-reflexive pairs, which is what a
@@ -212,7 +213,6 @@ impl ServerPeer {
             .map_err(|e| SfuError::Engine(e.to_string()))?;
         Ok(ServerPeer {
             pc,
-            ufrag,
             candidates: trickle,
         })
     }

@@ -29,6 +29,8 @@ pub enum SessionCommand {
     Candidate(Target, Option<IceCandidate>),
     /// The client muted or unmuted its track of this kind.
     Mute(TrackKind, bool),
+    /// Restart ICE on the subscriber connection: offer again with new ICE credentials.
+    RestartIce,
     /// The participant is gone.
     Leave(LeaveReason),
 }

@@ -25,10 +25,17 @@ pub(crate) struct Transport {
     early_candidates: Vec<RTCIceCandidateInit>,
     /// Whether ICE and DTLS are up.
     pub connected: bool,
+    /// Since when a connection that was up has been down (`None`: up, or never up yet).
+    pub down_since: Option<Instant>,
+    /// When we last restarted ICE on it.
+    pub restarted_at: Option<Instant>,
     /// Whether our candidates have been trickled to the client.
     trickled: bool,
     /// Where the client's datagrams last came from.
     pub remote: Option<SocketAddr>,
+    /// Every local ICE ufrag this connection has had (a new one per ICE restart): the socket
+    /// routes datagrams to it by these.
+    ufrags: Vec<String>,
 }
 
 /// What became of a remote candidate.
@@ -45,8 +52,11 @@ impl Transport {
             deadline: None,
             early_candidates: Vec::new(),
             connected: false,
+            down_since: None,
+            restarted_at: None,
             trickled: false,
             remote: None,
+            ufrags: Vec::new(),
         }
     }
 
@@ -54,9 +64,23 @@ impl Transport {
         &mut self.inner.pc
     }
 
-    /// The ICE ufrag that routes datagrams to this connection.
-    pub fn ufrag(&self) -> &str {
-        &self.inner.ufrag
+    /// The local ICE ufrags that route datagrams to this connection.
+    pub fn ufrags(&self) -> &[String] {
+        &self.ufrags
+    }
+
+    /// Notes the local ufrag of an SDP we are about to send; returns it when it is new (the
+    /// first description, or an ICE restart), so the caller routes datagrams by it.
+    pub fn learn_local_ufrag(&mut self, sdp: &str) -> Option<String> {
+        let ufrag = sdp
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))?
+            .to_owned();
+        if self.ufrags.contains(&ufrag) {
+            return None;
+        }
+        self.ufrags.push(ufrag.clone());
+        Some(ufrag)
     }
 
     /// Hands one datagram from the client to the connection.

@@ -6,7 +6,8 @@
 //! `roomAdmin` grant (checked by [`Admin`], before any body is read). Errors are JSON
 //! `{"error": {"code", "message"}}` with messages meant for the operator, never internals.
 //! A client that fails authentication too often is told to slow down (429); a valid token is
-//! never refused that way.
+//! never refused that way. A client address over its request limit gets 429 `rate_limited`
+//! ([`Failure::rate_limited`], from the router's per-address layer).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -96,6 +97,23 @@ impl Failure {
 
     fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 429 `rate_limited` for a client address over its request limit, with `Retry-After`
+    /// (whole seconds, at least 1).
+    pub fn rate_limited(wait: Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        let mut failure = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many requests from your address; retry in {seconds} s (many people \
+                 behind one address share its limit)"
+            ),
+        );
+        failure.retry_after = Some(seconds);
+        failure
     }
 }
 
@@ -540,6 +558,8 @@ async fn stream_events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let (missed, live) = state.sfu.events().subscribe(last_id);
+    // Stats are taken while someone reads them: this reader, for as long as it reads.
+    let interest = state.sfu.events().want_stats(room.as_deref());
     let live = futures::stream::unfold(live, |mut live| async move {
         loop {
             match live.recv().await {
@@ -556,7 +576,8 @@ async fn stream_events(
             let keep = room.as_ref().is_none_or(|r| *r == event.room);
             async move { keep }
         })
-        .map(|event| {
+        .map(move |event| {
+            let _reading = &interest;
             Ok::<_, std::convert::Infallible>(
                 Event::default()
                     .id(event.id.to_string())
@@ -570,8 +591,10 @@ async fn stream_events(
         .into_response())
 }
 
-/// Every 2 s while someone reads the event stream: a `stats` event per room with its
-/// bitrates and each participant's tracks (bitrate, loss, jitter).
+/// Every 2 s while someone wants them (an event stream reader, or webhooks configured with
+/// stats): a `stats` event per wanted room with its bitrates and each participant's tracks
+/// (bitrate, loss, jitter). While nobody wants them, no room is asked for a snapshot. They go
+/// to live readers only, never into the event history.
 pub async fn publish_stats(sfu: sfu::Sfu, cancel: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
@@ -579,10 +602,14 @@ pub async fn publish_stats(sfu: sfu::Sfu, cancel: tokio_util::sync::Cancellation
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if !sfu.events().has_listeners() {
+        let wanted = sfu.events().stats_wanted();
+        if wanted == sfu::events::StatsWanted::None {
             continue;
         }
         for room in sfu.room_names() {
+            if !wanted.includes(room.as_str()) {
+                continue;
+            }
             let Ok(AdminReply::Room(detail)) = sfu.admin(&room, AdminCommand::Snapshot).await
             else {
                 continue;
@@ -605,7 +632,7 @@ pub async fn publish_stats(sfu: sfu::Sfu, cancel: tokio_util::sync::Cancellation
                     })
                 })
                 .collect();
-            sfu.events().emit(
+            sfu.events().emit_live(
                 "stats",
                 room.as_str(),
                 serde_json::json!({

@@ -7,6 +7,7 @@ use std::time::Duration;
 use protocol::IceServer;
 
 use crate::client_ip::TrustedProxies;
+use crate::ip_limits::IpLimits;
 use crate::rate_limit::MessageLimits;
 
 /// Settings of the signaling layer.
@@ -25,6 +26,9 @@ pub struct SignalingConfig {
     pub trusted_proxies: TrustedProxies,
     /// How fast one signaling connection may send messages.
     pub message_limits: MessageLimits,
+    /// How fast one client address may make requests and send messages (over all of its
+    /// connections).
+    pub ip_limits: IpLimits,
     /// ICE servers handed to clients on join (besides the bundled TURN relay's).
     pub ice_servers: Vec<IceServer>,
     /// The bundled TURN relay: each joining client gets its own short-lived credential.
@@ -96,6 +100,7 @@ impl Default for SignalingConfig {
             dev_open_to_network: false,
             trusted_proxies: TrustedProxies::default(),
             message_limits: MessageLimits::default(),
+            ip_limits: IpLimits::default(),
             ice_servers: Vec::new(),
             turn: None,
         }

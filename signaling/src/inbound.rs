@@ -11,6 +11,8 @@ use tracing::debug;
 /// The message types clients may send, for telling `unknown_type` from `invalid_message`.
 const CLIENT_TYPES: &[&str] = &[
     "join",
+    "resume",
+    "restartIce",
     "offer",
     "answer",
     "candidate",
@@ -18,6 +20,9 @@ const CLIENT_TYPES: &[&str] = &[
     "leave",
     "ping",
 ];
+
+/// Close code a client sends when it drops this connection to resume on a new one.
+pub(crate) const CLOSE_COMING_BACK: u16 = 4000;
 
 /// A failure that ends the connection: the error to send and the close code.
 pub(crate) struct Fatal {
@@ -39,6 +44,8 @@ pub(crate) enum Incoming {
     /// A recoverable mistake: tell the client and keep going.
     Mistake(ErrorCode, String),
     Fatal(Fatal),
+    /// The connection ended: `clean` for a goodbye (a close frame), not for a connection that
+    /// broke or a client that said it is coming back (close code 4000).
     Closed {
         clean: bool,
     },
@@ -74,7 +81,13 @@ pub(crate) fn parse_frame(
                 "binary frames are not part of the protocol; send JSON text".into(),
             );
         }
-        Some(Ok(Message::Close(_))) => return Incoming::Closed { clean: true },
+        // A goodbye, unless the client says it is coming back (`resume`).
+        Some(Ok(Message::Close(frame))) => {
+            let coming_back = frame.is_some_and(|f| f.code == CLOSE_COMING_BACK);
+            return Incoming::Closed {
+                clean: !coming_back,
+            };
+        }
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Incoming::Alive,
     };
     let value: serde_json::Value = match serde_json::from_str(text.as_str()) {
@@ -169,6 +182,27 @@ pub(crate) fn action(message: ClientMessage) -> Action {
             SessionCommand::Candidate(target, candidate)
         }
         ClientMessage::Mute { kind, muted } => SessionCommand::Mute(kind, muted),
+        ClientMessage::RestartIce {
+            target: Target::Subscriber,
+        } => SessionCommand::RestartIce,
+        ClientMessage::RestartIce {
+            target: Target::Publisher,
+        } => {
+            return Action::Reply(ServerMessage::Error {
+                code: ErrorCode::InvalidMessage,
+                message: "the publisher connection restarts ICE with the client's own offer \
+                          (restartIce() or createOffer({iceRestart: true})); restartIce is for \
+                          the subscriber connection"
+                    .into(),
+            });
+        }
+        ClientMessage::Resume { .. } => {
+            return Action::Reply(ServerMessage::Error {
+                code: ErrorCode::AlreadyJoined,
+                message: "this connection already holds a session; resume on a new connection"
+                    .into(),
+            });
+        }
     };
     Action::Room(command)
 }

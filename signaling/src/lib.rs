@@ -10,10 +10,14 @@ pub mod auth;
 mod auth_failures;
 pub mod client_ip;
 mod config;
+pub mod drain;
+mod http_limit;
 mod inbound;
+pub mod ip_limits;
 pub mod metrics;
 pub mod rate_limit;
 pub mod recording;
+pub mod resume;
 mod state;
 pub mod webhooks;
 mod ws;
@@ -31,9 +35,27 @@ pub use auth::{AuthError, TokenAuthority};
 pub use config::{SignalingConfig, TurnOffer};
 pub use state::AppState;
 
-/// The HTTP application: every route of the service.
+/// The HTTP application: every route of the service. The API, the dev token endpoints and
+/// WebSocket upgrades are limited per client address (`[http] ip_request_*`); pages, static
+/// files, recordings, `/healthz` and `/metrics` are not.
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new()
+    let mut limited = Router::new()
+        .route("/ws", get(websocket))
+        .merge(api::routes());
+    if state.config.dev_mode {
+        limited = limited
+            .route("/api/dev-token", get(dev_token))
+            .route("/api/dev-admin-token", get(dev_admin_token));
+    }
+    let limits = http_limit::RequestLimits {
+        limiters: std::sync::Arc::new(ip_limits::IpLimiters::new(state.config.ip_limits)),
+        proxies: state.config.trusted_proxies.clone(),
+    };
+    let limited = limited.route_layer(axum::middleware::from_fn_with_state(
+        limits,
+        http_limit::limit,
+    ));
+    let router = Router::new()
         .route("/", get(|| async { static_file("index.html") }))
         .route("/room/{room}", get(room_page))
         .route("/admin", get(|| async { static_file("admin.html") }))
@@ -46,23 +68,20 @@ pub fn app(state: AppState) -> Router {
             get(recording::files::recording_file),
         )
         .route("/static/{*path}", get(static_asset))
-        .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_page))
-        .merge(api::routes());
-    if state.config.dev_mode {
-        router = router
-            .route("/api/dev-token", get(dev_token))
-            .route("/api/dev-admin-token", get(dev_admin_token));
-    }
+        .merge(limited);
     router.with_state(state)
 }
 
 async fn websocket(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    share: Option<axum::Extension<ip_limits::IpShare>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // The client address's share of the message budget, from the request limit's layer.
+    let share = share.map(|s| s.0).unwrap_or_default();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -73,7 +92,7 @@ async fn websocket(
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit.saturating_mul(2))
-        .on_upgrade(move |socket| ws::serve(socket, state, host))
+        .on_upgrade(move |socket| ws::serve(socket, state, host, share))
 }
 
 /// `GET /metrics`: this server's numbers in the Prometheus text format.

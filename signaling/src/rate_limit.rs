@@ -1,11 +1,14 @@
 //! A signaling connection's message budget: a token bucket that each client message draws on by
-//! its cost (an offer costs more than a ping), and the verdict when the client outruns it:
-//! refuse the message, or, when it keeps going, disconnect it. Plain arithmetic over the `now`
-//! the caller passes in: it never reads the clock, never sleeps and never sends anything.
+//! its cost (an offer costs more than a ping), on top of its address's shared budget
+//! (`ip_limits`), and the verdict when the client outruns either: refuse the message, or, when it
+//! keeps going, disconnect it. Plain arithmetic over the `now` the caller passes in (the shared
+//! budget keeps its own clock): it never sleeps and never sends anything.
 
 use std::time::{Duration, Instant};
 
 use protocol::ClientMessage;
+
+use crate::ip_limits::IpShare;
 
 /// How fast one connection may send signaling messages.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +38,8 @@ pub const STRIKE_WINDOW: Duration = Duration::from_secs(10);
 pub fn cost(message: &ClientMessage) -> u32 {
     match message {
         ClientMessage::Ping { .. } | ClientMessage::Leave | ClientMessage::Candidate { .. } => 1,
+        // An ICE restart renegotiates; resuming looks up a parked session.
+        ClientMessage::RestartIce { .. } | ClientMessage::Resume { .. } => 10,
         // Every change is told to every other participant.
         ClientMessage::Mute { .. } => 5,
         // Negotiation runs the WebRTC engine.
@@ -64,6 +69,8 @@ pub struct Budget {
     last: Instant,
     window_start: Instant,
     refused: u32,
+    /// The budget of the client's address, shared with its other connections.
+    shared: IpShare,
 }
 
 impl Budget {
@@ -74,7 +81,13 @@ impl Budget {
             last: now,
             window_start: now,
             refused: 0,
+            shared: IpShare::default(),
         }
+    }
+
+    /// This budget, drawing on its address's shared budget too: a message must fit in both.
+    pub fn shared_with(self, shared: IpShare) -> Self {
+        Budget { shared, ..self }
     }
 
     /// Charges `cost` at `now`.
@@ -83,7 +96,9 @@ impl Budget {
         self.last = now;
         self.tokens = (self.tokens + elapsed * f64::from(self.limits.per_second))
             .min(f64::from(self.limits.burst));
-        if self.tokens >= f64::from(cost) {
+        // A message must fit in this connection's budget and then in its address's; one the
+        // address refuses leaves this connection's tokens as they were.
+        if self.tokens >= f64::from(cost) && self.shared.charge(cost) {
             self.tokens -= f64::from(cost);
             return Verdict::Allow;
         }
@@ -148,6 +163,42 @@ mod tests {
         let later = t0 + STRIKE_WINDOW;
         assert_eq!(calm.charge(5, later), Verdict::Allow);
         assert_eq!(calm.charge(50, later), Verdict::Refuse { first: true });
+    }
+
+    #[test]
+    fn connections_of_one_address_share_its_budget() {
+        use std::sync::Arc;
+
+        use crate::ip_limits::{IpLimiters, IpLimits};
+        let limiters = Arc::new(IpLimiters::new(IpLimits {
+            message_rate: 1,
+            message_burst: 30,
+            ..IpLimits::default()
+        }));
+        let address = Some("198.51.100.20".parse().unwrap());
+        let t0 = Instant::now();
+        let share = || IpShare::new(Arc::clone(&limiters), address);
+        let mut first = Budget::new(LIMITS, t0).shared_with(share());
+        let mut second = Budget::new(LIMITS, t0).shared_with(share());
+        for _ in 0..20 {
+            assert_eq!(first.charge(1, t0), Verdict::Allow);
+        }
+        // The second connection has its own 20, but the address only 10 more.
+        for _ in 0..10 {
+            assert_eq!(second.charge(1, t0), Verdict::Allow);
+        }
+        assert_eq!(second.charge(1, t0), Verdict::Refuse { first: true });
+        // A refusal by the address counts towards the disconnect like any other.
+        for _ in 0..4 {
+            assert!(matches!(second.charge(1, t0), Verdict::Refuse { .. }));
+        }
+        assert_eq!(second.charge(1, t0), Verdict::Disconnect);
+        // Another address is not touched.
+        let mut elsewhere = Budget::new(LIMITS, t0).shared_with(IpShare::new(
+            Arc::clone(&limiters),
+            Some("198.51.100.21".parse().unwrap()),
+        ));
+        assert_eq!(elsewhere.charge(20, t0), Verdict::Allow);
     }
 
     #[test]

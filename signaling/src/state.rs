@@ -7,8 +7,10 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::TokenAuthority;
 use crate::auth_failures::AuthFailures;
 use crate::config::SignalingConfig;
+use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::recording::supervisor::Recordings;
+use crate::resume::Parking;
 
 /// Shared by every request handler. Cloning is cheap.
 #[derive(Clone)]
@@ -25,4 +27,8 @@ pub struct AppState {
     pub turn: Option<turn_server::TurnServer>,
     /// HLS recordings and their sidecars.
     pub recordings: Recordings,
+    /// Sessions whose WebSocket dropped, waiting for `resume`.
+    pub parking: std::sync::Arc<Parking>,
+    /// Set when the server drains before going away: no new joins.
+    pub drain: Drain,
 }

@@ -5,7 +5,8 @@
 //! receiver can check it came from us. A delivery that fails (connection error or a non-2xx
 //! answer) is retried after 1, 2 and 4 s, then dropped and logged. Each URL has its own
 //! bounded queue, so a slow receiver delays only itself and never the rooms. Periodic `stats`
-//! events are not sent.
+//! events are sent only when configured (`[webhooks] stats`); only then are they taken at all
+//! on the webhooks' account.
 
 use std::time::Duration;
 
@@ -42,11 +43,13 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-/// Delivers every event of `events` to every URL until `cancel`.
-pub async fn run(events: EventBus, config: WebhookConfig, cancel: CancellationToken) {
+/// Delivers every event of `events` to every URL until `cancel`; the periodic `stats` too
+/// when `stats` (which keeps them being taken for as long as this runs).
+pub async fn run(events: EventBus, config: WebhookConfig, stats: bool, cancel: CancellationToken) {
     if config.urls.is_empty() {
         return;
     }
+    let _interest = stats.then(|| events.want_stats(None));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -80,7 +83,7 @@ pub async fn run(events: EventBus, config: WebhookConfig, cancel: CancellationTo
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
-        if event.kind == "stats" {
+        if event.kind == "stats" && !stats {
             continue;
         }
         let body = serde_json::json!({"id": event.id, "event": event.kind, "data": event.data})

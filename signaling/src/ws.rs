@@ -10,13 +10,16 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use protocol::{ClientMessage, CloseReason, ErrorCode, LeaveReason, ServerMessage};
+use protocol::{ClientMessage, CloseReason, ErrorCode, LeaveReason, ResumeInfo, ServerMessage};
 use sfu::{JoinError, JoinParams, RoomId, Session, SessionCommand, SessionEvent};
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use crate::auth::AuthError;
 use crate::inbound::{self, Action, Fatal, Incoming, parse_frame};
+use crate::ip_limits::IpShare;
 use crate::rate_limit::{self, Budget, Verdict};
+use crate::resume::Parking;
 use crate::state::AppState;
 
 /// How long a new connection may take to send `join`.
@@ -26,6 +29,10 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_KEEPALIVE: u16 = 4008;
 /// Close code for a client that kept sending over its message budget (policy violation).
 const CLOSE_RATE_LIMITED: u16 = 1008;
+/// Close code for a join refused while the server drains ("try again later").
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+/// Close code for a connection whose session a newer connection resumed.
+const CLOSE_RESUMED_ELSEWHERE: u16 = 4009;
 /// How long a closing connection waits for the client's close reply before dropping it.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -79,7 +86,7 @@ async fn fail(socket: &mut WebSocket, fatal: Fatal) {
 /// Serves one WebSocket until the client leaves, goes silent, or the server shuts down.
 ///
 /// `host` is the HTTP Host the client connected to; TURN URLs use it when no host is set.
-pub async fn serve(mut socket: WebSocket, state: AppState, host: Option<String>) {
+pub async fn serve(mut socket: WebSocket, state: AppState, host: Option<String>, ip: IpShare) {
     let _counted = crate::metrics::ConnectionGuard::new(&state.metrics);
     let session = tokio::select! {
         joined = wait_for_join(&mut socket, &state, host.as_deref()) => joined,
@@ -88,7 +95,7 @@ pub async fn serve(mut socket: WebSocket, state: AppState, host: Option<String>)
             return;
         }
     };
-    let session = match session {
+    let start = match session {
         Ok(Some(s)) => s,
         Ok(None) => return,
         Err(fatal) => {
@@ -96,7 +103,26 @@ pub async fn serve(mut socket: WebSocket, state: AppState, host: Option<String>)
             return;
         }
     };
-    relay(socket, session, &state).await;
+    relay(socket, start, &state, ip).await;
+}
+
+/// A session this connection serves: newly joined, or taken back with `resume`.
+struct Start {
+    session: Session,
+    /// The token that lets a later connection take this session back.
+    resume_token: String,
+    /// `Some` for a resumed session: what the room said while no connection was there.
+    missed: Option<Vec<ServerMessage>>,
+}
+
+/// How a connection's relay ended.
+enum End {
+    /// The participant leaves the room now.
+    Leave(LeaveReason),
+    /// The connection dropped: the session waits for `resume`.
+    Dropped,
+    /// A newer connection resumed this session: park it for that one, then say so.
+    TakenOver(oneshot::Sender<()>),
 }
 
 /// Reads messages until a valid `join`; answers mistakes before it without giving up.
@@ -104,7 +130,7 @@ async fn wait_for_join(
     socket: &mut WebSocket,
     state: &AppState,
     host: Option<&str>,
-) -> Result<Option<Session>, Fatal> {
+) -> Result<Option<Start>, Fatal> {
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     loop {
         let frame = match tokio::time::timeout_at(deadline, socket.recv()).await {
@@ -117,8 +143,41 @@ async fn wait_for_join(
             }
         };
         match parse_frame(frame, state.config.max_message_size) {
+            Incoming::Message(ClientMessage::Join { .. }) if state.drain.is_draining() => {
+                // Going away: join elsewhere, or here once the server is back.
+                send(
+                    socket,
+                    &ServerMessage::Closed {
+                        reason: CloseReason::Draining,
+                    },
+                )
+                .await;
+                close(socket, CLOSE_TRY_AGAIN_LATER, "draining").await;
+                return Ok(None);
+            }
             Incoming::Message(ClientMessage::Join { room, token }) => {
-                return join(state, &room, &token, host).await.map(Some);
+                let session = join(state, &room, &token, host).await?;
+                return Ok(Some(Start {
+                    session,
+                    resume_token: Parking::new_token(),
+                    missed: None,
+                }));
+            }
+            Incoming::Message(ClientMessage::Resume { token }) => {
+                if let Some(resumed) = state.parking.claim(&token).await {
+                    return Ok(Some(Start {
+                        session: resumed.session,
+                        resume_token: token,
+                        missed: Some(resumed.missed),
+                    }));
+                }
+                let message = ServerMessage::Error {
+                    code: ErrorCode::ResumeFailed,
+                    message: "this session cannot be resumed (the resume window is over, or it \
+                              left the room); send join with an access token"
+                        .into(),
+                };
+                send(socket, &message).await;
             }
             Incoming::Message(ClientMessage::Ping { ts }) => {
                 send(socket, &ServerMessage::Pong { ts }).await;
@@ -199,18 +258,46 @@ async fn join(
 }
 
 /// Relays between a joined client and its room.
-async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
-    info!(room = %session.room, participant = %session.participant_id, "signaling session started");
+async fn relay(mut socket: WebSocket, start: Start, state: &AppState, ip: IpShare) {
+    let Start {
+        mut session,
+        resume_token,
+        missed,
+    } = start;
+    let window = state.parking.window();
+    if let Some(missed) = missed {
+        info!(room = %session.room, participant = %session.participant_id, missed = missed.len(), "signaling session resumed");
+        let resumed = ServerMessage::Resumed {
+            room: session.room.to_string(),
+            participant_id: session.participant_id.to_string(),
+            missed: missed.len(),
+        };
+        let mut delivered = send(&mut socket, &resumed).await;
+        for message in missed {
+            if delivered {
+                delivered = send(&mut socket, &message).await;
+            }
+        }
+        if !delivered {
+            state.parking.park(resume_token, session).await;
+            return;
+        }
+    } else {
+        info!(room = %session.room, participant = %session.participant_id, "signaling session started");
+    }
+    let mut live = state.parking.live(&resume_token);
     let keepalive = state.config.keepalive_timeout;
     let mut last_heard = Instant::now();
     let mut check = tokio::time::interval(Duration::from_secs(1));
-    let mut budget = Budget::new(state.config.message_limits, Instant::now());
-    let leave_reason = loop {
+    let mut budget = Budget::new(state.config.message_limits, Instant::now()).shared_with(ip);
+    let mut told_draining = false;
+    let end = loop {
         tokio::select! {
             event = session.events.recv() => match event {
                 Some(SessionEvent::Message(m)) => {
+                    let m = with_resume_token(m, &resume_token, window);
                     if !send(&mut socket, &m).await {
-                        break LeaveReason::Disconnected;
+                        break End::Dropped;
                     }
                 }
                 Some(SessionEvent::Closed(reason)) => {
@@ -250,7 +337,7 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
                         Verdict::Disconnect => {
                             warn!(participant = %session.participant_id, "over its message budget; disconnecting");
                             close(&mut socket, CLOSE_RATE_LIMITED, "rate limited").await;
-                            break LeaveReason::Disconnected;
+                            break End::Leave(LeaveReason::Disconnected);
                         }
                     }
                 }
@@ -267,7 +354,7 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
                             Action::Reply(m) => {
                                 send(&mut socket, &m).await;
                             }
-                            Action::Leave(reason) => break reason,
+                            Action::Leave(reason) => break End::Leave(reason),
                         }
                     }
                     Incoming::Mistake(code, message) => {
@@ -275,31 +362,72 @@ async fn relay(mut socket: WebSocket, mut session: Session, state: &AppState) {
                     }
                     Incoming::Fatal(f) => {
                         fail(&mut socket, f).await;
-                        break LeaveReason::Disconnected;
+                        break End::Leave(LeaveReason::Disconnected);
                     }
-                    Incoming::Closed { clean } => {
-                        break if clean { LeaveReason::Left } else { LeaveReason::Disconnected };
-                    }
+                    // A close frame is a goodbye; a connection that just breaks may come back.
+                    Incoming::Closed { clean: true } => break End::Leave(LeaveReason::Left),
+                    Incoming::Closed { clean: false } => break End::Dropped,
                     Incoming::Alive => {}
+                }
+            }
+            ack = live.taken() => break End::TakenOver(ack),
+            _ = state.drain.started(), if !told_draining => {
+                told_draining = true;
+                let closes_in_secs = state.drain.closes_in().unwrap_or_default().as_secs();
+                if !send(&mut socket, &ServerMessage::Draining { closes_in_secs }).await {
+                    break End::Dropped;
                 }
             }
             _ = check.tick() => {
                 if last_heard.elapsed() > keepalive {
                     info!(participant = %session.participant_id, "no keepalive; disconnecting");
                     close(&mut socket, CLOSE_KEEPALIVE, "keepalive timeout").await;
-                    break LeaveReason::Disconnected;
+                    break End::Dropped;
                 }
             }
         }
     };
-    session
-        .handle
-        .send(SessionCommand::Leave(leave_reason))
-        .await;
-    if leave_reason == LeaveReason::Left {
-        close(&mut socket, 1000, "bye").await;
+    let participant = session.participant_id.clone();
+    drop(live);
+    match end {
+        End::Dropped => state.parking.park(resume_token, session).await,
+        End::TakenOver(ack) => {
+            info!(%participant, "session resumed on a newer connection");
+            state.parking.park(resume_token, session).await;
+            let _ = ack.send(());
+            close(&mut socket, CLOSE_RESUMED_ELSEWHERE, "resumed elsewhere").await;
+        }
+        End::Leave(reason) => {
+            session.handle.send(SessionCommand::Leave(reason)).await;
+            if reason == LeaveReason::Left {
+                close(&mut socket, 1000, "bye").await;
+            }
+            info!(%participant, ?reason, "signaling session ended");
+        }
     }
-    info!(participant = %session.participant_id, ?leave_reason, "signaling session ended");
+}
+
+/// Adds the resume token to the room's `joined`, which only signaling can issue.
+fn with_resume_token(message: ServerMessage, token: &str, window: Duration) -> ServerMessage {
+    match message {
+        ServerMessage::Joined {
+            room,
+            you,
+            participants,
+            ice_servers,
+            ..
+        } if !window.is_zero() => ServerMessage::Joined {
+            room,
+            you,
+            participants,
+            ice_servers,
+            resume: Some(Box::new(ResumeInfo {
+                token: token.to_owned(),
+                window_secs: window.as_secs(),
+            })),
+        },
+        other => other,
+    }
 }
 
 /// Tells the client why the room let it go, then closes the connection properly.

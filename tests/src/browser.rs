@@ -52,8 +52,18 @@ fn free_port() -> u16 {
 /// Starts a WebDriver server (`chromedriver`, `geckodriver`) on a free port and waits until it
 /// accepts connections. Returns the process and its port.
 async fn spawn_webdriver(program: &str) -> anyhow::Result<(Child, u16)> {
+    spawn_webdriver_with_env(program, &[]).await
+}
+
+/// [`spawn_webdriver`] with extra environment variables for the driver and the browsers it
+/// starts.
+async fn spawn_webdriver_with_env(
+    program: &str,
+    env: &[(&str, &std::path::Path)],
+) -> anyhow::Result<(Child, u16)> {
     let port = free_port();
     let child = Command::new(program)
+        .envs(env.iter().copied())
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -78,12 +88,23 @@ pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
 impl Driver {
     /// Starts chromedriver on a free port and waits until it answers.
     pub async fn start() -> anyhow::Result<Driver> {
+        Self::start_with_env(&[]).await
+    }
+
+    /// Like [`Driver::start`], with `home` as the `HOME` of chromedriver and of every browser it
+    /// opens: Chromium on Linux trusts the certificate authorities of the NSS database in
+    /// `$HOME/.pki/nssdb`, so a test can make it trust its own CA there.
+    pub async fn start_with_home(home: &std::path::Path) -> anyhow::Result<Driver> {
+        Self::start_with_env(&[("HOME", home)]).await
+    }
+
+    async fn start_with_env(env: &[(&str, &std::path::Path)]) -> anyhow::Result<Driver> {
         if !std::path::Path::new(CHROMIUM).exists() {
             bail!(
                 "{CHROMIUM} is missing: run scripts/test, which installs chromium and chromium-driver"
             );
         }
-        let (child, port) = spawn_webdriver("chromedriver").await?;
+        let (child, port) = spawn_webdriver_with_env("chromedriver", env).await?;
         let profiles =
             std::env::temp_dir().join(format!("switchyard-e2e-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&profiles)?;
@@ -118,6 +139,12 @@ impl Driver {
 
     /// Opens a new headless Chromium with a fake camera and microphone.
     pub async fn browser(&self) -> anyhow::Result<Client> {
+        self.browser_with(&[]).await
+    }
+
+    /// [`Driver::browser`] with extra Chromium flags after the usual ones (for example
+    /// `--ignore-certificate-errors`, or `--host-resolver-rules=MAP name 127.0.0.1`).
+    pub async fn browser_with(&self, extra_args: &[&str]) -> anyhow::Result<Client> {
         let profile = self._profiles.0.join(format!("p{}", rand_suffix()));
         let args = vec![
             "--headless".to_string(),
@@ -136,6 +163,10 @@ impl Driver {
             "--window-size=1280,800".into(),
             format!("--user-data-dir={}", profile.display()),
         ];
+        let args: Vec<String> = args
+            .into_iter()
+            .chain(extra_args.iter().map(|a| a.to_string()))
+            .collect();
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),

@@ -1,11 +1,12 @@
 //! Helpers shared by the end-to-end tests: an in-process Switchyard server on free ports
 //! (`server`), waits on conditions (`wait`), browsers (`browser`), a TURN client
-//! (`turn_client`) and the admin API's tokens and client (`admin`). The helpers never write into
-//! the source tree.
+//! (`turn_client`), the admin API's tokens and client (`admin`), and a page's own sockets
+//! (`sockets`). The helpers never write into the source tree.
 
 pub mod admin;
 pub mod browser;
 mod server;
+pub mod sockets;
 pub mod turn_client;
 mod wait;
 

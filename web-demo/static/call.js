@@ -144,6 +144,11 @@ function wireClientEvents() {
     else pendingStreams.set(detail.participantId, detail.stream);
   });
   client.addEventListener('error', ({ detail }) => showBanner(detail.message, 'error', detail.code));
+  client.addEventListener('draining', ({ detail }) =>
+    showBanner(
+      `The server is restarting: this call ends in ${detail.closesInSecs} s, then the page reconnects by itself.`,
+      'info', '', true,
+    ));
 }
 
 // ------------------------------------------------------------------ files & chat

@@ -5,10 +5,14 @@
  * (docs/signaling.md): the *publisher* PC, on which this client offers its own audio/video,
  * and the *subscriber* PC, on which the server offers everyone else's tracks and this client
  * only answers. ICE candidates trickle both ways; it pings every 5 s. After an unexpected
- * WebSocket drop (or 15 s of silence, or a failed media connection) it reconnects by itself with
- * a fresh join, republishing the same local stream: back-off 0.5 s doubling to 8 s, until
- * `leave()`. It gives up (state 'failed') after close codes 4001/4003 or a `closed` message with
- * reason removed / room_closed / replaced.
+ * WebSocket drop (or 15 s of silence) it first *resumes*: a new WebSocket takes the session back
+ * with the `resumeToken` of `joined`, keeping the participant id, both peer connections and all
+ * tracks (nobody else notices). When the network path changes (a peer connection goes
+ * `disconnected` or `failed`, or the page comes back `online`) it restarts ICE on both peer
+ * connections without publishing again, and again every 10 s while media stays down. Only when
+ * that cannot work (resume window over, media still down after 8 restarts) does it rejoin afresh, republishing the same local
+ * stream: back-off 0.5 s doubling to 8 s, until `leave()`. It gives up (state 'failed') after
+ * close codes 4001/4003 or a `closed` message with reason removed / room_closed / replaced.
  *
  * It never touches the page (no DOM): call.js turns its events into UI. Data messages, access
  * tokens and receive stats live in switchyard-data.js, switchyard-token.js and
@@ -31,6 +35,10 @@
  * - `state`            {state, message, attempt?, unreachable?} where state is one of
  *                      'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'failed'
  * - `joined`           {room, you, participants, iceServers}   (after every (re)join)
+ * - `resumed`          {room, participantId, missed}   the session was taken back after a drop
+ * - `iceRestart`       {reason}   both peer connections are restarting ICE
+ * - `draining`         {closesInSecs}   the server goes away soon (a restart); the session ends
+ *                      by then and the client reconnects with back-off
  * - `participantJoined` {participant}
  * - `participantLeft`  {participantId, identity, reason, participant}
  * - `trackPublished`   {participantId, track}
@@ -71,6 +79,18 @@ const PING_INTERVAL_MS = 5000;
 const SILENCE_TIMEOUT_MS = 15000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
+/** A peer connection `disconnected` this long (or `failed` at once) restarts ICE. */
+const ICE_DISCONNECTED_GRACE_MS = 2000;
+/** Media still not back this long after an ICE restart: restart again. */
+const ICE_RESTART_TIMEOUT_MS = 10000;
+/**
+ * Restarts in a row before rejoining afresh. The session lives on while the WebSocket does, so
+ * a long outage (a minute and more) is ridden out with the same participant id.
+ */
+const ICE_RESTARTS_BEFORE_REJOIN = 8;
+const ICE_RESTART_MIN_GAP_MS = 3000;
+/** Resume only while the server surely still keeps the session (its window minus a margin). */
+const RESUME_MARGIN_MS = 3000;
 /** Close codes after which reconnecting cannot help (bad token, wrong room, room full). */
 const FATAL_CLOSE_CODES = new Set([4001, 4003]);
 /** `closed` reasons after which the client must not come back by itself. */
@@ -146,6 +166,12 @@ export class SwitchyardClient extends EventTarget {
     this._lastError = null; // last server `error`, explains a fatal close
     this._dataQueues = { reliable: Promise.resolve(), lossy: Promise.resolve() }; // keeps sends in order
     this._dataWaiters = new Set(); // wake-ups of sends waiting for `bufferedamountlow`
+    this._resume = null; // {token, windowMs} from `joined`: how to take the session back
+    this._iceTimers = { publisher: null, subscriber: null, fallback: null };
+    this._iceRestarts = 0; // restarts in a row without media coming back
+    this._lastIceRestart = 0;
+    this._lastSubscriberRestart = 0;
+    this._onOnline = () => this.restartIce('online');
   }
 
   /**
@@ -164,6 +190,7 @@ export class SwitchyardClient extends EventTarget {
       if (track) this._muted[kind] = !track.enabled;
     }
     const done = new Promise((resolve, reject) => (this._connectWaiters = { resolve, reject }));
+    globalThis.addEventListener?.('online', this._onOnline);
     this.#open();
     return done;
   }
@@ -193,6 +220,34 @@ export class SwitchyardClient extends EventTarget {
   }
 
   /**
+   * Restart ICE on both peer connections (new ICE credentials, new candidate pairs), keeping
+   * the session, its tracks and the participant id. The client does this by itself after a
+   * network change; `reason` is reported in the `iceRestart` event. Returns false when there
+   * is no connected session to restart.
+   */
+  restartIce(reason = 'asked') {
+    if (this.state !== 'connected' || !this.publisherPc || !this.subscriberPc) return false;
+    // Both connections failing at once, or failing again mid-restart, make one restart.
+    if (reason !== 'asked' && Date.now() - this._lastIceRestart < ICE_RESTART_MIN_GAP_MS) return true;
+    this._lastIceRestart = Date.now();
+    this.#emit('iceRestart', { reason });
+    // Each restartIce() fires `negotiationneeded`; see #createPc for what follows.
+    this.publisherPc.restartIce();
+    this.subscriberPc.restartIce();
+    this._iceRestarts += 1;
+    clearTimeout(this._iceTimers.fallback);
+    this._iceTimers.fallback = setTimeout(() => {
+      this._iceTimers.fallback = null;
+      const stuck = [this.publisherPc, this.subscriberPc].some((pc) => pc && pc.connectionState !== 'connected');
+      if (!stuck || this._stopped) return;
+      if (this._iceRestarts < ICE_RESTARTS_BEFORE_REJOIN) return this.restartIce('still down');
+      this.#emit('error', { code: 'ice_failed', message: 'Media connection did not come back after repeated ICE restarts. Rejoining…' });
+      this.#scheduleReconnect(true, false);
+    }, ICE_RESTART_TIMEOUT_MS);
+    return true;
+  }
+
+  /**
    * Receive statistics of the subscriber PC, one entry per inbound RTP stream:
    * `[{participantId, identity, kind, framesDecoded, packetsReceived, bytesReceived}]`.
    * Receivers whose track no longer belongs to a remote participant are left out.
@@ -219,13 +274,17 @@ export class SwitchyardClient extends EventTarget {
   async #open() {
     const gen = ++this._gen;
     if (this._attempt === 0) this.#setState('connecting', 'Connecting…');
-    let token;
-    try {
-      token = await getToken(this);
-    } catch (err) {
-      if (gen !== this._gen) return;
-      if (err instanceof FatalError) return this.#fail(err.message, 'unauthorized');
-      return this.#scheduleReconnect(false);
+    // Taking a dropped session back needs no access token, only the resume token.
+    const resume = this.#resumable() ? this._resume.token : null;
+    let token = null;
+    if (!resume) {
+      try {
+        token = await getToken(this);
+      } catch (err) {
+        if (gen !== this._gen) return;
+        if (err instanceof FatalError) return this.#fail(err.message, 'unauthorized');
+        return this.#scheduleReconnect(false, false);
+      }
     }
     if (gen !== this._gen || this._stopped) return;
 
@@ -241,7 +300,7 @@ export class SwitchyardClient extends EventTarget {
       if (gen !== this._gen) return;
       opened = true;
       this._lastRx = Date.now();
-      this.#send({ type: 'join', room: this.room, token });
+      this.#send(resume ? { type: 'resume', token: resume } : { type: 'join', room: this.room, token });
       this._pingTimer = setInterval(() => this.#keepalive(gen), PING_INTERVAL_MS);
     };
     ws.onmessage = (ev) => {
@@ -257,7 +316,10 @@ export class SwitchyardClient extends EventTarget {
       // see them even while an earlier message (say an SDP) is still being applied.
       if (msg.type === 'error') {
         this._lastError = msg;
-        return this.#emit('error', { code: msg.code, message: msg.message });
+        this.#emit('error', { code: msg.code, message: msg.message });
+        // Too late to take the session back: join afresh.
+        if (msg.code === 'resume_failed') this.#scheduleReconnect(true, false);
+        return;
       }
       if (msg.type === 'closed') {
         if (msg.reason in FINAL_CLOSE_REASONS) this._finalReason = msg.reason;
@@ -296,11 +358,22 @@ export class SwitchyardClient extends EventTarget {
       const why = this._lastError?.message || reason || `Connection refused by the server (code ${code}).`;
       return this.#stop('failed', why);
     }
-    this.#scheduleReconnect(wasOpen);
+    this.#scheduleReconnect(wasOpen, true);
   }
 
-  #scheduleReconnect(serverWasReachable) {
-    this.#teardown();
+  /** Whether the session can still be taken back with `resume` (see `joined`'s resumeToken). */
+  #resumable() {
+    return !!(this._resume && this.publisherPc && this.subscriberPc &&
+      Date.now() - this._lastRx < this._resume.windowMs - RESUME_MARGIN_MS);
+  }
+
+  /** Reconnect soon: resuming the session if `tryResume` and it still can, else afresh. */
+  #scheduleReconnect(serverWasReachable, tryResume) {
+    if (tryResume && this.#resumable()) this.#dropSocket();
+    else {
+      this._resume = null;
+      this.#teardown();
+    }
     this._attempt += 1;
     const delay = Math.min(BACKOFF_MIN_MS * 2 ** (this._attempt - 1), BACKOFF_MAX_MS);
     const unreachable = !serverWasReachable;
@@ -314,8 +387,11 @@ export class SwitchyardClient extends EventTarget {
     }, delay);
   }
 
-  /** Close socket and both PCs; forget per-session state. Keeps the local stream. */
-  #teardown() {
+  /**
+   * Forget the WebSocket. With close code 4000 (the default) the server keeps the session for
+   * `resume`: both PCs, tracks and state stay here too; 1000 ends it.
+   */
+  #dropSocket(code = 4000) {
     this._gen += 1;
     clearInterval(this._pingTimer);
     clearTimeout(this._retryTimer);
@@ -323,12 +399,22 @@ export class SwitchyardClient extends EventTarget {
     if (this._ws) {
       const ws = this._ws;
       ws.onopen = ws.onmessage = ws.onclose = null;
-      if (ws.readyState <= WebSocket.OPEN) ws.close(1000);
+      // 4000: the server reads it as "dropped, coming back", not as a goodbye.
+      if (ws.readyState <= WebSocket.OPEN) ws.close(code, code === 4000 ? 'reconnecting' : 'bye');
       this._ws = null;
     }
+    this._inbox = Promise.resolve();
+    this._lastError = null;
+  }
+
+  /** Close socket and both PCs; forget per-session state. Keeps the local stream. */
+  #teardown() {
+    // The session is abandoned: a normal close lets the server end it at once.
+    this.#dropSocket(1000);
+    for (const t of Object.keys(this._iceTimers)) clearTimeout(this._iceTimers[t]);
     for (const pc of [this.publisherPc, this.subscriberPc]) {
       if (!pc) continue;
-      pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
+      pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = pc.onnegotiationneeded = null;
       pc.close();
     }
     this.publisherPc = this.subscriberPc = null;
@@ -337,13 +423,13 @@ export class SwitchyardClient extends EventTarget {
     this._pending = { publisher: [], subscriber: [] };
     this._remoteStreams.clear();
     this._receiverOwner.clear();
-    this._inbox = Promise.resolve();
     this._finalReason = null;
-    this._lastError = null;
   }
 
   #stop(state, message) {
     this._stopped = true;
+    this._resume = null;
+    globalThis.removeEventListener?.('online', this._onOnline);
     this.#teardown();
     this.#setState(state, message);
     if (this._connectWaiters) {
@@ -363,6 +449,8 @@ export class SwitchyardClient extends EventTarget {
     switch (msg.type) {
       case 'joined':
         return this.#onJoined(msg);
+      case 'resumed':
+        return this.#onResumed(msg);
       case 'answer':
         if (msg.target !== 'publisher' || !this.publisherPc) return;
         await this.publisherPc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
@@ -425,6 +513,8 @@ export class SwitchyardClient extends EventTarget {
           muted: msg.muted,
         });
       }
+      case 'draining':
+        return this.#emit('draining', { closesInSecs: msg.closesInSecs });
       case 'pong':
         if (typeof msg.ts === 'number') this.rtt = Date.now() - msg.ts;
         return;
@@ -433,8 +523,20 @@ export class SwitchyardClient extends EventTarget {
     }
   }
 
+  async #onResumed(msg) {
+    this._attempt = 0;
+    this.#setState('connected', `Connected to room “${msg.room}”`);
+    this.#emit('resumed', { room: msg.room, participantId: msg.participantId, missed: msg.missed });
+    // An offer sent while the old connection was dying may never have arrived: send it again.
+    const pc = this.publisherPc;
+    if (pc && pc.signalingState === 'have-local-offer' && pc.localDescription) {
+      this.#send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp });
+    }
+  }
+
   async #onJoined(msg) {
     this.you = normaliseParticipant(msg.you);
+    this._resume = msg.resume ? { token: msg.resume.token, windowMs: msg.resume.windowSecs * 1000 } : null;
     this.participants = new Map((msg.participants || []).map((p) => [p.id, normaliseParticipant(p)]));
     this._attempt = 0;
 
@@ -489,12 +591,47 @@ export class SwitchyardClient extends EventTarget {
       this.#send({ type: 'candidate', target, candidate: ev.candidate ? ev.candidate.toJSON() : null });
     };
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState !== 'failed' || pc !== this[`${target}Pc`]) return;
-      const hint = this.relay ? ' (TURN relay forced: is the TURN server reachable?)' : '';
-      this.#emit('error', { code: 'ice_failed', message: `Media connection (${target}) failed${hint}. Reconnecting…` });
-      this.#scheduleReconnect(true);
+      if (pc !== this[`${target}Pc`]) return;
+      clearTimeout(this._iceTimers[target]);
+      this._iceTimers[target] = null;
+      const state = pc.connectionState;
+      if (state === 'connected') {
+        const other = this[`${target === 'publisher' ? 'subscriber' : 'publisher'}Pc`];
+        if (other?.connectionState === 'connected') {
+          clearTimeout(this._iceTimers.fallback);
+          this._iceRestarts = 0;
+        }
+      } else if (state === 'failed') {
+        const hint = this.relay ? ' (TURN relay forced: is the TURN server reachable?)' : '';
+        this.#emit('error', { code: 'ice_failed', message: `Media connection (${target}) failed${hint}. Restarting ICE…` });
+        if (!this.restartIce('failed')) this.#scheduleReconnect(true, false);
+      } else if (state === 'disconnected') {
+        this._iceTimers[target] = setTimeout(() => {
+          this._iceTimers[target] = null;
+          if (pc.connectionState === 'disconnected') this.restartIce('disconnected');
+        }, ICE_DISCONNECTED_GRACE_MS);
+      }
+    };
+    pc.onnegotiationneeded = () => {
+      if (pc !== this[`${target}Pc`] || pc.signalingState !== 'stable') return;
+      if (target === 'subscriber') {
+        // The server offers on this connection: ask it for an offer that restarts ICE (once
+        // per few seconds, should the browser keep asking).
+        if (Date.now() - this._lastSubscriberRestart < ICE_RESTART_MIN_GAP_MS) return;
+        this._lastSubscriberRestart = Date.now();
+        this.#send({ type: 'restartIce', target: 'subscriber' });
+      } else if (this._published) {
+        // After restartIce() (the first offer is #publish's own).
+        this.#renegotiatePublisher().catch((err) => console.warn('switchyard: publisher offer failed', err));
+      }
     };
     return pc;
+  }
+
+  async #renegotiatePublisher() {
+    const pc = this.publisherPc;
+    await pc.setLocalDescription(await pc.createOffer());
+    this.#send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp });
   }
 
   #onRemoteTrack(ev) {

@@ -43,7 +43,12 @@ pub enum Command {
 
 const API_HELP: &str = "Without --token, an admin token is minted for the call from the \
                         configured api_key/api_secret (--config, SWITCHYARD_API_KEY/\
-                        SWITCHYARD_API_SECRET, --api-key/--api-secret).";
+                        SWITCHYARD_API_SECRET, --api-key/--api-secret).\n\
+                        Against HTTPS: an https --url is checked against the public web roots \
+                        plus --ca, or without --ca the server's self-signed certificate \
+                        (switchyard-tls/self-signed.pem, or in --tls-dir) when that file is on \
+                        this machine; an http --url that redirects to https on the same host \
+                        is followed.";
 
 /// Where the API key and secret come from: these flags, else the same flags given before the
 /// command (which also read `SWITCHYARD_CONFIG`, `SWITCHYARD_API_KEY` and
@@ -99,10 +104,25 @@ pub struct TokenArgs {
 /// How the API commands reach the server; accepted before or after the action.
 #[derive(Debug, Args)]
 pub struct ApiArgs {
-    /// The running server's HTTP address.
+    /// The running server's address, http:// or https:// (a redirect from http to https on
+    /// the same host is followed).
     #[arg(long, env = "SWITCHYARD_URL", default_value = DEFAULT_URL, global = true,
           display_order = 100)]
     pub url: String,
+    /// PEM certificate to trust besides the public web roots: the server's own (self-signed)
+    /// or its private CA's [default: the self-signed certificate in --tls-dir, if there].
+    #[arg(
+        long,
+        env = "SWITCHYARD_CA",
+        value_name = "FILE",
+        global = true,
+        display_order = 103
+    )]
+    pub ca: Option<PathBuf>,
+    /// The server's TLS folder, whose self-signed.pem is trusted when there is no --ca
+    /// [env: SWITCHYARD_TLS_DIR] [default: switchyard-tls].
+    #[arg(long, value_name = "DIR", global = true, display_order = 104)]
+    pub tls_dir: Option<PathBuf>,
     /// Admin token [default: one minted from the configured api_key/api_secret].
     #[arg(
         long,

@@ -9,7 +9,9 @@ mod print;
 mod render;
 mod rooms;
 mod run;
+mod tls_failure;
 mod token;
+mod trust;
 
 pub use args::{
     ApiArgs, Command, CredentialArgs, DEFAULT_URL, MAX_TTL_SECS, ParticipantsCommand, RoomsCommand,

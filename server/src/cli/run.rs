@@ -19,9 +19,9 @@ use crate::config::Cli;
 ///   `--api-key`/`--api-secret`) and prints only the token, so `$(switchyard token --admin)`
 ///   works.
 /// - `switchyard rooms ...` and `switchyard participants ...` call the admin REST API
-///   (`docs/admin-api.md`) of a running server at `--url` with a bearer admin token
-///   (`--token`, or one minted here for the call) and print tables, or with `--json` the
-///   server's JSON as it came.
+///   (`docs/admin-api.md`) of a running server at `--url` (http or https, trusting `--ca`)
+///   with a bearer admin token (`--token`, or one minted here for the call) and print tables,
+///   or with `--json` the server's JSON as it came.
 ///
 /// Every failure is one line on stderr (the server's own `error.message` for API errors) and
 /// exit status 1.
@@ -46,7 +46,9 @@ async fn execute(cli: &Cli, command: Command) -> anyhow::Result<()> {
             credentials,
             action,
         } => {
-            let api = Api::new(&api, || authority(cli, &credentials))?;
+            let api = Api::new(&api, cli.tls.tls_dir.as_deref(), || {
+                authority(cli, &credentials)
+            })?;
             rooms(&api, action).await
         }
         Command::Participants {
@@ -54,7 +56,9 @@ async fn execute(cli: &Cli, command: Command) -> anyhow::Result<()> {
             credentials,
             action,
         } => {
-            let api = Api::new(&api, || authority(cli, &credentials))?;
+            let api = Api::new(&api, cli.tls.tls_dir.as_deref(), || {
+                authority(cli, &credentials)
+            })?;
             participants(&api, action).await
         }
     }

@@ -15,6 +15,7 @@ use rtc::sansio::Protocol;
 use tracing::debug;
 
 use super::Room;
+use crate::ids::TrackId;
 use crate::io::{Datagram, PcKey};
 
 impl Room {
@@ -109,20 +110,36 @@ impl Room {
                 debug!(participant = %p.id, subscriber = pc.subscriber, %state, "connection state");
                 match state {
                     RTCPeerConnectionState::Connected => {
-                        p.transport(pc.subscriber).connected = true;
+                        let transport = p.transport(pc.subscriber);
+                        transport.connected = true;
+                        transport.down_since = None;
                         if pc.subscriber {
                             // Video needs a keyframe to start; ask for one from every
                             // publisher this participant receives.
                             for t in self.router.subscribed(key) {
                                 self.request_keyframe(&t, now);
                             }
+                        } else {
+                            // Up again after an ICE restart: what was lost meanwhile left its
+                            // subscribers' decoders waiting for a keyframe; ask for one now.
+                            let own: Vec<TrackId> = p.published.values().cloned().collect();
+                            for t in own {
+                                if let Some(publication) = self.router.get_mut(&t) {
+                                    publication.reset_keyframe_throttle();
+                                }
+                                self.request_keyframe(&t, now);
+                            }
                         }
                     }
+                    // No path for `ICE_FAILED_TIMEOUT` (see peer.rs), through every ICE restart
+                    // the client tried: its client has given up or is gone.
                     RTCPeerConnectionState::Failed => {
                         p.doomed.get_or_insert(LeaveReason::Disconnected);
                     }
                     RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Closed => {
-                        p.transport(pc.subscriber).connected = false;
+                        let transport = p.transport(pc.subscriber);
+                        transport.connected = false;
+                        transport.down_since.get_or_insert(now);
                     }
                     _ => {}
                 }

@@ -13,7 +13,7 @@ use tracing::info;
 use super::Room;
 use crate::error::JoinError;
 use crate::ids::{ParticipantId, TrackId};
-use crate::io::{PcKey, Route};
+
 use crate::participant::Participant;
 use crate::peer::ServerPeer;
 use crate::session::{JoinParams, Session, SessionEvent, SessionHandle};
@@ -46,20 +46,9 @@ impl Room {
                 .map(Transport::new)
                 .map_err(|e| JoinError::Engine(e.to_string()))
         };
+        // Datagrams are routed to them once our first SDP names their ufrags (`route_sdp`).
         let publisher = new_transport()?;
         let subscriber = new_transport()?;
-        for (transport, is_sub) in [(&publisher, false), (&subscriber, true)] {
-            self.sockets.register(
-                transport.ufrag(),
-                Route {
-                    room: self.media_tx.clone(),
-                    pc: PcKey {
-                        participant: key,
-                        subscriber: is_sub,
-                    },
-                },
-            );
-        }
         let id = ParticipantId::random();
         let (participant, events_rx) = Participant::new(id.clone(), &params, publisher, subscriber);
         let hidden = participant.grants.hidden;
@@ -98,6 +87,8 @@ impl Room {
                 you: you.clone(),
                 participants: others,
                 ice_servers: params.ice_servers,
+                // Signaling adds these: resuming a dropped WebSocket is its business.
+                resume: None,
             });
         }
         if !hidden {
@@ -151,7 +142,9 @@ impl Room {
             p.send_event(SessionEvent::Closed(close));
         }
         for transport in [&mut p.publisher, &mut p.subscriber] {
-            self.sockets.unregister(transport.ufrag());
+            for ufrag in transport.ufrags() {
+                self.sockets.unregister(ufrag);
+            }
             let _ = transport.pc().close();
             transport.flush(&mut self.outgoing);
         }

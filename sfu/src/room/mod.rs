@@ -132,6 +132,7 @@ impl Room {
     pub(crate) fn on_timers(&mut self, now: Instant) {
         self.on_timeout(now);
         self.release_data_senders(now);
+        self.restart_stuck_subscribers(now);
     }
 
     /// When the room must next handle its timers.
@@ -152,6 +153,9 @@ impl Room {
         if let Some(since) = self.empty_since {
             next = next.min(since + self.config.empty_room_timeout);
         }
+        if let Some(flush) = self.state_flush_deadline() {
+            next = next.min(flush);
+        }
         next
     }
 
@@ -163,6 +167,7 @@ impl Room {
     /// Ends one turn of the room task (one input handled): removes the participants marked for
     /// removal and sends the datagrams the turn produced.
     pub(crate) fn finish_turn(&mut self) {
+        self.flush_state_changes();
         self.reap();
         self.sockets.send_all(&mut self.outgoing);
     }

@@ -1,20 +1,26 @@
 //! What a participant's signaling connection asks of its room: its publisher offer, its answer
-//! to our subscriber offer, trickled candidates, mute, leave; and our subscriber offers. The
-//! SDP work is the negotiator's; this part applies its outcome and tells the client. It never
-//! reads datagrams.
+//! to our subscriber offer, trickled candidates, mute (told to the others coalesced, last state
+//! wins), leave; and our subscriber offers. The SDP work is the negotiator's; this part applies
+//! its outcome and tells the client. It never reads datagrams.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use protocol::{ErrorCode, IceCandidate, ServerMessage, Target, TrackKind};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tracing::{debug, warn};
 
 use super::Room;
-use crate::io::PcKey;
+use crate::io::{PcKey, RoomInput, Route};
 use crate::negotiator::{AnswerError, answer_publisher_offer, offers_to_send_media};
 use crate::participant::kind_index;
 use crate::session::SessionCommand;
 use crate::transport::CandidateOutcome;
+
+/// How often state changes that wait for a slow receiver are tried again in a quiet room.
+const STATE_FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How long a subscriber connection may stay down before we restart its ICE ourselves.
+const STUCK_AFTER: Duration = Duration::from_secs(10);
 
 impl Room {
     pub(crate) fn on_signal(&mut self, key: u64, command: SessionCommand) {
@@ -26,6 +32,8 @@ impl Room {
                 self.on_candidate(key, target, candidate, now)
             }
             SessionCommand::Mute(kind, muted) => self.on_mute(key, kind, muted),
+            // The client saw its network change: offer with new ICE credentials on both sides.
+            SessionCommand::RestartIce => self.restart_subscriber_ice(key, now),
             SessionCommand::Leave(reason) => self.remove(key, reason, None),
         }
     }
@@ -46,6 +54,11 @@ impl Room {
         }
         match answer_publisher_offer(p.publisher.pc(), sdp, now) {
             Ok(answer) => {
+                // A first answer, or one to an ICE restart, brings a new ufrag to route by.
+                if let Some(ufrag) = p.publisher.learn_local_ufrag(&answer) {
+                    self.sockets
+                        .register(&ufrag, route(&self.media_tx, key, false));
+                }
                 p.send(ServerMessage::Answer {
                     target: Target::Publisher,
                     sdp: answer,
@@ -170,14 +183,67 @@ impl Room {
                 "byAdmin": false,
             }),
         );
-        self.broadcast(
-            key,
-            ServerMessage::TrackMuted {
-                participant_id,
-                track_id: track.to_string(),
-                muted,
-            },
-        );
+        let message = ServerMessage::TrackMuted {
+            participant_id,
+            track_id: track.to_string(),
+            muted,
+        };
+        // Coalesced per receiver: a participant toggling as fast as it can never fills anyone's
+        // queue, and everyone ends up with its last state.
+        for (other, p) in self.participants.iter_mut() {
+            if *other != key {
+                p.send_state(key, kind, message.clone());
+            }
+        }
+    }
+
+    /// Passes on the coalesced state changes that waited for their receivers to read earlier
+    /// ones (after every turn of the room, and on a short timer while some wait).
+    pub(super) fn flush_state_changes(&mut self) {
+        for p in self.participants.values_mut() {
+            if p.has_waiting_states() {
+                p.flush_states();
+            }
+        }
+    }
+
+    /// When to pass on waiting state changes next, if some wait for their receivers.
+    pub(super) fn state_flush_deadline(&self) -> Option<Instant> {
+        self.participants
+            .values()
+            .any(|p| p.has_waiting_states())
+            .then(|| Instant::now() + STATE_FLUSH_INTERVAL)
+    }
+
+    /// Restarts ICE on a subscriber connection: the next offer carries new credentials.
+    fn restart_subscriber_ice(&mut self, key: u64, now: Instant) {
+        if let Some(p) = self.participants.get_mut(&key) {
+            debug!(participant = %p.id, "ICE restart on the subscriber connection");
+            p.subscriber.pc().restart_ice();
+            p.subscriber.restarted_at = Some(now);
+        }
+        self.negotiate_subscriber(key);
+    }
+
+    /// We are the controlling ICE agent of every subscriber connection, so retrying a path that
+    /// went down is ours to do: a connection down for [`STUCK_AFTER`] (and not restarted within
+    /// that time) is restarted from our side. Browsers may call the connection up while every
+    /// check of ours failed during an outage, and then never ask again.
+    pub(super) fn restart_stuck_subscribers(&mut self, now: Instant) {
+        let stuck: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| {
+                let t = &p.subscriber;
+                !t.connected
+                    && t.down_since.is_some_and(|at| now >= at + STUCK_AFTER)
+                    && t.restarted_at.is_none_or(|at| now >= at + STUCK_AFTER)
+            })
+            .map(|(key, _)| *key)
+            .collect();
+        for key in stuck {
+            self.restart_subscriber_ice(key, now);
+        }
     }
 
     /// Offers the subscriber connection's current tracks, or queues another round if an offer
@@ -190,6 +256,10 @@ impl Room {
         match p.negotiator.offer(p.subscriber.pc(), now) {
             Ok(Some(sdp)) => {
                 debug!(participant = %p.id, %sdp, "subscriber offer");
+                if let Some(ufrag) = p.subscriber.learn_local_ufrag(&sdp) {
+                    self.sockets
+                        .register(&ufrag, route(&self.media_tx, key, true));
+                }
                 p.send(ServerMessage::Offer {
                     target: Target::Subscriber,
                     sdp,
@@ -206,5 +276,16 @@ impl Room {
             },
             now,
         );
+    }
+}
+
+/// Where the socket sends datagrams for one of a participant's connections.
+fn route(room: &tokio::sync::mpsc::Sender<RoomInput>, participant: u64, subscriber: bool) -> Route {
+    Route {
+        room: room.clone(),
+        pc: PcKey {
+            participant,
+            subscriber,
+        },
     }
 }
