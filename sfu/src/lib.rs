@@ -28,6 +28,9 @@ mod error;
 pub mod events;
 mod feedback;
 pub mod forwarder;
+/// Entry points for the fuzz targets and the corpus replay test (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 mod io;
 pub mod keyframe;

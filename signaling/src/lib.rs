@@ -11,6 +11,10 @@ mod auth_failures;
 pub mod client_ip;
 mod config;
 pub mod drain;
+/// Entry points for the fuzz targets in `signaling/fuzz` and the corpus replay test (not a
+/// stable API).
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_limit;
 mod inbound;
 pub mod ip_limits;

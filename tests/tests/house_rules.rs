@@ -15,6 +15,8 @@ const SKIPPED: &[&str] = &[
     ".git",
     "web-demo/static/vendor",
     "turn-server/fuzz/target",
+    "signaling/fuzz/target",
+    "sfu/fuzz/target",
 ];
 
 /// Folders whose `*.rs` files (and `*/main.rs`) are crate roots of their package's targets.
