@@ -30,7 +30,7 @@ pub(crate) enum AnswerError {
     NoOfferPending,
     /// The offer was rolled back: the caller makes a new one.
     #[error("the subscriber answer was refused: {0}")]
-    Refused(Error),
+    Refused(String),
 }
 
 impl Negotiator {
@@ -68,6 +68,16 @@ impl Negotiator {
         if self.offered_at.is_none() {
             return Err(AnswerError::NoOfferPending);
         }
+        // The engine marks an answer applied before it has checked all of it, so an answer it
+        // then refuses could not be rolled back; check what it would trip on first.
+        let offer = pc
+            .pending_local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        if let Err(why) = answer_fits_offer(&offer, &sdp) {
+            self.roll_back(pc, now);
+            return Err(AnswerError::Refused(why));
+        }
         match RTCSessionDescription::answer(sdp).and_then(|a| pc.set_remote_description(now, a)) {
             Ok(()) => {
                 self.offered_at = None;
@@ -75,7 +85,7 @@ impl Negotiator {
             }
             Err(e) => {
                 self.roll_back(pc, now);
-                Err(AnswerError::Refused(e))
+                Err(AnswerError::Refused(e.to_string()))
             }
         }
     }
@@ -119,6 +129,32 @@ pub(crate) fn answer_publisher_offer(
     Ok(answer.sdp)
 }
 
+/// Checks that `answer` answers `offer`: the same media sections (mids) in the same order, and
+/// ICE credentials and a DTLS fingerprint. Says what is wrong otherwise.
+pub(crate) fn answer_fits_offer(offer: &str, answer: &str) -> Result<(), String> {
+    fn mids(sdp: &str) -> Vec<&str> {
+        sdp.lines()
+            .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
+            .collect()
+    }
+    let (offered, answered) = (mids(offer), mids(answer));
+    if offered != answered {
+        return Err(format!(
+            "it answers media sections {answered:?}, but the offer has {offered:?}: answer the \
+             latest subscriber offer"
+        ));
+    }
+    for attribute in ["a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:"] {
+        if !answer
+            .lines()
+            .any(|l| l.trim_start().starts_with(attribute))
+        {
+            return Err(format!("it has no {attribute} line"));
+        }
+    }
+    Ok(())
+}
+
 /// True when an SDP offer has an audio or video section the offerer would send on.
 pub(crate) fn offers_to_send_media(sdp: &str) -> bool {
     let mut in_media = false;
@@ -145,7 +181,28 @@ pub(crate) fn offers_to_send_media(sdp: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::offers_to_send_media;
+    use super::{answer_fits_offer, offers_to_send_media};
+
+    #[test]
+    fn an_answer_must_answer_the_offer_it_gets() {
+        let offer = "v=0\r\nm=audio 9 x 111\r\na=mid:0\r\nm=video 9 x 96\r\na=mid:1\r\n";
+        let good = "v=0\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\na=fingerprint:sha-256 AA\r\n\
+                    m=audio 9 x 111\r\na=mid:0\r\nm=video 9 x 96\r\na=mid:1\r\n";
+        assert_eq!(answer_fits_offer(offer, good), Ok(()));
+        let other_mids = good.replace("a=mid:1", "a=mid:7");
+        assert!(
+            answer_fits_offer(offer, &other_mids)
+                .unwrap_err()
+                .contains("[\"0\", \"7\"]")
+        );
+        let fewer = "v=0\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\na=fingerprint:x\r\nm=audio 9 x 111\r\na=mid:0\r\n";
+        assert!(answer_fits_offer(offer, fewer).is_err());
+        let no_ice = good.replace("a=ice-pwd:p\r\n", "");
+        assert_eq!(
+            answer_fits_offer(offer, &no_ice),
+            Err("it has no a=ice-pwd: line".into())
+        );
+    }
 
     #[test]
     fn detects_offers_that_send_media() {

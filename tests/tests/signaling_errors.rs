@@ -426,8 +426,23 @@ async fn next_subscriber_offer(c: &mut Client) -> Option<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_subscriber_answer_is_followed_by_a_new_offer_and_media_flows() {
+    refused_answer_then_media("refused-answer", "v=0 garbage").await;
+}
+
+/// A well-formed answer to another offer (a real Chromium answer with other media sections):
+/// the engine would take it half-way and then refuse it, leaving an offer it cannot roll back.
+/// The negotiator checks it against our offer first, so the participant recovers the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_another_offer_is_refused_and_media_flows() {
+    let other =
+        include_str!("../../signaling/fuzz/seeds/sdp_offer_answer/chromium_subscriber_answer");
+    refused_answer_then_media("foreign-answer", other).await;
+}
+
+/// Bob's first subscriber answer is replaced by `bad_sdp`: he gets `invalid_sdp`, a new offer,
+/// and then Alice's audio and video.
+async fn refused_answer_then_media(room: &str, bad_sdp: &'static str) {
     let server = start_local_server().await;
-    let room = "refused-answer";
 
     // Alice publishes audio and video; a watcher sees both tracks published, so no track
     // change can start another offer to Bob later.
@@ -453,7 +468,7 @@ async fn a_refused_subscriber_answer_is_followed_by_a_new_offer_and_media_flows(
 
     // Bob's real client talks through a proxy that turns his first subscriber answer into
     // garbage.
-    let (proxy, spoiled) = answer_spoiling_proxy(&server, "v=0 garbage").await;
+    let (proxy, spoiled) = answer_spoiling_proxy(&server, bad_sdp).await;
     let mut bob = Client::connect(&proxy).await.expect("connect");
     bob.join(room, &server.token("bob", room, Grants::default()));
     let alice_tracks = bob
