@@ -1,10 +1,11 @@
 //! Helpers shared by the end-to-end tests: an in-process Switchyard server on free ports
 //! (`server`), waits on conditions (`wait`), browsers (`browser`), a TURN client
-//! (`turn_client`), the admin API's tokens and client (`admin`), and a page's own sockets
-//! (`sockets`). The helpers never write into the source tree.
+//! (`turn_client`), the admin API's tokens and client (`admin`), a page's own sockets
+//! (`sockets`) and impaired links (`impair`). The helpers never write into the source tree.
 
 pub mod admin;
 pub mod browser;
+pub mod impair;
 mod server;
 pub mod sockets;
 pub mod turn_client;

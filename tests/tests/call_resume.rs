@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use fantoccini::Client;
 use serde_json::Value;
 use switchyard_tests::browser::{Driver, eval, wait_for_script};
+use switchyard_tests::impair::UdpCut;
 use switchyard_tests::sockets::{chromium_with_profile, kill_tcp, process_tree};
 use switchyard_tests::{start_server, wait_for};
 
@@ -109,6 +110,16 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn report(page: &Client) -> Value {
     eval(page, REPORT).await.expect("report script runs")
+}
+
+/// Ann is the same participant as before (same id, no fresh join) and Ben saw nobody leave.
+async fn ann_stayed(ben: &Client, ann_after: &Value, ann_before: &Value) {
+    assert_eq!(
+        ann_after["id"], ann_before["id"],
+        "Ann keeps her participant id"
+    );
+    assert_eq!(ann_after["seen"]["rejoined"], 0, "Ann did not join afresh");
+    assert_eq!(report(ben).await["seen"]["left"], 0, "Ben saw nobody leave");
 }
 
 /// A call between Ben and Ann on `port`; returns (Ben's page, Ann's page, Ann's browser pids).
@@ -306,16 +317,7 @@ async fn an_ice_restart_from_the_page_keeps_the_call_and_the_participant() {
         freeze(&ann).await
     );
     let ann_after = report(&ann).await;
-    assert_eq!(
-        ann_after["id"], ann_before["id"],
-        "Ann keeps her participant id"
-    );
-    assert_eq!(ann_after["seen"]["rejoined"], 0, "Ann did not join afresh");
-    assert_eq!(
-        report(&ben).await["seen"]["left"],
-        0,
-        "Ben saw nobody leave"
-    );
+    ann_stayed(&ben, &ann_after, &ann_before).await;
     drop((ben, ann));
     server
         .shutdown(Duration::from_secs(5))
@@ -356,65 +358,6 @@ stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) 
 const local = pair && stats.get(pair.localCandidateId);
 return local ? `${local.candidateType} ${local.protocol} ${local.relayProtocol || ''}`.trim() : 'no selected pair';
 "#;
-
-/// Cuts one page off the SFU: drops every UDP packet to or from the SFU's `media_ports` on
-/// loopback, except those of the other page's `keep` ports, while it lives. An ICE restart's new
-/// ports are cut too, as in a real outage. The drop is an HTB class of 8 bit/s with a one-packet
-/// queue (netem is not in every kernel; HTB and pfifo are).
-struct UdpCut;
-
-impl UdpCut {
-    fn start(keep: &[u16], media_ports: &[u16]) -> UdpCut {
-        let cut = UdpCut;
-        tc(&[
-            "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10",
-        ]);
-        tc(&[
-            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit",
-        ]);
-        tc(&[
-            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", "8bit",
-            "ceil", "8bit", "burst", "1b", "cburst", "1b",
-        ]);
-        tc(&[
-            "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "pfifo", "limit", "1",
-        ]);
-        for (ports, prio, class) in [(keep, "1", "1:10"), (media_ports, "2", "1:20")] {
-            for port in ports {
-                for side in ["dport", "sport"] {
-                    let port = port.to_string();
-                    tc(&[
-                        "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio",
-                        prio, "u32", "match", "ip", "protocol", "17", "0xff", "match", "ip", side,
-                        &port, "0xffff", "flowid", class,
-                    ]);
-                }
-            }
-        }
-        cut
-    }
-}
-
-impl Drop for UdpCut {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("tc")
-            .args(["qdisc", "del", "dev", "lo", "root"])
-            .status();
-    }
-}
-
-fn tc(args: &[&str]) {
-    let out = std::process::Command::new("tc")
-        .args(args)
-        .output()
-        .expect("tc runs");
-    assert!(
-        out.status.success(),
-        "tc {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_40_s_udp_cut_keeps_the_participant_and_the_call_comes_back() {
@@ -462,16 +405,7 @@ async fn a_40_s_udp_cut_keeps_the_participant_and_the_call_comes_back() {
         during_cut.saturating_sub(before_cut),
         ann_after
     );
-    assert_eq!(
-        ann_after["id"], ann_before["id"],
-        "Ann keeps her participant id"
-    );
-    assert_eq!(ann_after["seen"]["rejoined"], 0, "Ann did not join afresh");
-    assert_eq!(
-        report(&ben).await["seen"]["left"],
-        0,
-        "Ben saw nobody leave"
-    );
+    ann_stayed(&ben, &ann_after, &ann_before).await;
     drop((ben, ann));
     server
         .shutdown(Duration::from_secs(5))
