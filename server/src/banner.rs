@@ -7,6 +7,16 @@ use std::net::{IpAddr, SocketAddr};
 use crate::Server;
 use crate::tls::settings::CertSource;
 
+/// Prints a line for the person who started the server, like `println!`, except that a closed
+/// stdout (a service manager that does not read it, `| head`) is no reason to stop serving.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Prints the start banner to stdout.
 pub fn print(server: &Server) {
     if let Some((key, secret)) = &server.dev_credentials {
@@ -16,13 +26,13 @@ pub fn print(server: &Server) {
     let media = media.join(", ");
     match (&server.tls, server.https_addr) {
         (Some(tls), Some(https)) => print_https(server, &tls.source, https, &media),
-        _ => println!(
+        _ => say!(
             "Switchyard is up: open http://localhost:{}/ (media on UDP {media})",
             server.http_addr.port()
         ),
     }
     if let Some(turn) = &server.turn {
-        println!(
+        say!(
             "TURN relay on UDP and TCP port {}{}, reaching only the SFU",
             turn.udp_addr().port(),
             turn.tls_addr()
@@ -33,26 +43,26 @@ pub fn print(server: &Server) {
 }
 
 fn print_dev_mode(server: &Server, key: &str, secret: &str) {
-    println!("Dev mode: no API secret configured; generated for this run:");
-    println!("  API key:    {key}");
-    println!("  API secret: {secret}");
-    println!("  GET /api/dev-token hands out tokens; set api_key/api_secret for production.");
+    say!("Dev mode: no API secret configured; generated for this run:");
+    say!("  API key:    {key}");
+    say!("  API secret: {secret}");
+    say!("  GET /api/dev-token hands out tokens; set api_key/api_secret for production.");
     if server.insecure_dev {
-        println!();
-        println!(
+        say!();
+        say!(
             "  WARNING: --insecure-dev: anyone who can reach {} gets tokens,",
             server.https_addr.unwrap_or(server.http_addr)
         );
-        println!("  WARNING: admin tokens included, and can join, watch and run every room.");
-        println!("  WARNING: set api_key and api_secret before letting other people in.");
-        println!();
+        say!("  WARNING: admin tokens included, and can join, watch and run every room.");
+        say!("  WARNING: set api_key and api_secret before letting other people in.");
+        say!();
     } else {
-        println!(
+        say!(
             "  Dev mode answers this machine only (HTTP on {}). To call another",
             server.http_addr
         );
-        println!("  machine, set api_key/api_secret (see README), or start with");
-        println!("  --insecure-dev --http-bind 0.0.0.0:8080 to open dev mode to the network.");
+        say!("  machine, set api_key/api_secret (see README), or start with");
+        say!("  --insecure-dev --http-bind 0.0.0.0:8080 to open dev mode to the network.");
     }
 }
 
@@ -66,35 +76,34 @@ fn print_https(server: &Server, source: &CertSource, https: SocketAddr, media: &
         _ if https.ip().is_unspecified() || https.ip().is_loopback() => "localhost".into(),
         _ => url_host(https.ip()),
     };
-    println!("Switchyard is up: open https://{host}{port}/ (media on UDP {media})");
+    say!("Switchyard is up: open https://{host}{port}/ (media on UDP {media})");
     if !matches!(source, CertSource::Acme(_)) && https.ip().is_unspecified() {
         let others: Vec<String> = network_addresses()
             .into_iter()
             .map(|ip| format!("https://{}{port}/", url_host(ip)))
             .collect();
         if !others.is_empty() {
-            println!("  From other machines: {}", others.join("  "));
+            say!("  From other machines: {}", others.join("  "));
         }
     }
     match source {
         CertSource::SelfSigned => {
             let fingerprint = server.tls_fingerprint.as_deref().unwrap_or("unknown");
-            println!("  Self-signed certificate, SHA-256 fingerprint:");
-            println!("    {fingerprint}");
-            println!(
-                "  Browsers warn about it: check that they show this fingerprint, then go on."
-            );
+            say!("  Self-signed certificate, SHA-256 fingerprint:");
+            say!("    {fingerprint}");
+            say!("  Browsers warn about it: check that they show this fingerprint, then go on.");
         }
-        CertSource::Files { cert, .. } => println!(
+        CertSource::Files { cert, .. } => say!(
             "  Certificate from {} (reloaded when it changes, or on SIGHUP)",
             cert.display()
         ),
-        CertSource::Acme(acme) => println!(
+        CertSource::Acme(acme) => say!(
             "  Certificate for {} from {} (obtained and renewed in the background; see the log)",
-            acme.domain, acme.directory
+            acme.domain,
+            acme.directory
         ),
     }
-    println!("  Plain HTTP on {} redirects to HTTPS.", server.http_addr);
+    say!("  Plain HTTP on {} redirects to HTTPS.", server.http_addr);
 }
 
 /// An IP as it goes in a URL (IPv6 in brackets).

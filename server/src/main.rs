@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
     };
     switchyard::banner::print(&server);
     if wait_for_stop_signal().await == Stop::Terminate && !server.drain_time.is_zero() {
-        println!(
+        switchyard::say!(
             "SIGTERM: draining for {} s: no new joins, calls go on until then (a second signal \
              stops at once)...",
             server.drain_time.as_secs()
@@ -45,12 +45,14 @@ async fn main() -> ExitCode {
             _ = wait_for_stop_signal() => {}
         }
     }
-    println!("Shutting down: telling participants, closing rooms (Ctrl-C again to force)...");
+    switchyard::say!(
+        "Shutting down: telling participants, closing rooms (Ctrl-C again to force)..."
+    );
     let forced = wait_for_stop_signal();
     tokio::select! {
         result = server.shutdown(Duration::from_secs(5)) => match result {
             Ok(()) => {
-                println!("Switchyard stopped.");
+                switchyard::say!("Switchyard stopped.");
                 ExitCode::SUCCESS
             }
             Err(e) => {
