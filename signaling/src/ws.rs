@@ -2,10 +2,12 @@
 //! JSON messages and its room's session.
 //!
 //! Every client mistake gets a typed `error` message (see `docs/signaling.md`); fatal ones are
-//! followed by a close code. A connection that goes silent for the keepalive timeout, or that
-//! closes, removes its participant at once. Nothing a client sends can panic this task or
-//! affect another connection. It never touches media or parses SDP: offers, answers and candidates
-//! go to the room's session as they came.
+//! followed by a close code. `leave` or a close frame ends the session; a connection that breaks,
+//! goes silent for the keepalive timeout, or closes with 4000 parks it for `resume` (the
+//! `resume` module), and a `resume` as the first message takes one back. While the server
+//! drains, joins are refused and sessions are told when they end. Nothing a client sends can
+//! panic this task or affect another connection. It never touches media or parses SDP: offers,
+//! answers and candidates go to the room's session as they came.
 
 use std::time::{Duration, Instant};
 
