@@ -112,6 +112,32 @@ async fn report(page: &Client) -> Value {
     eval(page, REPORT).await.expect("report script runs")
 }
 
+/// Waits until both of the page's connections have new local ICE credentials (not `before`)
+/// and are connected.
+async fn new_credentials_on_both(page: &Client, before: &Value) {
+    let check = format!(
+        "const c = window.switchyard.client; const now = window.__ufrags(); const before = {before};
+         return {{ renewed: now[0] !== before[0] && now[1] !== before[1], now,
+                   states: [c.publisherPc.connectionState, c.subscriberPc.connectionState],
+                   signaling: [c.publisherPc.signalingState, c.subscriberPc.signalingState],
+                   seen: window.__seen }};"
+    );
+    wait_for(
+        "new ICE credentials on both connections, both connected",
+        Duration::from_secs(15),
+        async || {
+            let r = eval(page, &check).await.map_err(|e| e.to_string())?;
+            let connected = r["states"] == serde_json::json!(["connected", "connected"]);
+            if r["renewed"] == true && connected {
+                Ok(())
+            } else {
+                Err(r.to_string())
+            }
+        },
+    )
+    .await;
+}
+
 /// Ann is the same participant as before (same id, no fresh join) and Ben saw nobody leave.
 async fn ann_stayed(ben: &Client, ann_after: &Value, ann_before: &Value) {
     assert_eq!(
@@ -278,27 +304,7 @@ async fn an_ice_restart_from_the_page_keeps_the_call_and_the_participant() {
     )
     .await
     .expect("restartIce runs");
-    let check = format!(
-        "const c = window.switchyard.client; const now = window.__ufrags(); const before = {before};
-         return {{ renewed: now[0] !== before[0] && now[1] !== before[1], now,
-                   states: [c.publisherPc.connectionState, c.subscriberPc.connectionState],
-                   signaling: [c.publisherPc.signalingState, c.subscriberPc.signalingState],
-                   seen: window.__seen }};"
-    );
-    wait_for(
-        "new ICE credentials on both connections, both connected",
-        Duration::from_secs(15),
-        async || {
-            let r = eval(&ann, &check).await.map_err(|e| e.to_string())?;
-            let connected = r["states"] == serde_json::json!(["connected", "connected"]);
-            if r["renewed"] == true && connected {
-                Ok(())
-            } else {
-                Err(r.to_string())
-            }
-        },
-    )
-    .await;
+    new_credentials_on_both(&ann, &before).await;
     let back = restarted.elapsed();
     // Well past the restart: the longest freeze is then the restart's.
     frames_keep_coming(&ben, "Ann", 60, Duration::from_secs(15)).await;
@@ -315,6 +321,31 @@ async fn an_ice_restart_from_the_page_keeps_the_call_and_the_participant() {
          restartIce(); longest video freeze: Ann's video at Ben {} ms, Ben's video at Ann {} ms",
         freeze(&ben).await,
         freeze(&ann).await
+    );
+
+    // The page's `online` event (its network came back) restarts ICE on both connections the
+    // same way, through the client's own restart.
+    let before = eval(&ann, "return window.__ufrags()")
+        .await
+        .expect("ufrags");
+    let restarts_before = report(&ann).await["seen"]["iceRestarts"].as_u64();
+    let online = Instant::now();
+    eval(
+        &ann,
+        "window.dispatchEvent(new Event('online')); return true;",
+    )
+    .await
+    .expect("online event dispatched");
+    new_credentials_on_both(&ann, &before).await;
+    frames_keep_coming(&ben, "Ann", 10, Duration::from_secs(10)).await;
+    let restarts = report(&ann).await["seen"]["iceRestarts"].as_u64();
+    assert!(
+        restarts > restarts_before,
+        "the client restarted ICE for the online event: {restarts_before:?} -> {restarts:?}"
+    );
+    println!(
+        "online event: new credentials on both connections, both connected {:?} after it",
+        online.elapsed()
     );
     let ann_after = report(&ann).await;
     ann_stayed(&ben, &ann_after, &ann_before).await;
