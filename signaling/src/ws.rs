@@ -90,8 +90,10 @@ async fn fail(socket: &mut WebSocket, fatal: Fatal) {
 /// `host` is the HTTP Host the client connected to; TURN URLs use it when no host is set.
 pub async fn serve(mut socket: WebSocket, state: AppState, host: Option<String>, ip: IpShare) {
     let _counted = crate::metrics::ConnectionGuard::new(&state.metrics);
+    // One budget for the connection's life, the messages before `join` included.
+    let mut budget = Budget::new(state.config.message_limits, Instant::now()).shared_with(ip);
     let session = tokio::select! {
-        joined = wait_for_join(&mut socket, &state, host.as_deref()) => joined,
+        joined = wait_for_join(&mut socket, &state, host.as_deref(), &mut budget) => joined,
         _ = state.cancel.cancelled() => {
             close(&mut socket, 1001, "server shutting down").await;
             return;
@@ -105,7 +107,7 @@ pub async fn serve(mut socket: WebSocket, state: AppState, host: Option<String>,
             return;
         }
     };
-    relay(socket, start, &state, ip).await;
+    relay(socket, start, &state, budget).await;
 }
 
 /// A session this connection serves: newly joined, or taken back with `resume`.
@@ -132,6 +134,7 @@ async fn wait_for_join(
     socket: &mut WebSocket,
     state: &AppState,
     host: Option<&str>,
+    budget: &mut Budget,
 ) -> Result<Option<Start>, Fatal> {
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     loop {
@@ -144,7 +147,16 @@ async fn wait_for_join(
                 ));
             }
         };
-        match parse_frame(frame, state.config.max_message_size) {
+        let incoming = parse_frame(frame, state.config.max_message_size);
+        match spend(socket, budget, &incoming, Instant::now()).await {
+            Spent::Yes => {}
+            Spent::Refused => continue,
+            Spent::Disconnect => {
+                close(socket, CLOSE_RATE_LIMITED, "rate limited").await;
+                return Ok(None);
+            }
+        }
+        match incoming {
             Incoming::Message(ClientMessage::Join { .. }) if state.drain.is_draining() => {
                 // Going away: join elsewhere, or here once the server is back.
                 send(
@@ -259,8 +271,51 @@ async fn join(
     })
 }
 
+/// What the budget made of one incoming frame.
+enum Spent {
+    Yes,
+    /// Over budget: dropped (the client was told on the first of a window).
+    Refused,
+    /// The client keeps going over its budget: close the connection.
+    Disconnect,
+}
+
+/// Charges an incoming frame to the connection's budget by its cost (control frames and closes
+/// are free), telling the client the first time in a window that it is over.
+async fn spend(
+    socket: &mut WebSocket,
+    budget: &mut Budget,
+    incoming: &Incoming,
+    now: Instant,
+) -> Spent {
+    let charge = match incoming {
+        Incoming::Message(message) => rate_limit::cost(message),
+        Incoming::Mistake(..) => 2,
+        _ => 0,
+    };
+    if charge == 0 {
+        return Spent::Yes;
+    }
+    match budget.charge(charge, now) {
+        Verdict::Allow => Spent::Yes,
+        Verdict::Refuse { first } => {
+            if first {
+                let message = ServerMessage::Error {
+                    code: ErrorCode::RateLimited,
+                    message: "too many messages: slow down; messages over the limit are \
+                              dropped, and a client that keeps going is disconnected"
+                        .into(),
+                };
+                send(socket, &message).await;
+            }
+            Spent::Refused
+        }
+        Verdict::Disconnect => Spent::Disconnect,
+    }
+}
+
 /// Relays between a joined client and its room.
-async fn relay(mut socket: WebSocket, start: Start, state: &AppState, ip: IpShare) {
+async fn relay(mut socket: WebSocket, start: Start, state: &AppState, mut budget: Budget) {
     let Start {
         mut session,
         resume_token,
@@ -291,7 +346,6 @@ async fn relay(mut socket: WebSocket, start: Start, state: &AppState, ip: IpShar
     let keepalive = state.config.keepalive_timeout;
     let mut last_heard = Instant::now();
     let mut check = tokio::time::interval(Duration::from_secs(1));
-    let mut budget = Budget::new(state.config.message_limits, Instant::now()).shared_with(ip);
     let mut told_draining = false;
     let end = loop {
         tokio::select! {
@@ -315,32 +369,13 @@ async fn relay(mut socket: WebSocket, start: Start, state: &AppState, ip: IpShar
             frame = socket.recv() => {
                 last_heard = Instant::now();
                 let incoming = parse_frame(frame, state.config.max_message_size);
-                let charge = match &incoming {
-                    Incoming::Message(message) => rate_limit::cost(message),
-                    Incoming::Mistake(..) => 2,
-                    _ => 0,
-                };
-                if charge > 0 {
-                    match budget.charge(charge, last_heard) {
-                        Verdict::Allow => {}
-                        Verdict::Refuse { first } => {
-                            if first {
-                                let message = ServerMessage::Error {
-                                    code: ErrorCode::RateLimited,
-                                    message: "too many messages: slow down; messages over the \
-                                              limit are dropped, and a client that keeps going \
-                                              is disconnected"
-                                        .into(),
-                                };
-                                send(&mut socket, &message).await;
-                            }
-                            continue;
-                        }
-                        Verdict::Disconnect => {
-                            warn!(participant = %session.participant_id, "over its message budget; disconnecting");
-                            close(&mut socket, CLOSE_RATE_LIMITED, "rate limited").await;
-                            break End::Leave(LeaveReason::Disconnected);
-                        }
+                match spend(&mut socket, &mut budget, &incoming, last_heard).await {
+                    Spent::Yes => {}
+                    Spent::Refused => continue,
+                    Spent::Disconnect => {
+                        warn!(participant = %session.participant_id, "over its message budget; disconnecting");
+                        close(&mut socket, CLOSE_RATE_LIMITED, "rate limited").await;
+                        break End::Leave(LeaveReason::Disconnected);
                     }
                 }
                 match incoming {

@@ -596,3 +596,35 @@ async fn a_flooding_client_is_rate_limited_then_disconnected_and_nobody_else_is_
         "the bystanders' call stopped"
     );
 }
+
+/// The budget holds from the first frame: a client that floods pings (or junk) before it ever
+/// joins is told `rate_limited`, then closed with 1008.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_before_join_is_rate_limited_then_disconnected() {
+    let server = start_local_server().await;
+    let mut flooder = Client::connect(&ws_url(&server)).await.expect("connect");
+    for i in 0..20_000u64 {
+        if i % 4 == 0 {
+            flooder.send_text("{not json");
+        } else {
+            flooder.send(ClientMessage::Ping { ts: i });
+        }
+    }
+    assert_eq!(
+        next_error_of(&mut flooder, ErrorCode::RateLimited).await,
+        Some(())
+    );
+    assert_eq!(close_code(&mut flooder).await, Some(1008));
+    // Another client joins as usual.
+    let mut fine = join(&server, "fine", "pre-join").await;
+    still_serving(&mut fine).await;
+}
+
+/// Waits for an `error` with `code`, skipping the others (a flood of junk gets `bad_json`s).
+async fn next_error_of(c: &mut Client, code: ErrorCode) -> Option<()> {
+    c.wait_message(WAIT, |m| match m {
+        ServerMessage::Error { code: got, .. } if *got == code => Some(()),
+        _ => None,
+    })
+    .await
+}
