@@ -205,6 +205,9 @@ async fn sigterm_drains_calls_refuses_joins_and_exits_zero() {
         .await;
     assert_eq!(code, Some(Some(1013)), "closed with 'try again later'");
 
+    // Load balancers see it too.
+    assert_eq!(http_status(http_port, "/healthz").await, 503);
+
     // The call goes on while draining: the room still answers.
     ann.send(ClientMessage::Ping { ts: 7 });
     let pong = ann

@@ -72,7 +72,7 @@ pub fn app(state: AppState) -> Router {
             get(recording::files::recording_file),
         )
         .route("/static/{*path}", get(static_asset))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .merge(limited);
     router.with_state(state)
@@ -97,6 +97,20 @@ async fn websocket(
         .max_message_size(limit)
         .max_frame_size(limit.saturating_mul(2))
         .on_upgrade(move |socket| ws::serve(socket, state, host, share))
+}
+
+/// `GET /healthz`: "ok", or 503 with `Retry-After` while the server drains before going away,
+/// so a load balancer sends new calls elsewhere.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.drain.closes_in() {
+        None => "ok".into_response(),
+        Some(left) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, left.as_secs().max(1).to_string())],
+            "draining: this server takes no new calls and goes away soon\n",
+        )
+            .into_response(),
+    }
 }
 
 /// `GET /metrics`: this server's numbers in the Prometheus text format.
