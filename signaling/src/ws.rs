@@ -150,6 +150,17 @@ async fn wait_for_join(
         let incoming = parse_frame(frame, state.config.max_message_size);
         match spend(socket, budget, &incoming, Instant::now()).await {
             Spent::Yes => {}
+            // A join (or resume) over the budget (its address's, usually: a busy NAT) would
+            // otherwise wait for the join timeout: close with "try again later" at once.
+            Spent::Refused
+                if matches!(
+                    incoming,
+                    Incoming::Message(ClientMessage::Join { .. } | ClientMessage::Resume { .. })
+                ) =>
+            {
+                close(socket, CLOSE_TRY_AGAIN_LATER, "rate limited").await;
+                return Ok(None);
+            }
             Spent::Refused => continue,
             Spent::Disconnect => {
                 close(socket, CLOSE_RATE_LIMITED, "rate limited").await;

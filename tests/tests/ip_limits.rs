@@ -154,7 +154,7 @@ async fn ping_burst(socket: &mut Socket, count: u64) -> (u64, Vec<String>, Optio
                 match serde_json::from_str::<ServerMessage>(&text) {
                     Ok(ServerMessage::Pong { ts }) => {
                         pongs += 1;
-                        if ts == count - 1 {
+                        if ts + 1 == count {
                             return (pongs, errors, None);
                         }
                     }
@@ -193,6 +193,22 @@ async fn the_connections_of_one_address_share_one_message_budget() {
     assert!((20..=22).contains(&pongs), "{pongs} pongs");
     assert_eq!(errors.first().map(String::as_str), Some("rate_limited"));
     assert_eq!(closed, None);
+    // A newcomer from the spent address is told at once to come back later (1013, which the
+    // web demo retries with back-off), not left waiting for the join timeout.
+    let (mut late, _) = tokio_tungstenite::connect_async(ws_url(&server))
+        .await
+        .expect("connect");
+    let join = ClientMessage::Join {
+        room: "shared".into(),
+        token: server.token("late", "shared", Grants::default()),
+    };
+    late.send(Message::text(serde_json::to_string(&join).unwrap()))
+        .await
+        .unwrap();
+    let (pongs, errors, closed) = ping_burst(&mut late, 0).await;
+    println!("late join: errors {errors:?}, closed {closed:?}");
+    assert_eq!((pongs, closed), (0, Some(1013)), "{errors:?}");
+    assert_eq!(errors.first().map(String::as_str), Some("rate_limited"));
     // A third connection of the address that keeps going is disconnected, though it never
     // went over its own budget (200 pings cost 200). It need not even join: the budget counts
     // from the first frame (and a join now would find the address's budget spent).
