@@ -225,6 +225,7 @@ impl Engine {
         self.send_ws(&ClientMessage::Offer {
             target: Target::Publisher,
             sdp: offer.sdp,
+            sources: Default::default(),
         })
         .await;
         Ok(())
@@ -279,6 +280,7 @@ impl Engine {
         self.send_ws(&ClientMessage::Offer {
             target: Target::Publisher,
             sdp: offer.sdp,
+            sources: Default::default(),
         })
         .await;
         Ok(())

@@ -138,7 +138,7 @@ async fn serve(mut ws: Ws, janus: Arc<JanusSession>, rooms: Arc<Rooms>, publishe
                             let _ = tx.send(publishers_up(&rooms, id, publishers).await).await;
                         });
                     }
-                    ClientMessage::Offer { target: Target::Publisher, sdp } => {
+                    ClientMessage::Offer { target: Target::Publisher, sdp, .. } => {
                         let Some(id) = room else { continue };
                         match janus.publish(id, "load", &sdp).await {
                             Ok(mut publisher) => {

@@ -68,6 +68,9 @@ pub struct RoomDetail {
     /// The room's current or most recent recording.
     #[serde(default)]
     pub recording: Option<RecordingInfo>,
+    /// The participants speaking now (ids), loudest first.
+    #[serde(default)]
+    pub speakers: Vec<String>,
 }
 
 /// Where a recording is in its life.
@@ -305,6 +308,7 @@ mod tests {
             },
             participants: vec![],
             recording: None,
+            speakers: vec![],
         };
         let json = serde_json::to_value(&detail).unwrap();
         assert_eq!(json["name"], "demo");

@@ -50,6 +50,74 @@ pub struct IceCandidate {
     pub username_fragment: Option<String>,
 }
 
+/// What a track carries: the camera and microphone, or a shared screen and its sound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrackSource {
+    #[default]
+    Camera,
+    Microphone,
+    Screen,
+    ScreenAudio,
+}
+
+impl TrackSource {
+    /// The source a track of `kind` has when the client names none.
+    pub fn default_for(kind: TrackKind) -> TrackSource {
+        match kind {
+            TrackKind::Audio => TrackSource::Microphone,
+            TrackKind::Video => TrackSource::Camera,
+        }
+    }
+
+    /// The kind of track this source sends.
+    pub fn kind(self) -> TrackKind {
+        match self {
+            TrackSource::Camera | TrackSource::Screen => TrackKind::Video,
+            TrackSource::Microphone | TrackSource::ScreenAudio => TrackKind::Audio,
+        }
+    }
+}
+
+/// One simulcast layer of a video track, by its RTP stream id (`rid`): quarter, half and full
+/// resolution. A track sent without simulcast has one layer, `f`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Q,
+    H,
+    F,
+}
+
+impl Layer {
+    /// Every layer, lowest first.
+    pub const ALL: [Layer; 3] = [Layer::Q, Layer::H, Layer::F];
+
+    /// The layer a `rid` names (`q`, `h`, `f`; also `0`, `1`, `2` and LiveKit's `l`, `m`).
+    pub fn from_rid(rid: &str) -> Option<Layer> {
+        match rid {
+            "q" | "0" | "l" => Some(Layer::Q),
+            "h" | "1" | "m" => Some(Layer::H),
+            "f" | "2" => Some(Layer::F),
+            _ => None,
+        }
+    }
+
+    /// 0 for `q`, 1 for `h`, 2 for `f`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The rid the web client gives this layer.
+    pub fn rid(self) -> &'static str {
+        match self {
+            Layer::Q => "q",
+            Layer::H => "h",
+            Layer::F => "f",
+        }
+    }
+}
+
 /// One published track as other participants see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,6 +126,52 @@ pub struct TrackInfo {
     pub kind: TrackKind,
     pub codec: String,
     pub muted: bool,
+    /// Camera, microphone, screen or screen audio.
+    #[serde(default)]
+    pub source: TrackSource,
+    /// The simulcast layers the publisher sends, lowest first (empty: one layer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Layer>,
+}
+
+/// How a receiver shows one remote video track (`trackSettings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackSettings {
+    pub track_id: String,
+    /// False for a tile that is hidden, off-screen or in a background tab: nothing is sent.
+    #[serde(default = "yes")]
+    pub visible: bool,
+    /// The tile's size in device pixels (0: unknown); no layer larger than needed is sent.
+    #[serde(default)]
+    pub width: u32,
+    #[serde(default)]
+    pub height: u32,
+    /// The highest layer wanted, whatever the size (a quality choice, or a test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_layer: Option<Layer>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One participant's voice in `speakersChanged`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Speaker {
+    pub participant_id: String,
+    /// Smoothed loudness, 0 (silence) to 1 (full scale).
+    pub level: f32,
+}
+
+/// The layer chosen for one of a receiver's tracks in `downlinkChanged`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackLayer {
+    pub track_id: String,
+    /// `None`: paused (hidden tile, or no room in the estimate).
+    pub layer: Option<Layer>,
 }
 
 /// One participant as other participants see it.
@@ -102,6 +216,11 @@ pub enum ClientMessage {
     Offer {
         target: Target,
         sdp: String,
+        /// What each published track is, by the browser's track id (the msid's track id):
+        /// `camera`, `microphone`, `screen`, `screenAudio`. Unnamed tracks are camera or
+        /// microphone.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        sources: std::collections::BTreeMap<String, TrackSource>,
     },
     Answer {
         target: Target,
@@ -111,6 +230,8 @@ pub enum ClientMessage {
         target: Target,
         candidate: Option<IceCandidate>,
     },
+    /// How this receiver shows a remote video track: its size and whether it is visible.
+    TrackSettings(TrackSettings),
     Mute {
         kind: TrackKind,
         muted: bool,
@@ -234,6 +355,27 @@ pub enum ServerMessage {
     Closed {
         reason: CloseReason,
     },
+    /// Who is speaking now, loudest first (empty: nobody). Sent when it changes.
+    SpeakersChanged {
+        speakers: Vec<Speaker>,
+    },
+    /// To a publisher: the simulcast layers of its track that some receiver needs. The others
+    /// may be paused (the web client sets `active: false` on those encodings); an empty list
+    /// means nobody watches the track.
+    #[serde(rename_all = "camelCase")]
+    SubscribedLayers {
+        track_id: String,
+        /// The browser's own id of the track (the msid's track id).
+        client_track_id: String,
+        layers: Vec<Layer>,
+    },
+    /// To a receiver: its downlink estimate and the layer chosen for each of its video tracks.
+    /// Sent when a choice changes (at most twice a second).
+    #[serde(rename_all = "camelCase")]
+    DownlinkChanged {
+        estimate_bps: u64,
+        tracks: Vec<TrackLayer>,
+    },
     /// The server is going away (a restart, a deploy): it takes no new joins, and this session
     /// ends with `closed` (`server_shutdown`) in `closesInSecs` seconds at the latest.
     #[serde(rename_all = "camelCase")]
@@ -263,6 +405,8 @@ pub enum ErrorCode {
     RateLimited,
     /// `resume` came too late or with an unknown token: send `join` on this connection.
     ResumeFailed,
+    /// `trackSettings` named a track this participant does not receive.
+    UnknownTrack,
     Internal,
 }
 

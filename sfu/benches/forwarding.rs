@@ -343,7 +343,13 @@ impl Call {
         let offer = pc.create_offer(None).expect("offer");
         pc.set_local_description(Instant::now(), offer.clone())
             .expect("local offer");
-        room.command(publisher, SessionCommand::PublisherOffer(offer.sdp));
+        room.command(
+            publisher,
+            SessionCommand::PublisherOffer {
+                sdp: offer.sdp,
+                sources: Default::default(),
+            },
+        );
         let by_address = clients
             .iter()
             .enumerate()

@@ -1,13 +1,16 @@
-//! The per-subscription RTP rewriter: maps a publisher's sequence numbers and timestamps into
-//! one continuous stream for one subscriber.
-//!
-//! A plain struct with no I/O and no clock. It decides, packet by packet, whether to forward and
-//! with which sequence number and timestamp; the caller sets the subscriber's SSRC and payload
-//! type. Video starts (and restarts after the publisher's source changes) only on a keyframe, so
-//! a decoder never begins on a delta frame; the caller turns `DropNeedKeyframe` into a
-//! (throttled) PLI to the publisher.
+//! The per-subscription RTP rewriter: forwards one publication (a single stream, or the layers
+//! of a simulcast one) to one subscriber as one continuous stream of sequence numbers,
+//! timestamps and VP8 picture ids. A plain struct: no I/O, no clock of its own, no allocation
+//! per packet; it never decodes media and never panics on what a publisher sends.
 
-/// What to do with one packet.
+use std::time::Instant;
+
+use crate::keyframe::VideoCodec;
+use crate::layer_switch::{LayerAction, LayerSelector};
+use crate::rtp_munger::{Arrival, RtpMunger};
+use crate::vp8_munger::{Vp8Descriptor, Vp8Drop, Vp8Munger, Vp8Rewrite};
+
+/// What to do with one packet ([`Forwarder::forward`], the single-stream API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     /// Send it with these header values.
@@ -21,88 +24,221 @@ pub enum Decision {
     DropNeedKeyframe,
 }
 
+/// What to do with one packet ([`Forwarder::forward_layer`], the simulcast API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerDecision {
+    /// Send it with these header values; when `vp8` is set, apply it to a copy of the payload
+    /// ([`Vp8Rewrite::apply`]); when `None` the payload goes out as it came.
+    Forward {
+        sequence_number: u16,
+        timestamp: u32,
+        vp8: Option<Vp8Rewrite>,
+    },
+    /// Drop it, for this reason.
+    Drop(DropReason),
+    /// Drop it; a keyframe is needed on `layer`: send (throttled) a PLI to that layer's SSRC.
+    NeedKeyframe { layer: u8 },
+}
+
+/// Why a packet was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The subscriber's target is `None`.
+    Paused,
+    /// A layer other than the one being forwarded, with no switch pending.
+    OtherLayer,
+    /// Padding only; later packets close its gap.
+    Padding,
+    /// A VP8 temporal layer above the one forwarded; later packets close its gap.
+    TemporalLayer,
+    /// Predates the current run or the bounded history, or repeats a packet already dropped.
+    Stale,
+}
+
+/// How to build a [`Forwarder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwarderParams {
+    /// `None` for audio. Video waits for keyframes; VP8 also gets its descriptor rewritten.
+    pub codec: Option<VideoCodec>,
+    /// The first output sequence number and timestamp (random in production, so a subscriber
+    /// cannot infer the publisher's values).
+    pub first_seq: u16,
+    pub first_ts: u32,
+    /// RTP clock rate in Hz (90,000 for video), to turn elapsed time into timestamp ticks.
+    pub clock_rate: u32,
+    /// The layer to forward from the start; `None` starts paused.
+    pub target_layer: Option<u8>,
+}
+
+/// One packet of a (possibly simulcast) publication, as the caller identified it.
 #[derive(Debug, Clone, Copy)]
-struct Anchor {
-    source_ssrc: u32,
-    /// The publisher's sequence numbers extended past 16 bits (wraps counted), so that a
-    /// stream longer than 32,768 packets is not mistaken for one that went back in time.
-    first_in_ext: i64,
-    highest_in_ext: i64,
-    seq_offset: u16,
-    ts_offset: u32,
+pub struct LayerPacket<'a> {
+    /// Simulcast layer index, 0 = lowest; 0 for a single-layer publication.
+    pub layer: u8,
+    /// The layer's SSRC (a new SSRC on the same layer is a restarted source).
+    pub ssrc: u32,
+    pub sequence_number: u16,
+    pub timestamp: u32,
+    /// The packet begins a keyframe ([`VideoCodec::is_keyframe_start`]).
+    pub keyframe_start: bool,
+    /// The packet carries only padding: never forwarded.
+    pub padding_only: bool,
+    /// The RTP payload; read for VP8 (temporal layer, picture ids), never written.
+    pub payload: &'a [u8],
 }
 
 /// Rewrites one publication's packets for one subscriber.
+///
+/// It forwards only the current layer and switches to the target (or a layer between) at that
+/// layer's first keyframe start ([`LayerSelector`]). Output sequence numbers have no gaps of our
+/// making: at a switch the new layer continues at the next number, and dropped padding and
+/// temporal-layer packets are absorbed by the offset ([`RtpMunger`]). At a switch the output
+/// timestamp advances by the wall-clock time since the last forwarded packet (at least one
+/// tick). VP8 picture ids, TL0PICIDX and KEYIDX continue likewise ([`Vp8Munger`]); H.264, VP9
+/// (simulcast, not SVC) and audio get sequence numbers and timestamps only.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
-    waits_for_keyframe: bool,
-    anchor: Option<Anchor>,
-    last_out_seq: u16,
-    last_out_ts: u32,
+    layers: LayerSelector,
+    rtp: RtpMunger,
+    vp8: Option<Vp8Munger>,
 }
 
 impl Forwarder {
-    /// A forwarder whose output starts at `first_seq` / `first_ts` (random in production, so a
-    /// subscriber cannot infer the publisher's values). `video` makes it wait for a keyframe.
+    /// A single-stream forwarder whose output starts at `first_seq` / `first_ts`. `video` makes
+    /// it wait for a keyframe. Use with [`Self::forward`].
     pub fn new(video: bool, first_seq: u16, first_ts: u32) -> Self {
+        Forwarder::with_params(ForwarderParams {
+            codec: video.then_some(VideoCodec::Other),
+            first_seq,
+            first_ts,
+            clock_rate: if video { 90_000 } else { 48_000 },
+            target_layer: Some(0),
+        })
+    }
+
+    /// A forwarder for a (possibly simulcast) publication. Use with [`Self::forward_layer`].
+    pub fn with_params(params: ForwarderParams) -> Self {
         Forwarder {
-            waits_for_keyframe: video,
-            anchor: None,
-            last_out_seq: first_seq.wrapping_sub(1),
-            last_out_ts: first_ts.wrapping_sub(1),
+            layers: LayerSelector::new(params.codec.is_some(), params.target_layer),
+            rtp: RtpMunger::new(params.first_seq, params.first_ts, params.clock_rate),
+            vp8: (params.codec == Some(VideoCodec::Vp8)).then(Vp8Munger::new),
         }
     }
 
     /// True once the first packet has been forwarded.
     pub fn started(&self) -> bool {
-        self.anchor.is_some()
+        self.rtp.started()
     }
 
-    /// Decides the fate of one packet from `ssrc` with the publisher's `seq` and `ts`.
-    /// `keyframe_start` is whether the packet begins a keyframe (ignored for audio).
+    /// Sets the layer to forward (from the allocator); `None` pauses at once.
+    pub fn set_target_layer(&mut self, target: Option<u8>) {
+        self.layers.set_target(target);
+    }
+
+    pub fn target_layer(&self) -> Option<u8> {
+        self.layers.target()
+    }
+
+    /// The layer being forwarded; `None` before the first keyframe or while paused.
+    pub fn current_layer(&self) -> Option<u8> {
+        self.layers.current()
+    }
+
+    /// The layer a keyframe is wanted on (the target, while video is not yet forwarding it).
+    pub fn wanted_keyframe(&self) -> Option<u8> {
+        self.layers.wanted_keyframe()
+    }
+
+    /// Caps the VP8 temporal layers forwarded (`None` = all); other codecs ignore it.
+    pub fn set_max_temporal_layer(&mut self, max: Option<u8>) {
+        if let Some(vp8) = self.vp8.as_mut() {
+            vp8.set_max_temporal_layer(max);
+        }
+    }
+
+    /// Decides the fate of one packet from `ssrc` with the publisher's `seq` and `ts`, for a
+    /// single-layer publication. `keyframe_start` is whether the packet begins a keyframe
+    /// (ignored for audio). A packet from a new `ssrc` restarts the stream at its keyframe.
     pub fn forward(&mut self, ssrc: u32, seq: u16, ts: u32, keyframe_start: bool) -> Decision {
-        let anchor = match self.anchor {
-            Some(a) if a.source_ssrc == ssrc => a,
-            _ => {
-                // First packet, or the publisher's source changed: start a new run that
-                // continues our output seamlessly.
-                if self.waits_for_keyframe && !keyframe_start {
-                    return Decision::DropNeedKeyframe;
-                }
-                let a = Anchor {
-                    source_ssrc: ssrc,
-                    first_in_ext: i64::from(seq),
-                    highest_in_ext: i64::from(seq),
-                    seq_offset: self.last_out_seq.wrapping_add(1).wrapping_sub(seq),
-                    ts_offset: self.last_out_ts.wrapping_add(1).wrapping_sub(ts),
-                };
-                self.anchor = Some(a);
-                a
-            }
+        let packet = LayerPacket {
+            layer: 0,
+            ssrc,
+            sequence_number: seq,
+            timestamp: ts,
+            keyframe_start,
+            padding_only: false,
+            payload: &[],
         };
-        // Nearest to the highest so far: up to 32,767 ahead or 32,768 behind.
-        let delta = i64::from(seq.wrapping_sub(anchor.highest_in_ext as u16) as i16);
-        let ext = anchor.highest_in_ext + delta;
-        if ext < anchor.first_in_ext {
-            return Decision::Drop;
+        match self.decide(&packet, None) {
+            LayerDecision::Forward {
+                sequence_number,
+                timestamp,
+                ..
+            } => Decision::Forward {
+                sequence_number,
+                timestamp,
+            },
+            LayerDecision::Drop(_) => Decision::Drop,
+            LayerDecision::NeedKeyframe { .. } => Decision::DropNeedKeyframe,
         }
-        let out_seq = seq.wrapping_add(anchor.seq_offset);
-        let out_ts = ts.wrapping_add(anchor.ts_offset);
-        if delta > 0
-            && let Some(a) = self.anchor.as_mut()
+    }
+
+    /// Decides the fate of one packet of any layer, received at `now`.
+    pub fn forward_layer(&mut self, packet: &LayerPacket<'_>, now: Instant) -> LayerDecision {
+        self.decide(packet, Some(now))
+    }
+
+    fn decide(&mut self, p: &LayerPacket<'_>, now: Option<Instant>) -> LayerDecision {
+        let action = self
+            .layers
+            .select(p.layer, p.ssrc, p.keyframe_start, p.padding_only);
+        match action {
+            LayerAction::Forward => {}
+            LayerAction::Switch => {
+                self.rtp.start_run(p.sequence_number, p.timestamp, now);
+                if let Some(vp8) = self.vp8.as_mut() {
+                    vp8.start_run();
+                }
+            }
+            LayerAction::Paused => return LayerDecision::Drop(DropReason::Paused),
+            LayerAction::OtherLayer => return LayerDecision::Drop(DropReason::OtherLayer),
+            LayerAction::NeedKeyframe(layer) => return LayerDecision::NeedKeyframe { layer },
+        }
+        let Some(seen) = self.rtp.classify(p.sequence_number) else {
+            return LayerDecision::Drop(DropReason::Stale);
+        };
+        if p.padding_only {
+            self.rtp.drop_packet(seen.ext);
+            return LayerDecision::Drop(DropReason::Padding);
+        }
+        let mut vp8 = None;
+        // A payload that is not a valid VP8 descriptor goes out untouched.
+        if let Some(munger) = self.vp8.as_mut()
+            && let Ok(d) = Vp8Descriptor::parse(p.payload)
         {
-            a.highest_in_ext = ext;
+            match munger.munge(&d, seen.arrival == Arrival::AfterGap) {
+                Ok(rewrite) => vp8 = rewrite.changes(&d).then_some(rewrite),
+                Err(Vp8Drop::TemporalLayer) => {
+                    self.rtp.drop_packet(seen.ext);
+                    return LayerDecision::Drop(DropReason::TemporalLayer);
+                }
+                Err(Vp8Drop::TooOld) => return LayerDecision::Drop(DropReason::Stale),
+            }
         }
-        if (out_seq.wrapping_sub(self.last_out_seq) as i16) > 0 {
-            self.last_out_seq = out_seq;
-            self.last_out_ts = out_ts;
-        }
-        Decision::Forward {
-            sequence_number: out_seq,
-            timestamp: out_ts,
+        match self.rtp.map(seen.ext, p.timestamp, now) {
+            Some((sequence_number, timestamp)) => LayerDecision::Forward {
+                sequence_number,
+                timestamp,
+                vp8,
+            },
+            None => LayerDecision::Drop(DropReason::Stale),
         }
     }
 }
+
+#[cfg(test)]
+#[path = "forwarder/simulcast_tests.rs"]
+mod simulcast_tests;
 
 #[cfg(test)]
 mod tests {

@@ -19,11 +19,14 @@
 //! anything a network peer sends. This file only declares modules and re-exports.
 
 pub mod admin;
+mod allocator;
 mod clock;
 mod config;
 pub mod counters;
 mod data_channels;
 mod data_relay;
+mod downlink;
+mod downlink_estimator;
 mod error;
 pub mod events;
 mod feedback;
@@ -34,6 +37,7 @@ pub mod fuzzing;
 mod ids;
 mod io;
 pub mod keyframe;
+pub mod layer_switch;
 #[doc(hidden)]
 pub mod memory;
 mod negotiator;
@@ -42,12 +46,16 @@ mod peer;
 mod publication;
 mod room;
 mod router;
+pub mod rtp_munger;
 mod session;
 mod sfu;
 mod socket;
+mod speakers;
 mod stats;
 mod subscription;
+mod tile;
 mod transport;
+pub mod vp8_munger;
 
 pub use admin::{AdminCommand, AdminError, AdminReply};
 pub use config::SfuConfig;

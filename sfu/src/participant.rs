@@ -9,11 +9,12 @@ mod signal_queue;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use protocol::{IceCandidate, LeaveReason, ServerMessage, Target, TrackKind};
+use protocol::{IceCandidate, LeaveReason, ServerMessage, Target, TrackKind, TrackSource};
 use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::data_channels::DataChannels;
+use crate::downlink::Downlink;
 use crate::ids::{ParticipantId, TrackId};
 use crate::negotiator::Negotiator;
 use crate::session::{JoinParams, SessionEvent};
@@ -22,6 +23,8 @@ use signal_queue::{SignalQueue, StateKey};
 
 /// Events queued for one participant's connection before it counts as stuck.
 pub(crate) const EVENT_QUEUE: usize = 512;
+/// Most track sources remembered per participant.
+const MAX_SOURCES: usize = 16;
 /// Most remembered candidates per participant.
 const MAX_REMEMBERED_CANDIDATES: usize = 64;
 
@@ -37,6 +40,10 @@ pub(crate) struct Participant {
     pub published: HashMap<String, TrackId>,
     /// Mute state the client asked for before the track was published.
     pub wanted_mute: [bool; 2],
+    /// Its downlink: bandwidth estimate and layer allocation.
+    pub downlink: Downlink,
+    /// What the client said each of its tracks is (by its track id), from its offers.
+    pub sources: HashMap<String, TrackSource>,
     /// The subscriber connection's offer/answer state.
     pub negotiator: Negotiator,
     /// Set when the participant must be removed after the current pass (stuck or failed).
@@ -76,6 +83,8 @@ impl Participant {
             subscriber,
             published: HashMap::new(),
             wanted_mute: [false; 2],
+            sources: HashMap::new(),
+            downlink: Downlink::new(std::time::Instant::now()),
             negotiator: Negotiator::default(),
             doomed: None,
             data: DataChannels::default(),
@@ -90,6 +99,18 @@ impl Participant {
             &mut self.subscriber
         } else {
             &mut self.publisher
+        }
+    }
+
+    /// Notes what the client's tracks are, from an offer (bounded: a client names at most
+    /// `MAX_SOURCES` tracks; the newest offer's names win).
+    pub fn note_sources(&mut self, sources: std::collections::BTreeMap<String, TrackSource>) {
+        for (track, source) in sources {
+            if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&track) {
+                warn!(participant = %self.id, "too many track sources named; ignoring the rest");
+                break;
+            }
+            self.sources.insert(track, source);
         }
     }
 

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -25,9 +25,11 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 
+use crate::downlink_estimator::{DownlinkEstimator, SharedEstimate};
 use crate::error::SfuError;
 use crate::feedback::KeyframeRequestsToApplication;
 
@@ -137,11 +139,14 @@ impl ServerPeer {
     /// credentials, and new ones at each ICE restart; the room learns each ufrag from the SDP
     /// we send (see `Transport::learn_local_ufrag`) and routes datagrams by it.
     /// `video_codecs` (`vp8`, `vp9`, `h264`) limits the video codecs; empty allows them all.
+    /// `downlink`, for a subscriber connection, receives its bandwidth estimate (transport-wide
+    /// sequence numbers on what we send, and an estimator fed by the browser's feedback).
     pub fn new(
         now: Instant,
         candidates: &[SocketAddr],
         video_codecs: &[String],
         counters: &std::sync::Arc<crate::counters::MediaCounters>,
+        downlink: Option<SharedEstimate>,
     ) -> Result<Self, SfuError> {
         let setting_engine = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
@@ -174,12 +179,32 @@ impl ServerPeer {
                 .register_codec(codec, kind)
                 .map_err(|e| SfuError::Engine(e.to_string()))?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)
+        // Publishers' audio levels tell who is speaking.
+        media_engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .map_err(|e| SfuError::Engine(e.to_string()))?;
+        let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)
             .map_err(|e| SfuError::Engine(e.to_string()))?
             .with(
                 Slot::Custom(KEYFRAME_REQUEST_SLOT),
                 KeyframeRequestsToApplication::new(std::sync::Arc::clone(counters)),
             );
+        if let Some(estimate) = downlink {
+            // No pacer: forwarded packets go out as they come (the allocator keeps the rate
+            // within the estimate by choosing layers).
+            registry = registry
+                .with(
+                    Slot::CongestionControl,
+                    CongestionControlBuilder::new(DownlinkEstimator::new(estimate)).build(),
+                )
+                .with(Slot::TwccSender, TwccSenderBuilder::new().build());
+        }
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(setting_engine)

@@ -1,11 +1,13 @@
-//! A published track (mediasoup's Producer): its kind and codec, the SSRC it arrives on, mute
-//! and admin hold, receive statistics, the keyframe-request throttle, and the subscriptions it
-//! feeds. It never writes to a connection itself: the router does, with the participants in hand.
+//! A published track (mediasoup's Producer): its kind, source and codec, the simulcast layers it
+//! arrives on (one SSRC each; a track without simulcast has one layer, `f`), mute and admin
+//! hold, receive statistics and the keyframe-request throttle per layer, and the subscriptions
+//! it feeds. It never writes to a connection itself: the router does, with the participants in
+//! hand.
 
 use std::time::{Duration, Instant};
 
 use protocol::admin::TrackDetail;
-use protocol::{TrackInfo, TrackKind};
+use protocol::{Layer, TrackInfo, TrackKind, TrackSource};
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 
@@ -14,23 +16,40 @@ use crate::keyframe::VideoCodec;
 use crate::stats::{ReceiveStats, SendRate};
 use crate::subscription::Subscription;
 
+/// One simulcast layer as it arrives from the publisher.
+pub(crate) struct LayerIn {
+    pub ssrc: u32,
+    pub received: ReceiveStats,
+    last_keyframe_request: Option<Instant>,
+}
+
 /// A published track.
 pub(crate) struct Publication {
     pub id: TrackId,
     /// The publishing participant's key.
     pub owner: u64,
     pub kind: TrackKind,
+    pub source: TrackSource,
+    /// The browser's id of the track (the msid's track id), which `subscribedLayers` names.
+    pub client_track_id: String,
     pub codec: RTCRtpCodec,
     pub video_codec: VideoCodec,
     pub receiver_id: RTCRtpReceiverId,
-    pub media_ssrc: u32,
+    /// Sent with rids (simulcast): its layers are chosen per receiver.
+    pub simulcast: bool,
+    /// Indexed by [`Layer::index`]; `None` for a layer that has not arrived (yet).
+    pub layers: [Option<LayerIn>; 3],
     pub muted: bool,
+    /// The negotiated id of the RFC 6464 audio level extension (audio only).
+    pub audio_level_id: Option<u8>,
     /// Muted by an admin: its packets are not forwarded until an admin unmutes it.
     pub held_by_admin: bool,
     /// Who receives it.
     pub subscriptions: Vec<Subscription>,
-    last_keyframe_request: Option<Instant>,
-    pub received: ReceiveStats,
+    /// The layers last announced to the publisher as needed (`subscribedLayers`).
+    pub announced_layers: Option<[bool; 3]>,
+    /// When some receiver last needed each layer.
+    pub layer_needed_at: [Option<Instant>; 3],
     pub forwarded: SendRate,
 }
 
@@ -39,30 +58,85 @@ pub(crate) struct PublicationParams {
     pub id: TrackId,
     pub owner: u64,
     pub kind: TrackKind,
+    pub source: TrackSource,
+    pub client_track_id: String,
     pub codec: RTCRtpCodec,
     pub receiver_id: RTCRtpReceiverId,
-    pub media_ssrc: u32,
+    /// The first layer's SSRC, and its rid (`None` without simulcast).
+    pub ssrc: u32,
+    pub rid: Option<Layer>,
     pub muted: bool,
+    pub audio_level_id: Option<u8>,
 }
 
 impl Publication {
     pub fn new(params: PublicationParams, now: Instant) -> Self {
-        let clock_rate = params.codec.clock_rate;
-        Publication {
+        let mut publication = Publication {
             id: params.id,
             owner: params.owner,
             kind: params.kind,
+            source: params.source,
+            client_track_id: params.client_track_id,
             video_codec: VideoCodec::from_mime(&params.codec.mime_type),
             codec: params.codec,
             receiver_id: params.receiver_id,
-            media_ssrc: params.media_ssrc,
+            simulcast: params.rid.is_some(),
+            layers: [None, None, None],
             muted: params.muted,
+            audio_level_id: params.audio_level_id,
             held_by_admin: false,
             subscriptions: Vec::new(),
-            last_keyframe_request: None,
-            received: ReceiveStats::new(clock_rate, now),
+            announced_layers: None,
+            layer_needed_at: [None; 3],
             forwarded: SendRate::new(now),
-        }
+        };
+        publication.add_layer(params.rid.unwrap_or(Layer::F), params.ssrc, now);
+        publication
+    }
+
+    /// Another simulcast layer arrived (its first packet).
+    pub fn add_layer(&mut self, layer: Layer, ssrc: u32, now: Instant) {
+        self.layers[layer.index()] = Some(LayerIn {
+            ssrc,
+            received: ReceiveStats::new(self.codec.clock_rate, now),
+            last_keyframe_request: None,
+        });
+    }
+
+    /// The layer a packet with this SSRC belongs to.
+    pub fn layer_of(&self, ssrc: u32) -> Option<Layer> {
+        Layer::ALL.into_iter().find(|l| {
+            self.layers[l.index()]
+                .as_ref()
+                .is_some_and(|x| x.ssrc == ssrc)
+        })
+    }
+
+    /// The layers that arrive, lowest first.
+    pub fn present_layers(&self) -> impl Iterator<Item = Layer> + '_ {
+        Layer::ALL
+            .into_iter()
+            .filter(|l| self.layers[l.index()].is_some())
+    }
+
+    /// Each layer's received bitrate over the last second (`None`: the layer does not arrive).
+    pub fn layer_bitrates(&self) -> [Option<u64>; 3] {
+        let rate = |i: usize| {
+            self.layers[i]
+                .as_ref()
+                .map(|l| l.received.snapshot().bitrate)
+        };
+        [rate(0), rate(1), rate(2)]
+    }
+
+    /// Each layer's picture size, as its last keyframe announced it (VP8).
+    pub fn layer_sizes(&self) -> [Option<(u32, u32)>; 3] {
+        let size = |i: usize| {
+            self.layers[i]
+                .as_ref()
+                .and_then(|l| l.received.snapshot().dimensions)
+        };
+        [size(0), size(1), size(2)]
     }
 
     /// The codec's short name (`opus`, `VP8`, ...).
@@ -82,34 +156,51 @@ impl Publication {
             kind: self.kind,
             codec: self.codec_name(),
             muted: self.muted,
+            source: self.source,
+            layers: if self.simulcast {
+                self.present_layers().collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
-    /// The track with its receive statistics, for the admin API.
+    /// The track with its receive statistics (of its highest layer; bitrate over all of them),
+    /// for the admin API.
     pub fn detail(&self) -> TrackDetail {
-        let stats = self.received.snapshot();
+        let top = self.layers.iter().rev().flatten().next();
+        let stats = top.map(|l| l.received.snapshot());
         let video = self.kind == TrackKind::Video;
+        let bitrate = self.layer_bitrates().iter().flatten().sum();
         TrackDetail {
             id: self.id.to_string(),
             kind: self.kind,
             codec: self.codec_name(),
             muted: self.muted,
-            width: stats.dimensions.map(|d| d.0),
-            height: stats.dimensions.map(|d| d.1),
-            fps: video.then_some(stats.fps),
-            bitrate: stats.bitrate,
-            packets: stats.packets,
-            packets_lost: stats.lost,
-            loss_rate: stats.loss_rate,
-            jitter_ms: stats.jitter_ms,
+            width: stats.and_then(|s| s.dimensions).map(|d| d.0),
+            height: stats.and_then(|s| s.dimensions).map(|d| d.1),
+            fps: video.then(|| stats.map(|s| s.fps).unwrap_or_default()),
+            bitrate,
+            packets: self
+                .layers
+                .iter()
+                .flatten()
+                .map(|l| l.received.snapshot().packets)
+                .sum(),
+            packets_lost: stats.map(|s| s.lost).unwrap_or_default(),
+            loss_rate: stats.map(|s| s.loss_rate).unwrap_or_default(),
+            jitter_ms: stats.map(|s| s.jitter_ms).unwrap_or_default(),
         }
     }
 
-    /// Accounts for one received packet; true when it starts a video keyframe.
-    pub fn on_packet(&mut self, packet: &rtc::rtp::Packet, now: Instant) -> bool {
+    /// Accounts for one received packet: its layer, and whether it starts a video keyframe.
+    /// `None` for a packet on an SSRC the publication does not know.
+    pub fn on_packet(&mut self, packet: &rtc::rtp::Packet, now: Instant) -> Option<(Layer, bool)> {
+        let layer = self.layer_of(packet.header.ssrc)?;
         let video = self.kind == TrackKind::Video;
         let keyframe = video && self.video_codec.is_keyframe_start(&packet.payload);
-        self.received.on_packet(
+        let stats = &mut self.layers[layer.index()].as_mut()?.received;
+        stats.on_packet(
             packet.header.sequence_number,
             packet.header.timestamp,
             video && packet.header.marker,
@@ -117,28 +208,49 @@ impl Publication {
             now,
         );
         if keyframe && let Some(size) = self.video_codec.dimensions(&packet.payload) {
-            self.received.set_dimensions(size);
+            stats.set_dimensions(size);
         }
-        keyframe
+        Some((layer, keyframe))
     }
 
-    /// Whether a keyframe request may go to the publisher now (video only, at most one per
-    /// `interval`); records it when it may.
-    pub fn keyframe_request_due(&mut self, now: Instant, interval: Duration) -> bool {
-        if self.kind != TrackKind::Video
-            || self
-                .last_keyframe_request
-                .is_some_and(|t| now < t + interval)
-        {
-            return false;
+    /// Advances every layer's rate statistics.
+    pub fn tick(&mut self, now: Instant) {
+        for layer in self.layers.iter_mut().flatten() {
+            layer.received.tick(now);
         }
-        self.last_keyframe_request = Some(now);
-        true
+        self.forwarded.tick(now);
     }
 
-    /// Lets the next keyframe request through at once (after a gap subscribers must recover from).
+    /// Received bitrate over every layer.
+    pub fn received_bitrate(&self) -> u64 {
+        self.layer_bitrates().iter().flatten().sum()
+    }
+
+    /// The SSRC to send a keyframe request for `layer` to, if one may go now (video only, at
+    /// most one per `interval` per layer); records it when it may.
+    pub fn keyframe_request_due(
+        &mut self,
+        layer: Layer,
+        now: Instant,
+        interval: Duration,
+    ) -> Option<u32> {
+        if self.kind != TrackKind::Video {
+            return None;
+        }
+        let l = self.layers[layer.index()].as_mut()?;
+        if l.last_keyframe_request.is_some_and(|t| now < t + interval) {
+            return None;
+        }
+        l.last_keyframe_request = Some(now);
+        Some(l.ssrc)
+    }
+
+    /// Lets the next keyframe requests through at once (after a gap subscribers must recover
+    /// from).
     pub fn reset_keyframe_throttle(&mut self) {
-        self.last_keyframe_request = None;
+        for layer in self.layers.iter_mut().flatten() {
+            layer.last_keyframe_request = None;
+        }
     }
 
     /// Whether `subscriber` receives this track.

@@ -5,6 +5,8 @@
 //! packet clone the engine takes, takes no lock, and never blocks.
 
 use std::collections::HashMap;
+
+use protocol::Layer;
 use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -16,6 +18,7 @@ use crate::ids::TrackId;
 use crate::io::Outgoing;
 use crate::participant::Participant;
 use crate::publication::Publication;
+use crate::speakers::Speakers;
 use crate::subscription::{Forwarded, Source, Subscription};
 
 /// The participants of a room, by key.
@@ -47,6 +50,20 @@ impl Router {
 
     pub fn publications(&self) -> impl Iterator<Item = &Publication> + '_ {
         self.publications.values()
+    }
+
+    pub fn publications_mut(&mut self) -> impl Iterator<Item = &mut Publication> + '_ {
+        self.publications.values_mut()
+    }
+
+    /// The subscription of `subscriber` on which we send with SSRC `ssrc`.
+    pub fn subscription_mut(&mut self, subscriber: u64, ssrc: u32) -> Option<&mut Subscription> {
+        let track = self.by_subscriber_ssrc.get(&(subscriber, ssrc))?;
+        self.publications
+            .get_mut(track)?
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.subscriber == subscriber && s.ssrc == ssrc)
     }
 
     pub fn track_ids(&self) -> Vec<TrackId> {
@@ -109,6 +126,8 @@ impl Router {
             track: &publication.id,
             kind: publication.kind,
             codec: &publication.codec,
+            video_codec: publication.video_codec,
+            first_layer: publication.present_layers().next().unwrap_or(Layer::F),
         };
         match Subscription::create(subscriber, sub.subscriber.pc(), source, video_codecs) {
             Ok(subscription) => {
@@ -164,20 +183,30 @@ impl Router {
     }
 
     /// The per-packet path: one publisher packet to every subscription of its track. Returns
-    /// true when some subscriber waits for a keyframe.
+    /// the layers some subscriber waits for a keyframe on (by [`Layer::index`]).
     pub fn forward(
         &mut self,
         track: &TrackId,
         mut packet: rtc::rtp::Packet,
         now: Instant,
         room: Wiring<'_>,
-    ) -> bool {
+        speakers: &mut Speakers,
+    ) -> [bool; 3] {
+        let mut need_keyframe = [false; 3];
         let Some(publication) = self.publications.get_mut(track) else {
-            return false;
+            return need_keyframe;
         };
-        let keyframe = publication.on_packet(&packet, now);
+        let Some((layer, keyframe)) = publication.on_packet(&packet, now) else {
+            return need_keyframe;
+        };
+        if let Some(id) = publication.audio_level_id
+            && let Some((level, voice)) = audio_level(&packet, id)
+            && !publication.muted
+        {
+            speakers.observe(publication.owner, level, voice, now);
+        }
         if publication.held_by_admin {
-            return false;
+            return need_keyframe;
         }
         let payload_len = packet.payload.len();
         room.counts.packets_in += 1;
@@ -187,7 +216,10 @@ impl Router {
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions.clear();
-        let mut need_keyframe = false;
+        // The padding that aligned the publisher's extensions too: left behind, it would corrupt
+        // the extensions our side adds (transport-wide sequence numbers) into a header the
+        // browser drops.
+        packet.header.extensions_padding = 0;
         for subscription in publication.subscriptions.iter_mut() {
             let Some(sub) = room.participants.get_mut(&subscription.subscriber) else {
                 continue;
@@ -195,7 +227,7 @@ impl Router {
             if !sub.subscriber.connected {
                 continue;
             }
-            match subscription.forward(&packet, keyframe, sub.subscriber.pc(), now) {
+            match subscription.forward(&packet, layer, keyframe, sub.subscriber.pc(), now) {
                 Forwarded::Sent { first } => {
                     if first {
                         debug!(participant = %sub.id, track = %publication.id, keyframe, "down-track started");
@@ -207,19 +239,22 @@ impl Router {
                 }
                 Forwarded::NotReady => {}
                 Forwarded::Dropped => room.counts.packets_dropped += 1,
-                Forwarded::NeedKeyframe => {
+                Forwarded::NeedKeyframe(wanted) => {
                     room.counts.packets_dropped += 1;
-                    need_keyframe = true;
+                    need_keyframe[wanted.index()] = true;
                 }
             }
         }
         need_keyframe
     }
 
-    /// Sends a PLI to the publisher of `track`, at most once per `interval`.
+    /// Sends a PLI to the publisher of `track` for each of `layers` (by [`Layer::index`]; all
+    /// false: the layers its subscribers forward or wait for), at most once per `interval` per
+    /// layer.
     pub fn request_keyframe(
         &mut self,
         track: &TrackId,
+        layers: [bool; 3],
         now: Instant,
         interval: Duration,
         room: Wiring<'_>,
@@ -227,20 +262,48 @@ impl Router {
         let Some(publication) = self.publications.get_mut(track) else {
             return;
         };
-        if !publication.keyframe_request_due(now, interval) {
+        let mut wanted = layers;
+        if wanted == [false; 3] {
+            for s in &publication.subscriptions {
+                if let Some(l) = s
+                    .wanted_keyframe()
+                    .or(s.current_layer())
+                    .or(s.target_layer())
+                {
+                    wanted[l.index()] = true;
+                }
+            }
+        }
+        if wanted == [false; 3] {
+            // Nobody forwards it yet: its top layer.
+            if let Some(top) = publication.present_layers().last() {
+                wanted[top.index()] = true;
+            }
+        }
+        let ssrcs: Vec<u32> = Layer::ALL
+            .into_iter()
+            .filter(|l| wanted[l.index()])
+            .filter_map(|l| publication.keyframe_request_due(l, now, interval))
+            .collect();
+        if ssrcs.is_empty() {
             return;
         }
-        room.counts.keyframe_requests_sent += 1;
-        debug!(track = %publication.id, "keyframe requested from the publisher");
+        room.counts.keyframe_requests_sent += ssrcs.len() as u64;
+        debug!(track = %publication.id, ?ssrcs, "keyframe requested from the publisher");
         let Some(p) = room.participants.get_mut(&publication.owner) else {
             return;
         };
         if let Some(mut receiver) = p.publisher.pc().rtp_receiver(publication.receiver_id) {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: publication.media_ssrc,
-            };
-            if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+            let plis: Vec<Box<dyn rtc::rtcp::Packet>> = ssrcs
+                .into_iter()
+                .map(|media_ssrc| {
+                    Box::new(PictureLossIndication {
+                        sender_ssrc: 0,
+                        media_ssrc,
+                    }) as Box<dyn rtc::rtcp::Packet>
+                })
+                .collect();
+            if let Err(e) = receiver.write_rtcp(now, plis) {
                 debug!(error = %e, "keyframe request failed");
             }
         }
@@ -250,24 +313,42 @@ impl Router {
     /// Total bitrates in and out over every publication, bits per second.
     pub fn bitrates(&self) -> (u64, u64) {
         self.publications.values().fold((0, 0), |(i, o), p| {
-            (i + p.received.snapshot().bitrate, o + p.forwarded.bitrate())
+            (i + p.received_bitrate(), o + p.forwarded.bitrate())
         })
     }
 
     /// Advances every publication's rate statistics.
     pub fn tick(&mut self, now: Instant) {
         for publication in self.publications.values_mut() {
-            publication.received.tick(now);
-            publication.forwarded.tick(now);
+            publication.tick(now);
         }
     }
 
-    /// The publication `owner` publishes of `kind`, if any.
-    pub fn find_owned(&self, owner: &Participant, kind: protocol::TrackKind) -> Option<TrackId> {
+    /// The publication `owner` publishes from `source`, if any.
+    pub fn find_owned(
+        &self,
+        owner: &Participant,
+        source: protocol::TrackSource,
+    ) -> Option<TrackId> {
         owner
             .published
             .values()
-            .find(|t| self.publications.get(*t).is_some_and(|p| p.kind == kind))
+            .find(|t| {
+                self.publications
+                    .get(*t)
+                    .is_some_and(|p| p.source == source)
+            })
             .cloned()
     }
+}
+
+/// The RFC 6464 audio level (0 loudest to 127 silence, in -dBov) and voice flag a packet carries
+/// in extension `id`.
+fn audio_level(packet: &rtc::rtp::Packet, id: u8) -> Option<(u8, bool)> {
+    use rtc::shared::marshal::Unmarshal;
+    let mut raw = packet.header.get_extension(id)?;
+    let level =
+        rtc::rtp::extension::audio_level_extension::AudioLevelExtension::unmarshal(&mut raw)
+            .ok()?;
+    Some((level.level, level.voice))
 }

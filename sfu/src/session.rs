@@ -3,7 +3,8 @@
 //! messages between the signaling layer and a room task.
 
 use protocol::{CloseReason, Grants, IceCandidate, IceServer, LeaveReason, ServerMessage};
-use protocol::{Target, TrackKind};
+use protocol::{Target, TrackKind, TrackSettings, TrackSource};
+use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 
 use crate::ids::{ParticipantId, RoomId};
@@ -21,8 +22,14 @@ pub struct JoinParams {
 /// What a participant's connection asks of its room.
 #[derive(Debug, Clone)]
 pub enum SessionCommand {
-    /// The client's offer on its publisher connection.
-    PublisherOffer(String),
+    /// The client's offer on its publisher connection, with what each of its tracks is (by
+    /// the browser's track id).
+    PublisherOffer {
+        sdp: String,
+        sources: BTreeMap<String, TrackSource>,
+    },
+    /// How the client shows one remote video track.
+    TrackSettings(TrackSettings),
     /// The client's answer to our offer on its subscriber connection.
     SubscriberAnswer(String),
     /// A trickled ICE candidate (`None`: end of candidates).

@@ -1,12 +1,13 @@
 //! One publication delivered to one participant (mediasoup's Consumer, a down-track): the
 //! sender on the subscriber's connection, our SSRC and the payload type the subscriber
-//! negotiated, and the [`Forwarder`] that rewrites sequence numbers and timestamps. It is where
-//! layer selection and bandwidth allocation will live. It never decodes media and never reads the
-//! clock: `now` is passed in.
+//! negotiated, how the subscriber shows it (its tile), and the [`Forwarder`] that picks the
+//! simulcast layer and rewrites sequence numbers, timestamps and VP8 picture ids. The layer to
+//! forward is set by the receiver's allocator. It never decodes media and never reads the clock:
+//! `now` is passed in.
 
 use std::time::Instant;
 
-use protocol::TrackKind;
+use protocol::{Layer, TrackKind};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::RTCRtpSenderId;
@@ -16,8 +17,10 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use tracing::debug;
 
-use crate::forwarder::{Decision, Forwarder};
+use crate::forwarder::{Forwarder, ForwarderParams, LayerDecision, LayerPacket};
 use crate::ids::TrackId;
+use crate::keyframe::VideoCodec;
+use crate::tile::Tile;
 
 /// One subscription: a publication delivered to one participant.
 pub(crate) struct Subscription {
@@ -31,6 +34,11 @@ pub(crate) struct Subscription {
     /// receive that codec). Until then the browser would drop the packets, keyframe included.
     pub payload_type: Option<u8>,
     pub forwarder: Forwarder,
+    /// How the subscriber shows the track.
+    pub tile: Tile,
+    /// The last packet sent, re-sent as a bandwidth probe (a duplicate the receiver discards,
+    /// counted by its congestion feedback all the same).
+    last_sent: Option<rtc::rtp::Packet>,
 }
 
 /// What became of one packet for one subscription.
@@ -41,8 +49,8 @@ pub(crate) enum Forwarded {
     NotReady,
     /// Dropped by the forwarder.
     Dropped,
-    /// Dropped while waiting for a keyframe: the publisher should be asked for one.
-    NeedKeyframe,
+    /// Dropped while waiting for a keyframe on this layer: the publisher should be asked for one.
+    NeedKeyframe(Layer),
 }
 
 /// The track a new subscription carries.
@@ -52,6 +60,9 @@ pub(crate) struct Source<'a> {
     pub track: &'a TrackId,
     pub kind: TrackKind,
     pub codec: &'a RTCRtpCodec,
+    pub video_codec: VideoCodec,
+    /// The layer to start on (the lowest the publisher sends); the allocator takes it from there.
+    pub first_layer: Layer,
 }
 
 impl Subscription {
@@ -85,12 +96,21 @@ impl Subscription {
         if video {
             offer_every_video_codec(pc, sender_id, source.codec, video_codecs);
         }
+        let forwarder = Forwarder::with_params(ForwarderParams {
+            codec: video.then_some(source.video_codec),
+            first_seq: rand::random(),
+            first_ts: rand::random(),
+            clock_rate: source.codec.clock_rate,
+            target_layer: Some(source.first_layer.index() as u8),
+        });
         Ok(Subscription {
             subscriber,
             sender_id,
             ssrc,
             payload_type: None,
-            forwarder: Forwarder::new(video, rand::random(), rand::random()),
+            forwarder,
+            tile: Tile::default(),
+            last_sent: None,
         })
     }
 
@@ -117,11 +137,33 @@ impl Subscription {
         self.payload_type
     }
 
-    /// Rewrites one publisher packet for this subscriber and writes it to the subscriber's
-    /// connection. `packet`'s header extensions must already be stripped.
+    /// The layer being forwarded (`None` while paused or waiting for the first keyframe).
+    pub fn current_layer(&self) -> Option<Layer> {
+        self.forwarder.current_layer().and_then(layer_at)
+    }
+
+    /// The layer the allocator chose (`None`: paused).
+    pub fn target_layer(&self) -> Option<Layer> {
+        self.forwarder.target_layer().and_then(layer_at)
+    }
+
+    /// Sets the layer to forward; it takes over at its next keyframe.
+    pub fn set_target_layer(&mut self, layer: Option<Layer>) {
+        self.forwarder
+            .set_target_layer(layer.map(|l| l.index() as u8));
+    }
+
+    /// The layer a keyframe is wanted on, if the forwarder waits for one.
+    pub fn wanted_keyframe(&self) -> Option<Layer> {
+        self.forwarder.wanted_keyframe().and_then(layer_at)
+    }
+
+    /// Rewrites one publisher packet of `layer` for this subscriber and writes it to the
+    /// subscriber's connection. `packet`'s header extensions must already be stripped.
     pub fn forward(
         &mut self,
         packet: &rtc::rtp::Packet,
+        layer: Layer,
         keyframe: bool,
         pc: &mut RTCPeerConnection,
         now: Instant,
@@ -131,21 +173,46 @@ impl Subscription {
         };
         let first = !self.forwarder.started();
         let header = &packet.header;
-        match self.forwarder.forward(
-            header.ssrc,
-            header.sequence_number,
-            header.timestamp,
+        let decision = self.forwarder.forward_layer(
+            &LayerPacket {
+                layer: layer.index() as u8,
+                ssrc: header.ssrc,
+                sequence_number: header.sequence_number,
+                timestamp: header.timestamp,
+                keyframe_start: keyframe,
+                padding_only: packet.payload.is_empty(),
+                payload: &packet.payload,
+            },
+            now,
+        );
+        tracing::trace!(
+            ssrc = header.ssrc,
+            seq = header.sequence_number,
+            ?layer,
             keyframe,
-        ) {
-            Decision::Forward {
+            ?decision,
+            "down-track decision"
+        );
+        match decision {
+            LayerDecision::Forward {
                 sequence_number,
                 timestamp,
+                vp8,
             } => {
                 let mut out = packet.clone();
                 out.header.ssrc = self.ssrc;
                 out.header.payload_type = payload_type;
                 out.header.sequence_number = sequence_number;
                 out.header.timestamp = timestamp;
+                if let Some(rewrite) = vp8 {
+                    // The one copy of a payload the per-packet path makes, only when a layer
+                    // switch moved the picture ids.
+                    let mut payload = out.payload.to_vec();
+                    if rewrite.apply(&mut payload).is_ok() {
+                        out.payload = payload.into();
+                    }
+                }
+                self.last_sent = Some(out.clone());
                 if let Some(mut sender) = pc.rtp_sender(self.sender_id)
                     && let Err(e) = sender.write_rtp(now, out)
                 {
@@ -153,8 +220,27 @@ impl Subscription {
                 }
                 Forwarded::Sent { first }
             }
-            Decision::Drop => Forwarded::Dropped,
-            Decision::DropNeedKeyframe => Forwarded::NeedKeyframe,
+            LayerDecision::Drop(_) => Forwarded::Dropped,
+            LayerDecision::NeedKeyframe { layer } => {
+                Forwarded::NeedKeyframe(layer_at(layer).unwrap_or(Layer::F))
+            }
+        }
+    }
+
+    /// Re-sends the last packet as a bandwidth probe; returns its size, or 0 when there is
+    /// nothing to re-send.
+    pub fn probe(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> usize {
+        let Some(packet) = self.last_sent.clone() else {
+            return 0;
+        };
+        let size = packet.payload.len() + 12;
+        let Some(mut sender) = pc.rtp_sender(self.sender_id) else {
+            return 0;
+        };
+        if sender.write_rtp(now, packet).is_ok() {
+            size
+        } else {
+            0
         }
     }
 }
@@ -188,4 +274,9 @@ fn offer_every_video_codec(
     {
         debug!(error = %e, "video codecs already negotiated; offering the track's own");
     }
+}
+
+/// The layer with this index (0 = `q`).
+fn layer_at(index: u8) -> Option<Layer> {
+    Layer::ALL.get(usize::from(index)).copied()
 }

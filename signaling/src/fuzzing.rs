@@ -80,7 +80,10 @@ pub fn signaling_frame(bytes: &[u8]) {
 pub fn sdp(bytes: &[u8]) {
     let sdp = String::from_utf8_lossy(bytes).into_owned();
     harness().run(vec![
-        SessionCommand::PublisherOffer(sdp.clone()),
+        SessionCommand::PublisherOffer {
+            sdp: sdp.clone(),
+            sources: Default::default(),
+        },
         SessionCommand::SubscriberAnswer(sdp),
     ]);
 }
@@ -234,7 +237,10 @@ impl FuzzRoom {
         let sent = self
             .barrier
             .handle
-            .send(SessionCommand::PublisherOffer(String::new()))
+            .send(SessionCommand::PublisherOffer {
+                sdp: String::new(),
+                sources: Default::default(),
+            })
             .await;
         assert!(sent, "the room task ended");
         loop {

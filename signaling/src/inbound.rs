@@ -165,7 +165,8 @@ pub(crate) fn action(message: ClientMessage) -> Action {
         ClientMessage::Offer {
             target: Target::Publisher,
             sdp,
-        } => SessionCommand::PublisherOffer(sdp),
+            sources,
+        } => SessionCommand::PublisherOffer { sdp, sources },
         ClientMessage::Answer {
             target: Target::Subscriber,
             sdp,
@@ -182,6 +183,7 @@ pub(crate) fn action(message: ClientMessage) -> Action {
             SessionCommand::Candidate(target, candidate)
         }
         ClientMessage::Mute { kind, muted } => SessionCommand::Mute(kind, muted),
+        ClientMessage::TrackSettings(settings) => SessionCommand::TrackSettings(settings),
         ClientMessage::RestartIce {
             target: Target::Subscriber,
         } => SessionCommand::RestartIce,

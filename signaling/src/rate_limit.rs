@@ -38,6 +38,8 @@ pub const STRIKE_WINDOW: Duration = Duration::from_secs(10);
 pub fn cost(message: &ClientMessage) -> u32 {
     match message {
         ClientMessage::Ping { .. } | ClientMessage::Leave | ClientMessage::Candidate { .. } => 1,
+        // A tile resized or scrolled away: the receiver's allocation is redone.
+        ClientMessage::TrackSettings(_) => 2,
         // An ICE restart renegotiates; resuming looks up a parked session.
         ClientMessage::RestartIce { .. } | ClientMessage::Resume { .. } => 10,
         // Every change is told to every other participant.
@@ -210,6 +212,7 @@ mod tests {
         };
         assert!(cost(&mute) > cost(&ping));
         let offer = ClientMessage::Offer {
+            sources: Default::default(),
             target: protocol::Target::Publisher,
             sdp: String::new(),
         };

@@ -148,6 +148,7 @@ async fn malformed_messages_get_errors_and_the_connection_stays() {
     c.send(ClientMessage::Offer {
         target: Target::Publisher,
         sdp: "v=0 this is not sdp".into(),
+        sources: Default::default(),
     });
     assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidSdp));
     c.send(ClientMessage::Answer {
@@ -158,6 +159,7 @@ async fn malformed_messages_get_errors_and_the_connection_stays() {
     c.send(ClientMessage::Offer {
         target: Target::Subscriber,
         sdp: "v=0".into(),
+        sources: Default::default(),
     });
     assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidMessage));
     c.send_text(r#"{"type":"candidate","target":"sideways","candidate":null}"#);

@@ -1,12 +1,14 @@
 /**
  * Switchyard media helpers: receive statistics of the subscriber PC (which remote participant each
- * receiver carries) and the video codec preference of the publisher's offer. It never changes a
- * connection or sends a message: switchyard.js calls it.
+ * receiver carries), the video codec preference of the publisher's offer, and reading an SDP's
+ * media sections (mid, msid, direction). It never changes a connection or sends a message:
+ * switchyard.js and its publish/remote modules call it.
  */
 
 /**
  * Receive statistics of the subscriber PC, one entry per inbound RTP stream:
- * `[{participantId, identity, kind, framesDecoded, packetsReceived, bytesReceived}]`.
+ * `[{participantId, identity, kind, trackId, source, framesDecoded, packetsReceived,
+ * bytesReceived}]` (`trackId`: the server's track id, or null while unknown).
  * Receivers whose track no longer belongs to a remote participant are left out.
  */
 export async function receiveStats(client) {
@@ -17,10 +19,13 @@ export async function receiveStats(client) {
     const participantId = ownerOf(client, receiver);
     if (!participantId) continue;
     const kind = receiver.track.kind;
+    const trackId = client.remoteTrackId(receiver.track);
     const entry = {
       participantId,
       identity: client.participants.get(participantId)?.identity ?? null,
       kind,
+      trackId,
+      source: client.participants.get(participantId)?.tracks.find((t) => t.id === trackId)?.source ?? null,
       framesDecoded: 0,
       packetsReceived: 0,
       bytesReceived: 0,
@@ -65,4 +70,32 @@ export function preferCodec(transceiver, name) {
   if (!first.length) return;
   const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== wanted);
   transceiver.setCodecPreferences([...first, ...rest]);
+}
+
+/**
+ * The media sections of an SDP by mid: `Map<mid, {kind, streamId, trackId, direction}>`, where
+ * `streamId`/`trackId` come from `a=msid` (or an `a=ssrc:… msid:` line; null when absent) and
+ * `direction` is `inactive` for a rejected (port 0) section.
+ */
+export function mediaSections(sdp) {
+  const out = new Map();
+  for (const section of String(sdp || '').split(/\r?\n(?=m=)/).slice(1)) {
+    const lines = section.split(/\r?\n/);
+    const mid = lines.find((l) => l.startsWith('a=mid:'))?.slice(6).trim();
+    if (!mid) continue;
+    const [media, port] = lines[0].slice(2).split(' ');
+    const dir = lines.find((l) => /^a=(sendrecv|sendonly|recvonly|inactive)\s*$/.test(l))?.slice(2).trim();
+    let msid = lines.find((l) => l.startsWith('a=msid:'))?.slice(7).trim().split(/\s+/);
+    if (!msid) {
+      const m = section.match(/^a=ssrc:\d+ msid:(\S+) (\S+)/m);
+      if (m) msid = [m[1], m[2]];
+    }
+    out.set(mid, {
+      kind: media,
+      streamId: msid?.[0] ?? null,
+      trackId: msid?.[1] ?? null,
+      direction: port === '0' ? 'inactive' : dir || 'sendrecv',
+    });
+  }
+  return out;
 }

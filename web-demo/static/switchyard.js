@@ -16,7 +16,9 @@
  *
  * It never touches the page (no DOM): call.js turns its events into UI. Data messages, access
  * tokens and receive stats live in switchyard-data.js, switchyard-token.js and
- * switchyard-media.js; pages import everything from this module.
+ * switchyard-media.js; what it publishes (simulcast camera, microphone, screen; `sources`;
+ * `subscribedLayers`) in switchyard-publish.js; which server track each received track is,
+ * `trackSettings`, speakers and downlink in switchyard-remote.js. Pages import only this module.
  *
  * @example
  * import { SwitchyardClient } from '/static/switchyard.js';
@@ -44,7 +46,16 @@
  * - `trackPublished`   {participantId, track}
  * - `trackUnpublished` {participantId, trackId, track}
  * - `trackMuted`       {participantId, trackId, kind, muted}
- * - `remoteTrack`      {participantId, kind, track, stream}
+ * - `remoteTrack`      {participantId, kind, track, stream, trackId, source}   `trackId` is the
+ *                      server's id of the track (null while unknown), `source` its TrackInfo source
+ * - `remoteTracksChanged` {}   a subscriber offer changed which server track each received
+ *                      MediaStreamTrack carries (see `remoteTrack(trackId)`)
+ * - `screenShare`      {active, track, audioTrack}   this client's screen share started / ended
+ *                      (also when the browser's own "Stop sharing" ended it)
+ * - `subscribedLayers` {trackId, clientTrackId, source, layers, active, error?}   the server asked
+ *                      for `layers` of a local track; `active` = rids now sending (after setParameters)
+ * - `speakersChanged`  {speakers: [{participantId, level}]}   loudest first; [] = nobody speaks
+ * - `downlinkChanged`  {estimateBps, tracks: [{trackId, layer}]}   layer 'q'|'h'|'f', null = paused
  * - `error`            {code, message}   server `error` messages, plus client-side codes
  *                      'ice_failed' (media connection failed; reconnecting), 'no_turn',
  *                      'unauthorized' (dev tokens disabled), 'client' (could not apply a message)
@@ -62,13 +73,19 @@
  *                      sender), `from` the sender concerned (told to a recipient that missed data)
  *
  * `client.participants` is a Map participantId -> {id, identity, name, tracks} of the *other*
- * participants; `client.you` is this participant as the server described it in `joined`.
+ * participants (tracks: TrackInfo {id, kind, codec, muted, source, layers?}); `client.you` is
+ * this participant as the server described it in `joined`. Also: `shareScreen(track?)`,
+ * `stopScreen()`, `setTrackSettings(trackId, {visible, width, height, maxLayer})`,
+ * `remoteTrack(trackId)`, `remoteTrackId(track)`, `localEncodings()`, and the read-only
+ * `trackSettings`, `speakers`, `downlink`, `screenTrack`, `simulcast`.
  *
  * Data messages (`sendData`, the `data` / `dataError` events): see switchyard-data.js.
  */
 
 import { closeDataChannels, createDataChannels, sendDataMessage } from './switchyard-data.js';
-import { preferCodec, receiveStats } from './switchyard-media.js';
+import { receiveStats } from './switchyard-media.js';
+import { Publisher, browserSimulcast } from './switchyard-publish.js';
+import { RemoteTracks } from './switchyard-remote.js';
 import { FatalError, defaultDevToken, getToken } from './switchyard-token.js';
 
 // The data-frame format is part of this module's API (importers may use it from here).
@@ -112,11 +129,13 @@ export class SwitchyardClient extends EventTarget {
    * @param {boolean} [opts.relay] Force `iceTransportPolicy: 'relay'` (TURN only).
    * @param {string} [opts.videoCodec] Preferred video codec to send (`vp8`, `vp9`, `h264`,
    *        `av1`), when the browser can; the SFU forwards whatever was negotiated.
+   * @param {boolean} [opts.simulcast=true] Send the camera as three layers (q, h, f); Firefox
+   *        always sends one.
    * @param {(args: {room: string, name: string, identity?: string}) =>
    *         Promise<{token: string, identity: string}>} [opts.fetchDevToken]
    *        Override how dev tokens are fetched (default: `GET /api/dev-token`).
    */
-  constructor({ url, room, token, name = '', relay = false, videoCodec = '', fetchDevToken } = {}) {
+  constructor({ url, room, token, name = '', relay = false, videoCodec = '', simulcast = true, fetchDevToken } = {}) {
     super();
     if (!room) throw new TypeError('SwitchyardClient: `room` is required');
     this.url = url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
@@ -172,6 +191,12 @@ export class SwitchyardClient extends EventTarget {
     this._lastIceRestart = 0;
     this._lastSubscriberRestart = 0;
     this._onOnline = () => this.restartIce('online');
+    const emit = (type, detail) => this.#emit(type, detail);
+    /** Whether the camera goes out as three simulcast layers. */
+    this.simulcast = !!simulcast && browserSimulcast();
+    const pc = () => this.publisherPc;
+    this._publisher = new Publisher({ simulcast: this.simulcast, videoCodec: this.videoCodec, emit, pc });
+    this._remote = new RemoteTracks((msg) => this.#send(msg), emit);
   }
 
   /**
@@ -267,6 +292,68 @@ export class SwitchyardClient extends EventTarget {
    */
   sendData(payload, opts) {
     return sendDataMessage(this, payload, opts);
+  }
+
+  // ---------------------------------------------------------------- screen, layers, settings
+
+  /**
+   * Share a screen beside the camera: `source` is a video MediaStreamTrack (e.g. of
+   * `canvas.captureStream()`), a MediaStream (video + optional audio), or omitted to ask the
+   * browser (`getDisplayMedia`, with its audio if offered). It goes out as one layer with
+   * contentHint 'detail' (its audio as `screenAudio`); a share already running is replaced.
+   * The track ending (the browser's "Stop sharing") stops the share. Resolves with the tracks.
+   */
+  shareScreen(source = null) {
+    return this._publisher.share(source); // `negotiationneeded` then sends the offer
+  }
+
+  /** Stop sharing the screen (its transceivers go inactive). False when nothing was shared. */
+  stopScreen() {
+    return this._publisher.stop();
+  }
+
+  /** The video track being shared, or null. */
+  get screenTrack() {
+    return this._publisher.screen?.video ?? null;
+  }
+
+  /**
+   * How this client shows remote video track `trackId` (the server's id): merges `settings`
+   * ({visible, width, height} in device pixels, `maxLayer` 'q'|'h'|'f' or null for no cap) into
+   * what it asked before and sends `trackSettings` when that changed. Returns the settings.
+   */
+  setTrackSettings(trackId, settings) {
+    return this._remote.set(trackId, settings);
+  }
+
+  /** trackId -> the settings last asked for (see `setTrackSettings`). */
+  get trackSettings() {
+    return new Map([...this._remote.settings].map(([id, s]) => [id, { ...s }]));
+  }
+
+  /** The latest `speakersChanged` list, loudest first. */
+  get speakers() {
+    return this._remote.speakers.map((s) => ({ ...s }));
+  }
+
+  /** The latest `downlinkChanged`: {estimateBps, layers: Map trackId -> layer|null}. */
+  get downlink() {
+    return { estimateBps: this._remote.downlink.estimateBps, layers: new Map(this._remote.downlink.layers) };
+  }
+
+  /** The received MediaStreamTrack that carries server track `trackId`, or null. */
+  remoteTrack(trackId) {
+    return this._remote.trackOf(trackId);
+  }
+
+  /** The server track id a received MediaStreamTrack carries, or null. */
+  remoteTrackId(track) {
+    return this._remote.idOf(track);
+  }
+
+  /** What each published track sends: [{clientTrackId, source, encodings: [{rid, active, ...}]}]. */
+  localEncodings() {
+    return this._publisher.encodings();
   }
 
   // ---------------------------------------------------------------- connection lifecycle
@@ -418,6 +505,7 @@ export class SwitchyardClient extends EventTarget {
       pc.close();
     }
     this.publisherPc = this.subscriberPc = null;
+    this._publisher.reset();
     closeDataChannels(this);
     this._published = false;
     this._pending = { publisher: [], subscriber: [] };
@@ -454,8 +542,9 @@ export class SwitchyardClient extends EventTarget {
       case 'answer':
         if (msg.target !== 'publisher' || !this.publisherPc) return;
         await this.publisherPc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
-        await this.#flushCandidates('publisher');
+        // Set at once, before the browser's next `negotiationneeded` (a share added meanwhile).
         this._published = true;
+        await this.#flushCandidates('publisher');
         for (const kind of ['audio', 'video']) {
           if (this._muted[kind] && this.#localTrack(kind)) this.#send({ type: 'mute', kind, muted: true });
         }
@@ -463,10 +552,12 @@ export class SwitchyardClient extends EventTarget {
       case 'offer': {
         const pc = this.subscriberPc;
         if (msg.target !== 'subscriber' || !pc) return;
+        this._remote.noteOffer(msg.sdp);
         await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
         await this.#flushCandidates('subscriber');
         await pc.setLocalDescription(await pc.createAnswer());
         this.#send({ type: 'answer', target: 'subscriber', sdp: pc.localDescription.sdp });
+        if (this._remote.refresh(pc)) this.#emit('remoteTracksChanged', {});
         return;
       }
       case 'candidate': {
@@ -485,6 +576,7 @@ export class SwitchyardClient extends EventTarget {
         const participant = this.participants.get(msg.participantId) || null;
         this.participants.delete(msg.participantId);
         this._remoteStreams.delete(msg.participantId);
+        this._remote.forget((participant?.tracks || []).map((t) => t.id));
         return this.#emit('participantLeft', {
           participantId: msg.participantId,
           identity: msg.identity,
@@ -501,6 +593,7 @@ export class SwitchyardClient extends EventTarget {
         const p = this.participants.get(msg.participantId);
         const track = p?.tracks.find((t) => t.id === msg.trackId) || null;
         if (p) p.tracks = p.tracks.filter((t) => t.id !== msg.trackId);
+        this._remote.forget([msg.trackId]);
         return this.#emit('trackUnpublished', { participantId: msg.participantId, trackId: msg.trackId, track });
       }
       case 'trackMuted': {
@@ -513,6 +606,12 @@ export class SwitchyardClient extends EventTarget {
           muted: msg.muted,
         });
       }
+      case 'speakersChanged':
+        return this._remote.onSpeakers(msg);
+      case 'downlinkChanged':
+        return this._remote.onDownlink(msg);
+      case 'subscribedLayers': // applied in the background: setParameters must not hold the inbox
+        return this._publisher.applyLayers(this.publisherPc, msg);
       case 'draining':
         return this.#emit('draining', { closesInSecs: msg.closesInSecs });
       case 'pong':
@@ -529,9 +628,8 @@ export class SwitchyardClient extends EventTarget {
     this.#emit('resumed', { room: msg.room, participantId: msg.participantId, missed: msg.missed });
     // An offer sent while the old connection was dying may never have arrived: send it again.
     const pc = this.publisherPc;
-    if (pc && pc.signalingState === 'have-local-offer' && pc.localDescription) {
-      this.#send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp });
-    }
+    if (pc && pc.signalingState === 'have-local-offer' && pc.localDescription) this.#sendPublisherOffer();
+    this._remote.resend(); // settings sent into the dropped socket
   }
 
   async #onJoined(msg) {
@@ -539,6 +637,7 @@ export class SwitchyardClient extends EventTarget {
     this._resume = msg.resume ? { token: msg.resume.token, windowMs: msg.resume.windowSecs * 1000 } : null;
     this.participants = new Map((msg.participants || []).map((p) => [p.id, normaliseParticipant(p)]));
     this._attempt = 0;
+    this._remote.reset(new Set([...this.participants.values()].flatMap((p) => p.tracks.map((t) => t.id))));
 
     const config = { iceServers: msg.iceServers || [] };
     if (this.relay) {
@@ -570,19 +669,22 @@ export class SwitchyardClient extends EventTarget {
   }
 
   /**
-   * Add the local audio/video tracks as sendonly transceivers and send the publisher offer. A
-   * receive-only participant still offers: its offer carries just the data channels.
+   * Add the local audio/video tracks (and a screen being shared) as sendonly transceivers and
+   * send the publisher offer. A receive-only participant still offers: its offer carries just
+   * the data channels.
    */
   async #publish() {
     const pc = this.publisherPc;
-    const stream = this.localStream;
-    const tracks = ['audio', 'video'].map((k) => this.#localTrack(k)).filter(Boolean);
-    for (const track of tracks) {
-      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      if (track.kind === 'video' && this.videoCodec) preferCodec(transceiver, this.videoCodec);
-    }
+    this._publisher.addAll(pc, this.localStream);
     await pc.setLocalDescription(await pc.createOffer());
-    this.#send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp });
+    this.#sendPublisherOffer();
+  }
+
+  /** Sends the publisher PC's local offer with the `sources` of the tracks it sends. */
+  #sendPublisherOffer() {
+    const pc = this.publisherPc;
+    const sources = this._publisher.sources(pc);
+    this.#send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp, sources });
   }
 
   #createPc(target, config) {
@@ -621,7 +723,7 @@ export class SwitchyardClient extends EventTarget {
         this._lastSubscriberRestart = Date.now();
         this.#send({ type: 'restartIce', target: 'subscriber' });
       } else if (this._published) {
-        // After restartIce() (the first offer is #publish's own).
+        // After restartIce() or a screen share change (the first offer is #publish's own).
         this.#renegotiatePublisher().catch((err) => console.warn('switchyard: publisher offer failed', err));
       }
     };
@@ -631,7 +733,7 @@ export class SwitchyardClient extends EventTarget {
   async #renegotiatePublisher() {
     const pc = this.publisherPc;
     await pc.setLocalDescription(await pc.createOffer());
-    this.#send({ type: 'offer', target: 'publisher', sdp: pc.localDescription.sdp });
+    if (pc === this.publisherPc) this.#sendPublisherOffer();
   }
 
   #onRemoteTrack(ev) {
@@ -640,7 +742,10 @@ export class SwitchyardClient extends EventTarget {
     const participantId = stream.id; // msid is "<participantId> <trackId>"
     this._remoteStreams.set(participantId, stream);
     this._receiverOwner.set(ev.receiver, participantId);
-    this.#emit('remoteTrack', { participantId, kind: ev.track.kind, track: ev.track, stream });
+    const trackId = this._remote.onTrack(ev);
+    const info = this.participants.get(participantId)?.tracks.find((t) => t.id === trackId);
+    const source = info?.source ?? null;
+    this.#emit('remoteTrack', { participantId, kind: ev.track.kind, track: ev.track, stream, trackId, source });
   }
 
   async #flushCandidates(target) {
@@ -664,8 +769,11 @@ export class SwitchyardClient extends EventTarget {
     return this.localStream?.getTracks().find((t) => t.kind === kind && t.readyState === 'live') || null;
   }
 
+  /** Sends a signaling message; false when the socket is not open (the message is dropped). */
   #send(msg) {
-    if (this._ws && this._ws.readyState === WebSocket.OPEN) this._ws.send(JSON.stringify(msg));
+    if (!this._ws || this._ws.readyState !== WebSocket.OPEN) return false;
+    this._ws.send(JSON.stringify(msg));
+    return true;
   }
 
   #setState(state, message, extra = {}) {

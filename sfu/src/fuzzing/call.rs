@@ -202,7 +202,13 @@ impl Call {
             .pc
             .set_local_description(Instant::now(), offer.clone())
             .map_err(|e| format!("local offer: {e}"))?;
-        room.command(publisher.member, SessionCommand::PublisherOffer(offer.sdp));
+        room.command(
+            publisher.member,
+            SessionCommand::PublisherOffer {
+                sdp: offer.sdp,
+                sources: Default::default(),
+            },
+        );
         let mut call = Call {
             room,
             publisher,

@@ -83,7 +83,10 @@ pub async fn start(
         .map_err(|e| format!("local offer: {e}"))?;
     if !session
         .handle
-        .send(SessionCommand::PublisherOffer(offer.sdp))
+        .send(SessionCommand::PublisherOffer {
+            sdp: offer.sdp,
+            sources: Default::default(),
+        })
         .await
     {
         return Err("the room closed".into());

@@ -100,6 +100,7 @@ impl Room {
             summary: self.summary(),
             participants,
             recording: None,
+            speakers: self.speaker_ids(),
         }
     }
 

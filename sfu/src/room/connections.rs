@@ -179,7 +179,7 @@ impl Room {
                 }
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) if !pc.subscriber => {
-                self.publish(key, init.track_id, init.receiver_id, init.ssrc);
+                self.publish(key, init.track_id, init.receiver_id, init.ssrc, init.rid);
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) if !pc.subscriber => {
                 let track = self

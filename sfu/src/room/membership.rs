@@ -14,6 +14,7 @@ use super::Room;
 use crate::error::JoinError;
 use crate::ids::{ParticipantId, TrackId};
 
+use crate::downlink_estimator::SharedEstimate;
 use crate::participant::Participant;
 use crate::peer::ServerPeer;
 use crate::session::{JoinParams, Session, SessionEvent, SessionHandle};
@@ -41,16 +42,25 @@ impl Room {
         }
         let now = Instant::now();
         let candidates: Vec<_> = self.sockets.announced().collect();
-        let new_transport = || -> Result<Transport, JoinError> {
-            ServerPeer::new(now, &candidates, &self.config.video_codecs, &self.totals)
-                .map(Transport::new)
-                .map_err(|e| JoinError::Engine(e.to_string()))
+        let downlink = SharedEstimate::default();
+        let new_transport = |estimate: Option<SharedEstimate>| -> Result<Transport, JoinError> {
+            ServerPeer::new(
+                now,
+                &candidates,
+                &self.config.video_codecs,
+                &self.totals,
+                estimate,
+            )
+            .map(Transport::new)
+            .map_err(|e| JoinError::Engine(e.to_string()))
         };
         // Datagrams are routed to them once our first SDP names their ufrags (`route_sdp`).
-        let publisher = new_transport()?;
-        let subscriber = new_transport()?;
+        let publisher = new_transport(None)?;
+        let subscriber = new_transport(Some(downlink.clone()))?;
         let id = ParticipantId::random();
-        let (participant, events_rx) = Participant::new(id.clone(), &params, publisher, subscriber);
+        let (mut participant, events_rx) =
+            Participant::new(id.clone(), &params, publisher, subscriber);
+        participant.downlink.estimate = downlink;
         let hidden = participant.grants.hidden;
         let can_subscribe = participant.grants.can_subscribe;
         info!(room = %self.id, participant = %id, identity = %participant.identity, "participant joined");
@@ -125,6 +135,7 @@ impl Room {
         let Some(mut p) = self.participants.remove(&key) else {
             return;
         };
+        self.forget_speaker(key);
         self.totals.participants.fetch_sub(1, Ordering::Relaxed);
         info!(room = %self.id, participant = %p.id, ?reason, "participant left");
         if reason != LeaveReason::Replaced {

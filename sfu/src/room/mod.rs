@@ -9,6 +9,7 @@
 //! the client that caused it, or the removal of that one participant. Never blocks.
 
 mod admin;
+mod allocation;
 mod connections;
 mod membership;
 mod signals;
@@ -33,11 +34,16 @@ use crate::participant::kind_index;
 use crate::router::{Participants, Router, Wiring};
 use crate::session::SignalCommand;
 use crate::socket::MediaSockets;
+use crate::speakers::{SpeakerParams, Speakers};
 
 /// Datagrams queued for a room before the socket task starts dropping them.
 const MEDIA_QUEUE: usize = 4096;
 /// Signaling commands queued for a room before senders wait.
 const SIGNAL_QUEUE: usize = 256;
+/// How often each receiver's layers are allocated from its estimate.
+const ALLOCATION_INTERVAL: Duration = Duration::from_millis(250);
+/// How often speakers are decided.
+const SPEAKERS_INTERVAL: Duration = Duration::from_millis(50);
 
 pub(crate) struct Room {
     id: RoomId,
@@ -65,6 +71,11 @@ pub(crate) struct Room {
     events: EventBus,
     totals: Arc<MediaCounters>,
     counts: LocalCounts,
+    /// Who is speaking, from publishers' audio levels.
+    speakers: Speakers,
+    /// When layers were last allocated and speakers last decided.
+    next_allocation: Instant,
+    next_speakers: Instant,
 }
 
 impl Room {
@@ -97,6 +108,9 @@ impl Room {
             events,
             totals,
             counts: LocalCounts::default(),
+            speakers: Speakers::new(SpeakerParams::default()),
+            next_allocation: Instant::now(),
+            next_speakers: Instant::now(),
         }
     }
 
@@ -133,6 +147,15 @@ impl Room {
         self.on_timeout(now);
         self.release_data_senders(now);
         self.restart_stuck_subscribers(now);
+        if now >= self.next_speakers {
+            self.next_speakers = now + SPEAKERS_INTERVAL;
+            self.decide_speakers(now);
+        }
+        if now >= self.next_allocation {
+            self.next_allocation = now + ALLOCATION_INTERVAL;
+            self.allocate_layers(now);
+        }
+        self.send_probes(now);
     }
 
     /// When the room must next handle its timers.
@@ -155,6 +178,12 @@ impl Room {
         }
         if let Some(flush) = self.state_flush_deadline() {
             next = next.min(flush);
+        }
+        if !self.participants.is_empty() {
+            next = next
+                .min(self.next_allocation)
+                .min(self.next_speakers)
+                .min(self.next_probe());
         }
         next
     }
@@ -227,11 +256,18 @@ impl Room {
         (&mut self.router, wiring)
     }
 
-    /// Sends a PLI to the publisher of `track`, at most once per configured interval.
+    /// Sends a PLI to the publisher of `track` for the layers its subscribers forward or wait
+    /// for, at most once per configured interval per layer.
     fn request_keyframe(&mut self, track: &TrackId, now: Instant) {
+        self.request_layer_keyframes(track, [false; 3], now);
+    }
+
+    /// Sends a PLI to the publisher of `track` for each of `layers` (by index; none: see
+    /// [`Room::request_keyframe`]).
+    fn request_layer_keyframes(&mut self, track: &TrackId, layers: [bool; 3], now: Instant) {
         let interval = self.config.keyframe_request_interval;
         let (router, wiring) = self.router_wired();
-        router.request_keyframe(track, now, interval, wiring);
+        router.request_keyframe(track, layers, now, interval, wiring);
     }
 
     /// The data relay, working on this room.

@@ -3,9 +3,10 @@
 //! wins), leave; and our subscriber offers. The SDP work is the negotiator's; this part applies
 //! its outcome and tells the client. It never reads datagrams.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use protocol::{ErrorCode, IceCandidate, ServerMessage, Target, TrackKind};
+use protocol::{ErrorCode, IceCandidate, ServerMessage, Target, TrackKind, TrackSource};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tracing::{debug, warn};
 
@@ -26,7 +27,10 @@ impl Room {
     pub(crate) fn on_signal(&mut self, key: u64, command: SessionCommand) {
         let now = Instant::now();
         match command {
-            SessionCommand::PublisherOffer(sdp) => self.on_publisher_offer(key, sdp, now),
+            SessionCommand::PublisherOffer { sdp, sources } => {
+                self.on_publisher_offer(key, sdp, sources, now)
+            }
+            SessionCommand::TrackSettings(settings) => self.on_track_settings(key, settings, now),
             SessionCommand::SubscriberAnswer(sdp) => self.on_subscriber_answer(key, sdp, now),
             SessionCommand::Candidate(target, candidate) => {
                 self.on_candidate(key, target, candidate, now)
@@ -38,10 +42,17 @@ impl Room {
         }
     }
 
-    fn on_publisher_offer(&mut self, key: u64, sdp: String, now: Instant) {
+    fn on_publisher_offer(
+        &mut self,
+        key: u64,
+        sdp: String,
+        sources: BTreeMap<String, TrackSource>,
+        now: Instant,
+    ) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
+        p.note_sources(sources);
         p.remember_candidates(&sdp);
         if !p.grants.can_publish && offers_to_send_media(&sdp) {
             p.send(ServerMessage::Error {
@@ -163,7 +174,7 @@ impl Room {
         p.wanted_mute[kind_index(kind)] = muted;
         let participant_id = p.id.to_string();
         let identity = p.identity.clone();
-        let Some(track) = self.router.find_owned(p, kind) else {
+        let Some(track) = self.router.find_owned(p, TrackSource::default_for(kind)) else {
             return;
         };
         if let Some(publication) = self.router.get_mut(&track) {

@@ -1,14 +1,16 @@
-//! A room's tracks: publishing one (one of each kind per participant; a new one replaces the
-//! old), unpublishing, subscribing a participant to one, and handing each publisher packet to
+//! A room's tracks: publishing one (one per source per participant: camera, microphone, screen,
+//! screen audio; a new one replaces the old), adding the simulcast layers of one as they arrive,
+//! unpublishing, subscribing a participant to one, and handing each publisher packet to
 //! the router's fan-out. Events and messages about tracks go out from here. It never rewrites a
 //! packet itself: subscriptions do.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use protocol::{ServerMessage, TrackKind};
+use protocol::{Layer, ServerMessage, TrackKind, TrackSource};
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use tracing::{debug, info, warn};
 
 use super::Room;
@@ -33,9 +35,16 @@ impl Room {
         else {
             return;
         };
-        let (router, wiring) = self.router_wired();
-        if router.forward(&track, packet, now, wiring) {
-            self.request_keyframe(&track, now);
+        let wiring = crate::router::Wiring {
+            participants: &mut self.participants,
+            outgoing: &mut self.outgoing,
+            counts: &mut self.counts,
+        };
+        let wanted = self
+            .router
+            .forward(&track, packet, now, wiring, &mut self.speakers);
+        if wanted != [false; 3] {
+            self.request_layer_keyframes(&track, wanted, now);
         }
     }
 
@@ -45,11 +54,38 @@ impl Room {
         rtc_track_id: String,
         receiver_id: RTCRtpReceiverId,
         ssrc: u32,
+        rid: Option<String>,
     ) {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
-        if p.published.contains_key(&rtc_track_id) || !p.grants.can_publish {
+        if !p.grants.can_publish {
+            return;
+        }
+        let layer = match rid.as_deref().map(Layer::from_rid) {
+            None => None,
+            Some(Some(layer)) => Some(layer),
+            Some(None) => {
+                warn!(participant = %p.id, ?rid, "simulcast layer with an unknown rid (use q, h, f); ignored");
+                return;
+            }
+        };
+        if let Some(track) = p.published.get(&rtc_track_id) {
+            // Another simulcast layer of a track we know.
+            if let (Some(layer), Some(publication)) = (layer, self.router.get_mut(track)) {
+                debug!(track = %publication.id, ?layer, ssrc, "simulcast layer arrived");
+                publication.add_layer(layer, ssrc, Instant::now());
+                let info = publication.info();
+                let owner = publication.owner;
+                let participant_id = p.id.to_string();
+                self.broadcast(
+                    owner,
+                    ServerMessage::TrackPublished {
+                        participant_id,
+                        track: info,
+                    },
+                );
+            }
             return;
         }
         let Some(mut receiver) = p.publisher.pc().rtp_receiver(receiver_id) else {
@@ -64,6 +100,13 @@ impl Room {
                 .first()
                 .map(|c| c.rtp_codec.clone())
         });
+        let audio_level_id = receiver
+            .get_parameters()
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|h| h.uri == AUDIO_LEVEL_URI)
+            .and_then(|h| u8::try_from(h.id).ok());
         let Some(codec) = codec else {
             warn!(participant = %p.id, "published track has no negotiated codec; ignored");
             return;
@@ -73,21 +116,28 @@ impl Room {
             RtpCodecKind::Video => TrackKind::Video,
             _ => return,
         };
-        // One track of each kind per participant: a new one replaces the old.
+        let source = p
+            .sources
+            .get(&rtc_track_id)
+            .copied()
+            .filter(|s| s.kind() == kind)
+            .unwrap_or(TrackSource::default_for(kind));
+        // One track per source per participant: a new one replaces the old.
         let replaced: Vec<(String, TrackId)> = p
             .published
             .iter()
-            .filter(|(_, t)| self.router.get(t).is_some_and(|pb| pb.kind == kind))
+            .filter(|(_, t)| self.router.get(t).is_some_and(|pb| pb.source == source))
             .map(|(r, t)| (r.clone(), t.clone()))
             .collect();
         for (rtc_id, _) in &replaced {
             p.published.remove(rtc_id);
         }
         let id = TrackId::random();
-        p.published.insert(rtc_track_id, id.clone());
-        let muted = p.wanted_mute[kind_index(kind)];
+        p.published.insert(rtc_track_id.clone(), id.clone());
+        let muted = matches!(source, TrackSource::Camera | TrackSource::Microphone)
+            && p.wanted_mute[kind_index(kind)];
         let participant_id = p.id.to_string();
-        info!(room = %self.id, participant = %participant_id, track = %id, %kind, codec = %codec.mime_type, "track published");
+        info!(room = %self.id, participant = %participant_id, track = %id, %kind, ?source, ?layer, codec = %codec.mime_type, "track published");
         self.events.emit(
             "track_published",
             self.id.as_str(),
@@ -96,6 +146,7 @@ impl Room {
                 "participantId": participant_id,
                 "trackId": id.to_string(),
                 "kind": kind,
+                "source": source,
                 "codec": codec.mime_type.rsplit('/').next().unwrap_or_default(),
             }),
         );
@@ -107,10 +158,14 @@ impl Room {
                 id: id.clone(),
                 owner: key,
                 kind,
+                source,
+                client_track_id: rtc_track_id,
                 codec,
                 receiver_id,
-                media_ssrc: ssrc,
+                ssrc,
+                rid: layer,
                 muted,
+                audio_level_id,
             },
             Instant::now(),
         );

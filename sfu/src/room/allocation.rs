@@ -1,0 +1,308 @@
+//! A room's choice of what each receiver gets: receivers' tile settings, the allocation of each
+//! receiver's estimated downlink to simulcast layers (on the room's timer and when a tile
+//! changes), the probes that let an estimate climb, the layers each publisher must keep sending
+//! (`subscribedLayers`), and who is speaking (`speakersChanged`). It decides and tells; it never
+//! rewrites a packet itself (subscriptions do).
+
+use std::time::{Duration, Instant};
+
+use protocol::{ErrorCode, Layer, ServerMessage, Speaker, TrackKind, TrackSettings};
+use tracing::debug;
+
+use super::Room;
+use crate::allocator::{Priority, VideoDemand, needed_layers};
+use crate::downlink::track_layer;
+use crate::ids::TrackId;
+use crate::tile::Tile;
+
+/// What an audio down-track is assumed to take (Opus at speech rates, with headers).
+const AUDIO_BPS: u64 = 50_000;
+/// While a probe runs, its packets are topped up this often.
+const PROBE_TICK: Duration = Duration::from_millis(20);
+/// At most this many probe packets per receiver per tick.
+const MAX_PROBE_PACKETS: usize = 16;
+/// A layer nobody has needed for this long is paused at the publisher.
+const PAUSE_UNNEEDED_AFTER: Duration = Duration::from_secs(5);
+
+impl Room {
+    /// A receiver described one of its video tiles.
+    pub(super) fn on_track_settings(&mut self, key: u64, settings: TrackSettings, now: Instant) {
+        let subscription = self.router.publications_mut().find_map(|p| {
+            (p.id.as_str() == settings.track_id)
+                .then(|| p.subscriptions.iter_mut().find(|s| s.subscriber == key))
+                .flatten()
+        });
+        let Some(subscription) = subscription else {
+            if let Some(p) = self.participants.get_mut(&key) {
+                p.send(ServerMessage::Error {
+                    code: ErrorCode::UnknownTrack,
+                    message: format!(
+                        "trackSettings: you do not receive a track {:?}; use a trackId from \
+                         trackPublished",
+                        settings.track_id
+                    ),
+                });
+            }
+            return;
+        };
+        let tile = Tile::from(&settings);
+        debug!(track = %settings.track_id, ?tile, "track settings");
+        if subscription.tile == tile {
+            return;
+        }
+        subscription.tile = tile;
+        self.allocate_receiver(key, now);
+        self.announce_layers(now);
+    }
+
+    /// Decides who is speaking and tells everyone when that changed.
+    pub(super) fn decide_speakers(&mut self, now: Instant) {
+        let Some(list) = self.speakers.tick(now) else {
+            return;
+        };
+        let speakers: Vec<Speaker> = list
+            .iter()
+            .filter_map(|(key, level)| {
+                Some(Speaker {
+                    participant_id: self.participants.get(key)?.id.to_string(),
+                    level: *level,
+                })
+            })
+            .collect();
+        debug!(room = %self.id, ?speakers, "speakers changed");
+        let message = ServerMessage::SpeakersChanged { speakers };
+        for p in self.participants.values_mut() {
+            p.send(message.clone());
+        }
+    }
+
+    /// The participant ids of the current speakers, loudest first (for the admin API).
+    pub(super) fn speaker_ids(&self) -> Vec<String> {
+        self.speakers
+            .current()
+            .iter()
+            .filter_map(|(key, _)| self.participants.get(key).map(|p| p.id.to_string()))
+            .collect()
+    }
+
+    /// Forgets a participant who left in the speaker detection.
+    pub(super) fn forget_speaker(&mut self, key: u64) {
+        self.speakers.remove(key);
+    }
+
+    /// Every receiver's layers, from its latest estimate; then what publishers must send.
+    pub(super) fn allocate_layers(&mut self, now: Instant) {
+        let receivers: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.grants.can_subscribe)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in receivers {
+            self.allocate_receiver(key, now);
+        }
+        self.announce_layers(now);
+    }
+
+    /// One receiver's layers: shares its estimate among its video subscriptions and sets each
+    /// one's target; asks for keyframes where a new layer must start.
+    fn allocate_receiver(&mut self, key: u64, now: Instant) {
+        let speaking: Vec<u64> = self.speakers.current().iter().map(|(k, _)| *k).collect();
+        let mut demands = Vec::new();
+        // Audio, and single-layer video: what cannot be made smaller is reserved first.
+        let mut audio_bps = 0;
+        let mut fixed: Vec<(u32, Option<Layer>)> = Vec::new();
+        for publication in self.router.publications() {
+            for s in publication
+                .subscriptions
+                .iter()
+                .filter(|s| s.subscriber == key)
+            {
+                if publication.kind == TrackKind::Audio {
+                    audio_bps += AUDIO_BPS;
+                    continue;
+                }
+                if !publication.simulcast {
+                    // One layer: it flows while its tile is shown (pausing it would leave a
+                    // black tile, and nothing smaller exists), and its rate is reserved.
+                    let layer = s
+                        .tile
+                        .cap(publication.layer_sizes())
+                        .and(publication.present_layers().next());
+                    if layer.is_some() {
+                        audio_bps += publication.received_bitrate();
+                    }
+                    fixed.push((s.ssrc, layer));
+                    continue;
+                }
+                demands.push(VideoDemand {
+                    key: s.ssrc,
+                    priority: Priority::of(
+                        publication.source,
+                        speaking.contains(&publication.owner),
+                    ),
+                    bitrates: publication.layer_bitrates(),
+                    max_layer: s.tile.cap(publication.layer_sizes()),
+                    current: s.current_layer(),
+                });
+            }
+        }
+        let Some(p) = self.participants.get_mut(&key) else {
+            return;
+        };
+        let estimate = p.downlink.estimate.get();
+        p.downlink.allocator.on_estimate(estimate, now);
+        let mut allocation = p.downlink.allocator.allocate(audio_bps, &demands, now);
+        allocation.targets.extend(fixed);
+        tracing::trace!(participant = %p.id, estimate, ?demands, ?allocation, "allocation");
+        let started = p.downlink.probe.map(|(_, at)| at);
+        p.downlink.probe = p
+            .downlink
+            .allocator
+            .probe(now)
+            .map(|r| (r, started.unwrap_or(now)));
+        let mut keyframes: Vec<(TrackId, Layer)> = Vec::new();
+        let mut report = Vec::with_capacity(allocation.targets.len());
+        for (ssrc, target) in allocation.targets {
+            let Some(track) = self.router.track_for_feedback(key, ssrc).cloned() else {
+                continue;
+            };
+            let Some(s) = self.router.subscription_mut(key, ssrc) else {
+                continue;
+            };
+            if s.target_layer() != target {
+                debug!(%track, ?target, current = ?s.current_layer(), "layer target changed");
+                s.set_target_layer(target);
+            }
+            if let Some(wanted) = s.wanted_keyframe() {
+                keyframes.push((track.clone(), wanted));
+            }
+            report.push(track_layer(track.to_string(), target));
+        }
+        if let Some(p) = self.participants.get_mut(&key)
+            && let Some(message) =
+                p.downlink
+                    .report(p.downlink.allocator.estimate_bps(), report, now)
+        {
+            p.send(message);
+        }
+        for (track, layer) in keyframes {
+            let mut mask = [false; 3];
+            mask[layer.index()] = true;
+            self.request_layer_keyframes(&track, mask, now);
+        }
+    }
+
+    /// Tells each publisher which layers of its video tracks anyone receives, when that changed.
+    /// A layer is turned on at once, and off only once nobody has needed it for
+    /// `PAUSE_UNNEEDED_AFTER` (a receiver moving between layers, or a tile scrolled past, does
+    /// not make the publisher's encoder stop and start again).
+    pub(super) fn announce_layers(&mut self, now: Instant) {
+        let mut messages: Vec<(u64, ServerMessage)> = Vec::new();
+        for publication in self.router.publications_mut() {
+            if publication.kind != TrackKind::Video {
+                continue;
+            }
+            let wanted = needed_layers(publication.subscriptions.iter().map(|s| s.target_layer()));
+            let mut needed = [false; 3];
+            for (i, w) in wanted.into_iter().enumerate() {
+                if w {
+                    publication.layer_needed_at[i] = Some(now);
+                }
+                needed[i] = publication.layer_needed_at[i]
+                    .is_some_and(|t| now.saturating_duration_since(t) < PAUSE_UNNEEDED_AFTER);
+            }
+            if publication.announced_layers == Some(needed) {
+                continue;
+            }
+            publication.announced_layers = Some(needed);
+            debug!(track = %publication.id, ?needed, "layers the publisher must send");
+            messages.push((
+                publication.owner,
+                ServerMessage::SubscribedLayers {
+                    track_id: publication.id.to_string(),
+                    client_track_id: publication.client_track_id.clone(),
+                    layers: Layer::ALL
+                        .into_iter()
+                        .filter(|l| needed[l.index()])
+                        .collect(),
+                },
+            ));
+        }
+        for (owner, message) in messages {
+            if let Some(p) = self.participants.get_mut(&owner) {
+                p.send(message);
+            }
+        }
+    }
+
+    /// When the next probe packets are due.
+    pub(super) fn next_probe(&self) -> Instant {
+        let probing = self
+            .participants
+            .values()
+            .any(|p| p.downlink.probe.is_some());
+        Instant::now()
+            + if probing {
+                PROBE_TICK
+            } else {
+                Duration::from_secs(1)
+            }
+    }
+
+    /// Sends each probing receiver its share of probe packets since the last tick: copies of
+    /// the last packets of its video down-tracks, which its browser discards but its congestion
+    /// feedback counts, so that its estimate can climb past what its layers take.
+    pub(super) fn send_probes(&mut self, now: Instant) {
+        let probing: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.downlink.probe.is_some() && p.subscriber.connected)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in probing {
+            let Some(p) = self.participants.get_mut(&key) else {
+                continue;
+            };
+            let Some((request, last)) = p.downlink.probe else {
+                continue;
+            };
+            if now >= request.until {
+                p.downlink.probe = None;
+                continue;
+            }
+            let elapsed = now.saturating_duration_since(last).min(PROBE_TICK * 5);
+            let mut budget = (request.bps as f64 * elapsed.as_secs_f64() / 8.0) as usize;
+            p.downlink.probe = Some((request, now));
+            let mut sent = 0;
+            'rounds: while budget > 0 && sent < MAX_PROBE_PACKETS {
+                let before = sent;
+                for publication in self.router.publications_mut() {
+                    if publication.kind != TrackKind::Video {
+                        continue;
+                    }
+                    for s in publication
+                        .subscriptions
+                        .iter_mut()
+                        .filter(|s| s.subscriber == key)
+                    {
+                        let size = s.probe(p.subscriber.pc(), now);
+                        if size > 0 {
+                            sent += 1;
+                            budget = budget.saturating_sub(size);
+                            if budget == 0 || sent >= MAX_PROBE_PACKETS {
+                                break 'rounds;
+                            }
+                        }
+                    }
+                }
+                if sent == before {
+                    break;
+                }
+            }
+            if sent > 0 {
+                p.subscriber.flush_and_reschedule(&mut self.outgoing);
+            }
+        }
+    }
+}
