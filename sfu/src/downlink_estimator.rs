@@ -11,7 +11,8 @@
 //! recovered would take minutes to get full quality back). Here the estimate is bounded by what
 //! the receiver actually takes (twice its received rate plus 500 kbit/s), falls at once to 85 %
 //! of the received rate on overuse (a growing queueing delay), and climbs 8 % a second right
-//! after a back-off, then 30 % a second once the link has been calm for 3 s: so a link that
+//! after a back-off, then 30 % a second once the link has been calm for 3 s (6 s, then 8 s when
+//! back-offs keep coming: a link that keeps proving thin is tried less often): so a link that
 //! recovers is used again within about 10 s, one layer upgrade (a real probe) at a time.
 //!
 //! Loss does not lower the estimate: the transport-wide feedback Chromium sends through `rtc`
@@ -35,10 +36,16 @@ const MIN_BPS: f64 = 80_000.0;
 const MAX_BPS: f64 = 20_000_000.0;
 /// How often the estimate may grow.
 const INCREASE_INTERVAL: Duration = Duration::from_millis(200);
-/// Growth per second just after a back-off, and once the link has been calm for `CALM`.
+/// Growth per second just after a back-off, and once the link has been calm long enough.
 const CAREFUL_GROWTH: f64 = 1.08;
 const CALM_GROWTH: f64 = 1.30;
+/// How long the link must stay calm before the estimate climbs fast: 3 s, doubled by each
+/// back-off that follows the previous one within `REPEAT_WINDOW` (a link that keeps proving too
+/// thin is probed less and less often), up to 8 s.
 const CALM: Duration = Duration::from_secs(3);
+const MAX_CALM: Duration = Duration::from_secs(8);
+const REPEAT_WINDOW: Duration = Duration::from_secs(20);
+const EPISODE: Duration = Duration::from_secs(2);
 /// Back-offs at most this often (one round of evidence each).
 const DECREASE_INTERVAL: Duration = Duration::from_millis(300);
 
@@ -66,6 +73,7 @@ pub(crate) struct DownlinkEstimator {
     estimate: f64,
     last_increase: Option<Instant>,
     last_decrease: Option<Instant>,
+    calm_needed: Duration,
     out: SharedEstimate,
 }
 
@@ -81,6 +89,7 @@ impl DownlinkEstimator {
             estimate: INITIAL_BPS,
             last_increase: None,
             last_decrease: None,
+            calm_needed: CALM,
             out,
         }
     }
@@ -94,6 +103,13 @@ impl DownlinkEstimator {
         }
         if bps < self.estimate {
             self.estimate = bps.clamp(MIN_BPS, MAX_BPS);
+            // Back-offs less than `EPISODE` apart are one congestion episode.
+            let since = self.last_decrease.map(|t| now.saturating_duration_since(t));
+            self.calm_needed = match since {
+                Some(s) if s < EPISODE => self.calm_needed,
+                Some(s) if s < REPEAT_WINDOW => (self.calm_needed * 2).min(MAX_CALM),
+                _ => CALM,
+            };
             self.last_decrease = Some(now);
         }
     }
@@ -109,7 +125,7 @@ impl DownlinkEstimator {
         self.last_increase = Some(now);
         let calm = self
             .last_decrease
-            .is_none_or(|t| now.saturating_duration_since(t) >= CALM);
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.calm_needed);
         let growth = if calm { CALM_GROWTH } else { CAREFUL_GROWTH };
         let grown = self.estimate * growth.powf(elapsed.as_secs_f64().min(1.0));
         // What the receiver takes bounds what we may believe about its link.
@@ -253,6 +269,28 @@ mod tests {
             Some(Duration::from_millis(20 + (round * 10 + i) * 20))
         });
         assert!(after < INITIAL_BPS as u64, "estimate {after} did not fall");
+    }
+
+    #[test]
+    fn a_link_that_keeps_proving_thin_is_probed_less_often() {
+        let mut est = DownlinkEstimator::new(SharedEstimate::default());
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        est.decrease_to(at(0.0), 300_000.0);
+        assert_eq!(est.calm_needed, CALM);
+        // More back-offs in the same episode change nothing.
+        est.decrease_to(at(0.5), 250_000.0);
+        assert_eq!(est.calm_needed, CALM);
+        // A new episode soon after: twice as long, then capped.
+        est.decrease_to(at(6.0), 200_000.0);
+        assert_eq!(est.calm_needed, CALM * 2);
+        est.decrease_to(at(14.0), 150_000.0);
+        assert_eq!(est.calm_needed, MAX_CALM);
+        est.decrease_to(at(24.0), 100_000.0);
+        assert_eq!(est.calm_needed, MAX_CALM);
+        // A long calm resets it.
+        est.decrease_to(at(60.0), 90_000.0);
+        assert_eq!(est.calm_needed, CALM);
     }
 
     #[test]

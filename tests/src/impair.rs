@@ -48,6 +48,51 @@ impl Drop for UdpCut {
     }
 }
 
+/// A thin downlink: every UDP packet *to* the given ports on loopback (a page's own ports, so
+/// what the SFU sends it) goes through an HTB class of `kbit` kbit/s with a queue of `queue`
+/// packets (tail drop beyond it, like a small home router's buffer), while it lives. Other
+/// traffic is untouched.
+pub struct ThinLink;
+
+impl ThinLink {
+    pub fn start(ports: &[u16], kbit: u32, queue: u32) -> ThinLink {
+        let link = ThinLink;
+        let rate = format!("{kbit}kbit");
+        let limit = queue.to_string();
+        tc(&[
+            "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10",
+        ]);
+        tc(&[
+            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit",
+        ]);
+        tc(&[
+            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", &rate,
+            "ceil", &rate,
+        ]);
+        tc(&[
+            "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "pfifo", "limit",
+            &limit,
+        ]);
+        for port in ports {
+            let port = port.to_string();
+            tc(&[
+                "filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                "match", "ip", "protocol", "17", "0xff", "match", "ip", "dport", &port, "0xffff",
+                "flowid", "1:20",
+            ]);
+        }
+        link
+    }
+}
+
+impl Drop for ThinLink {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tc")
+            .args(["qdisc", "del", "dev", "lo", "root"])
+            .status();
+    }
+}
+
 fn tc(args: &[&str]) {
     let out = std::process::Command::new("tc")
         .args(args)

@@ -8,7 +8,8 @@
 /**
  * Receive statistics of the subscriber PC, one entry per inbound RTP stream:
  * `[{participantId, identity, kind, trackId, source, framesDecoded, packetsReceived,
- * bytesReceived}]` (`trackId`: the server's track id, or null while unknown).
+ * bytesReceived, frameWidth, frameHeight, framesPerSecond, freezeCount, totalFreezesDuration,
+ * keyFramesDecoded}]` (`trackId`: the server's track id, or null while unknown).
  * Receivers whose track no longer belongs to a remote participant are left out.
  */
 export async function receiveStats(client) {
@@ -29,6 +30,13 @@ export async function receiveStats(client) {
       framesDecoded: 0,
       packetsReceived: 0,
       bytesReceived: 0,
+      // Video only: what the page shows (size, rate) and how often it stalled.
+      frameWidth: 0,
+      frameHeight: 0,
+      framesPerSecond: 0,
+      freezeCount: 0,
+      totalFreezesDuration: 0,
+      keyFramesDecoded: 0,
     };
     let report;
     try {
@@ -41,6 +49,12 @@ export async function receiveStats(client) {
       entry.framesDecoded += s.framesDecoded ?? 0;
       entry.packetsReceived += s.packetsReceived ?? 0;
       entry.bytesReceived += s.bytesReceived ?? 0;
+      entry.frameWidth = s.frameWidth ?? entry.frameWidth;
+      entry.frameHeight = s.frameHeight ?? entry.frameHeight;
+      entry.framesPerSecond = s.framesPerSecond ?? entry.framesPerSecond;
+      entry.freezeCount += s.freezeCount ?? 0;
+      entry.totalFreezesDuration += s.totalFreezesDuration ?? 0;
+      entry.keyFramesDecoded += s.keyFramesDecoded ?? 0;
     });
     out.push(entry);
   }

@@ -1,0 +1,335 @@
+//! Thin links: three Chromium participants in a call; one participant's downlink is limited to
+//! 250 kbit/s for 30 s with an HTB class on loopback (matched by its page's own UDP ports). That
+//! participant keeps decoding both others on a lower layer, the other two do not notice, and
+//! when the limit is lifted it climbs back to the top layer. The run is written out as a CSV and
+//! an SVG plot (estimate and chosen layer over time) in the test output folder.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use fantoccini::Client;
+use serde_json::Value;
+use switchyard_tests::browser::{Driver, eval, media_stats, wait_for_script};
+use switchyard_tests::impair::ThinLink;
+use switchyard_tests::{scratch_dir, start_server};
+
+const NAMES: [&str; 3] = ["Ann", "Ben", "Cat"];
+
+/// One sample of Ann's downlink: seconds since the limit began, estimate (kbit/s), chosen
+/// layers, received widths of Ben and Cat.
+type Row = (f64, u64, Vec<String>, Vec<u64>);
+const THIN_KBIT: u32 = 250;
+/// The thin link's queue, in packets (about 0.8 s at 250 kbit/s).
+const THIN_QUEUE: u32 = 20;
+const THIN_FOR: Duration = Duration::from_secs(30);
+/// A layer at least this wide is the top one (the fake camera is captured at 1280x720).
+const TOP_WIDTH: u64 = 1200;
+
+const PORTS: &str = r#"
+const c = window.switchyard.client; const ports = new Set();
+for (const pc of [c.publisherPc, c.subscriberPc]) {
+  if (!pc) continue;
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === 'local-candidate' && s.protocol === 'udp') ports.add(s.port);
+  });
+}
+return [...ports];
+"#;
+
+/// Asks for both remote cameras at 1280x720; the number of tracks, or null until both are known.
+const SHOW_FULL_SIZE: &str = r#"
+const ids = (await window.switchyard.stats())
+  .filter((s) => s.kind === 'video' && s.trackId && s.source !== 'screen').map((s) => s.trackId);
+if (ids.length < 2) return null;
+for (const id of ids) window.switchyard.client.setTrackSettings(id, { visible: true, width: 1280, height: 720 });
+return ids.length;
+"#;
+
+const KEYFRAME_REQUESTS: &str = r#"
+const r = await window.switchyard.client.publisherPc.getStats(); let pli = 0, fir = 0;
+r.forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') {
+  pli += s.pliCount || 0; fir += s.firCount || 0; } });
+return pli + fir;
+"#;
+
+/// What one page receives from one other participant's camera.
+#[derive(Debug, Clone, Copy, Default)]
+struct Remote {
+    frames: u64,
+    freezes: u64,
+    frozen_secs: f64,
+    width: u64,
+}
+
+async fn remotes(page: &Client) -> Vec<(String, Remote)> {
+    media_stats(page)
+        .await
+        .iter()
+        .filter(|s| s["kind"] == "video")
+        .map(|s| {
+            (
+                s["identity"].as_str().unwrap_or_default().to_owned(),
+                Remote {
+                    frames: s["framesDecoded"].as_u64().unwrap_or(0),
+                    freezes: s["freezeCount"].as_u64().unwrap_or(0),
+                    frozen_secs: s["totalFreezesDuration"].as_f64().unwrap_or(0.0),
+                    width: s["frameWidth"].as_u64().unwrap_or(0),
+                },
+            )
+        })
+        .collect()
+}
+
+fn remote(all: &[(String, Remote)], name: &str) -> Remote {
+    all.iter()
+        .find(|(id, _)| id.to_lowercase().starts_with(&name.to_lowercase()))
+        .map(|(_, r)| *r)
+        .unwrap_or_default()
+}
+
+async fn keyframe_requests(page: &Client) -> u64 {
+    eval(page, KEYFRAME_REQUESTS)
+        .await
+        .ok()
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+}
+
+/// The page's downlink as the server last described it: (estimate, layer per track).
+async fn downlink(page: &Client) -> (u64, Vec<String>) {
+    let d = eval(page, "return window.switchyard.downlink()")
+        .await
+        .unwrap_or(Value::Null);
+    let estimate = d["estimateBps"].as_u64().unwrap_or(0);
+    let layers = d["layers"]
+        .as_object()
+        .map(|ts| {
+            ts.values()
+                .map(|l| l.as_str().unwrap_or("-").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (estimate, layers)
+}
+
+/// Waits until `page` shows both others at the top layer; returns how long that took.
+async fn wait_for_top(page: &Client, me: &str, within: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    loop {
+        let all = remotes(page).await;
+        let widths: Vec<u64> = NAMES
+            .iter()
+            .filter(|n| **n != me)
+            .map(|n| remote(&all, n).width)
+            .collect();
+        if widths.iter().all(|w| *w >= TOP_WIDTH) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > within {
+            return Err(format!(
+                "{me} still receives {widths:?} pixels wide after {within:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thin_downlink_gets_lower_layers_and_the_others_do_not_notice() {
+    let server = start_server(Some([127, 0, 0, 1].into()), |_| {}).await;
+    let driver = Driver::start().await.expect("chromedriver");
+    let pages = driver
+        .call_pages(server.http_addr.port(), "thin-links", &NAMES, "")
+        .await
+        .expect("pages load");
+    let [ann, ben, cat] = [&pages[0], &pages[1], &pages[2]];
+
+    // Ann shows both others at 1280x720 (as on a big screen), so the top layer is what her
+    // tiles need; Ben and Cat keep the sizes their pages report.
+    let shown = wait_for_script(
+        ann,
+        "both remote cameras known on Ann's page",
+        Duration::from_secs(60),
+        SHOW_FULL_SIZE,
+    )
+    .await;
+    println!("Ann shows {shown} at 1280x720");
+    let took = wait_for_top(ann, "Ann", Duration::from_secs(90))
+        .await
+        .unwrap_or_else(|e| panic!("before the thin link: {e}"));
+    println!("Ann receives both others at the top layer after {took:?}");
+
+    // Baseline of the two healthy receivers over 10 s.
+    let window = Duration::from_secs(10);
+    let before = [remotes(ben).await, remotes(cat).await];
+    tokio::time::sleep(window).await;
+    let after = [remotes(ben).await, remotes(cat).await];
+    let fps = |b: &[(String, Remote)], a: &[(String, Remote)], who: &str, secs: f64| {
+        (remote(a, who).frames - remote(b, who).frames) as f64 / secs
+    };
+    let baseline = [
+        fps(&before[0], &after[0], "Cat", window.as_secs_f64()),
+        fps(&before[0], &after[0], "Ann", window.as_secs_f64()),
+        fps(&before[1], &after[1], "Ben", window.as_secs_f64()),
+        fps(&before[1], &after[1], "Ann", window.as_secs_f64()),
+    ];
+    println!("baseline fps (Ben<-Cat, Ben<-Ann, Cat<-Ben, Cat<-Ann): {baseline:.1?}");
+
+    // Ann's downlink goes thin.
+    let ports: Vec<u16> = serde_json::from_value(eval(ann, PORTS).await.expect("ports"))
+        .expect("a list of ports");
+    let healthy_before = [remotes(ben).await, remotes(cat).await];
+    let ann_before = remotes(ann).await;
+    let requests_before = [keyframe_requests(ben).await, keyframe_requests(cat).await];
+    let thin = ThinLink::start(&ports, THIN_KBIT, THIN_QUEUE);
+    let started = Instant::now();
+    println!("Ann's downlink (UDP ports {ports:?}) limited to {THIN_KBIT} kbit/s");
+    let mut rows = Vec::new();
+    while started.elapsed() < THIN_FOR {
+        rows.push(sample(ann, started).await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ann_after = remotes(ann).await;
+    let healthy_after = [remotes(ben).await, remotes(cat).await];
+    let requests_after = [keyframe_requests(ben).await, keyframe_requests(cat).await];
+    let secs = started.elapsed().as_secs_f64();
+    drop(thin);
+    let lifted = Instant::now();
+
+    // Recovery: back on the top layer.
+    let mut recovered = None;
+    while lifted.elapsed() < Duration::from_secs(20) {
+        rows.push(sample(ann, started).await);
+        let all = remotes(ann).await;
+        if recovered.is_none() && ["Ben", "Cat"].iter().all(|n| remote(&all, n).width >= TOP_WIDTH)
+        {
+            recovered = Some(lifted.elapsed());
+        }
+        if recovered.is_some_and(|r| lifted.elapsed() > r + Duration::from_secs(2)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let folder = write_plot(&rows, secs);
+    println!("run written to {}", folder.display());
+
+    // Ann: both others at >= 12 fps on a lower layer, < 2 s of freezes in total.
+    for who in ["Ben", "Cat"] {
+        let (b, a) = (remote(&ann_before, who), remote(&ann_after, who));
+        let fps = (a.frames - b.frames) as f64 / secs;
+        let frozen = a.frozen_secs - b.frozen_secs;
+        println!(
+            "thin Ann<-{who}: {fps:.1} fps, {} freezes, {frozen:.2} s frozen, now {} px wide",
+            a.freezes - b.freezes,
+            a.width
+        );
+        assert!(fps >= 12.0, "Ann decoded {who} at only {fps:.1} fps");
+        assert!(frozen < 2.0, "Ann saw {who} frozen for {frozen:.2} s");
+    }
+    // Ben and Cat: untouched.
+    let pairs = [(0, "Cat", 0), (0, "Ann", 1), (1, "Ben", 2), (1, "Ann", 3)];
+    for (page, who, i) in pairs {
+        let (b, a) = (
+            remote(&healthy_before[page], who),
+            remote(&healthy_after[page], who),
+        );
+        let fps = (a.frames - b.frames) as f64 / secs;
+        let me = if page == 0 { "Ben" } else { "Cat" };
+        println!(
+            "healthy {me}<-{who}: {fps:.1} fps (baseline {:.1}), {} freezes",
+            baseline[i],
+            a.freezes - b.freezes
+        );
+        assert!(
+            fps >= baseline[i] * 0.9,
+            "{me} received {who} at {fps:.1} fps, baseline {:.1}",
+            baseline[i]
+        );
+        assert_eq!(a.freezes, b.freezes, "{me} saw {who} freeze");
+    }
+    for (i, who) in ["Ben", "Cat"].iter().enumerate() {
+        let requests = requests_after[i] - requests_before[i];
+        println!("{who} was asked for {requests} keyframes while Ann's link was thin");
+        assert!(requests <= 2, "{who} was asked for {requests} keyframes");
+    }
+    let recovered = recovered.expect("Ann never got back to the top layer within 20 s");
+    println!("Ann back on the top layer {recovered:?} after the limit was lifted");
+    assert!(recovered <= Duration::from_secs(15));
+    for page in pages {
+        let _ = page.close().await;
+    }
+}
+
+/// One row of the run: seconds since the limit, Ann's estimate (kbit/s), layers, fps sums.
+async fn sample(ann: &Client, started: Instant) -> Row {
+    let (estimate, layers) = downlink(ann).await;
+    let all = remotes(ann).await;
+    let widths = ["Ben", "Cat"]
+        .iter()
+        .map(|n| remote(&all, n).width)
+        .collect();
+    (
+        started.elapsed().as_secs_f64(),
+        estimate / 1000,
+        layers,
+        widths,
+    )
+}
+
+/// Writes the run as `thin_links.csv` and `thin_links.svg` (estimate and received widths over
+/// time, the thin period shaded) into a fresh output folder; returns it.
+fn write_plot(rows: &[Row], thin_secs: f64) -> std::path::PathBuf {
+    let folder = scratch_dir("thin-links");
+    std::fs::create_dir_all(&folder).expect("output folder");
+    let mut csv = String::from("seconds,estimate_kbps,layers,ben_width,cat_width\n");
+    for (t, e, layers, widths) in rows {
+        let _ = writeln!(
+            csv,
+            "{t:.1},{e},{},{},{}",
+            layers.join("/"),
+            widths.first().unwrap_or(&0),
+            widths.get(1).unwrap_or(&0)
+        );
+    }
+    std::fs::write(folder.join("thin_links.csv"), csv).expect("csv written");
+    let (w, h, pad) = (720.0, 300.0, 40.0);
+    let t_max = rows.last().map(|r| r.0).unwrap_or(1.0).max(1.0);
+    let e_max = rows.iter().map(|r| r.1).max().unwrap_or(1).max(1) as f64;
+    let x = |t: f64| pad + t / t_max * (w - 2.0 * pad);
+    let y = |v: f64, max: f64| h - pad - v / max * (h - 2.0 * pad);
+    let line = |pick: &dyn Fn(&Row) -> f64, max: f64| {
+        rows.iter()
+            .map(|r| format!("{:.1},{:.1}", x(r.0), y(pick(r), max)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut svg = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='11'>\
+         <rect x='{:.1}' y='{pad}' width='{:.1}' height='{:.1}' fill='#fde2e2'/>\
+         <text x='{pad}' y='16'>Ann's downlink: estimate (blue, max {e_max} kbit/s) and received width of Ben (green) and Cat (orange), 0-1280 px; shaded: {THIN_KBIT} kbit/s limit</text>",
+        x(0.0),
+        x(thin_secs) - x(0.0),
+        h - 2.0 * pad
+    );
+    let _ = write!(
+        svg,
+        "<polyline fill='none' stroke='#2563eb' stroke-width='2' points='{}'/>",
+        line(&|r| r.1 as f64, e_max)
+    );
+    for (i, colour) in [(0usize, "#16a34a"), (1, "#ea580c")] {
+        let _ = write!(
+            svg,
+            "<polyline fill='none' stroke='{colour}' stroke-width='2' points='{}'/>",
+            line(&|r| r.3.get(i).copied().unwrap_or(0) as f64, 1280.0)
+        );
+    }
+    let _ = write!(
+        svg,
+        "<text x='{pad}' y='{:.0}'>0 s</text><text x='{:.0}' y='{:.0}'>{t_max:.0} s</text></svg>",
+        h - 10.0,
+        w - pad - 20.0,
+        h - 10.0
+    );
+    std::fs::write(folder.join("thin_links.svg"), svg).expect("svg written");
+    folder
+}
