@@ -69,21 +69,33 @@ async fn spawn_webdriver_with_env(
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {program}: run scripts/test, which installs it"))?;
+    wait_listening(program, std::net::Ipv4Addr::LOCALHOST.into(), port).await?;
+    Ok((child, port))
+}
+
+/// Waits until `program` accepts TCP connections on `ip:port`.
+async fn wait_listening(program: &str, ip: std::net::IpAddr, port: u16) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
+    while tokio::net::TcpStream::connect((ip, port)).await.is_err() {
         if std::time::Instant::now() > deadline {
-            bail!("{program} did not start listening on port {port}");
+            bail!("{program} did not start listening on {ip}:{port}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok((child, port))
+    Ok(())
 }
 
 /// Where Debian's chromium package puts the real browser binary.
 pub const CHROMIUM: &str = "/usr/lib/chromium/chromium";
+
+fn require_chromium() -> anyhow::Result<()> {
+    if !std::path::Path::new(CHROMIUM).exists() {
+        bail!(
+            "{CHROMIUM} is missing: run scripts/test, which installs chromium and chromium-driver"
+        );
+    }
+    Ok(())
+}
 
 impl Driver {
     /// Starts chromedriver on a free port and waits until it answers.
@@ -98,22 +110,51 @@ impl Driver {
         Self::start_with_env(&[("HOME", home)]).await
     }
 
-    async fn start_with_env(env: &[(&str, &std::path::Path)]) -> anyhow::Result<Driver> {
-        if !std::path::Path::new(CHROMIUM).exists() {
-            bail!(
-                "{CHROMIUM} is missing: run scripts/test, which installs chromium and chromium-driver"
-            );
-        }
-        let (child, port) = spawn_webdriver_with_env("chromedriver", env).await?;
-        let profiles =
-            std::env::temp_dir().join(format!("switchyard-e2e-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&profiles)?;
-        let url = format!("http://127.0.0.1:{port}");
-        Ok(Driver {
+    /// Like [`Driver::start`], with chromedriver, and so every browser it opens, inside the
+    /// network namespace `netns` (run through `ip netns exec`), answering on `ip:port` there
+    /// to connections from `client_ip` only.
+    pub async fn start_in_netns(
+        netns: &str,
+        ip: std::net::IpAddr,
+        port: u16,
+        client_ip: std::net::IpAddr,
+    ) -> anyhow::Result<Driver> {
+        require_chromium()?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns, "chromedriver"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--allowed-ips={client_ip}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver in the namespace (needs root and iproute2)")?;
+        let mut driver = Driver::with_child(child, port)?;
+        driver.url = format!("http://{ip}:{port}");
+        wait_listening("chromedriver", ip, port).await?;
+        Ok(driver)
+    }
+
+    /// Wraps a started chromedriver listening on `port`, with a fresh profiles folder.
+    fn with_child(child: Child, port: u16) -> anyhow::Result<Driver> {
+        // Unique per driver: drivers inside different namespaces may share a port number.
+        let profiles = std::env::temp_dir().join(format!(
+            "switchyard-e2e-{}-{port}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        let driver = Driver {
             child,
-            url,
+            url: format!("http://127.0.0.1:{port}"),
             _profiles: tempdir::TempDir(profiles),
-        })
+        };
+        std::fs::create_dir_all(&driver._profiles.0)?;
+        Ok(driver)
+    }
+
+    async fn start_with_env(env: &[(&str, &std::path::Path)]) -> anyhow::Result<Driver> {
+        require_chromium()?;
+        let (child, port) = spawn_webdriver_with_env("chromedriver", env).await?;
+        Driver::with_child(child, port)
     }
 
     /// Opens one headless Chromium per name on the call page of `room` on the server at

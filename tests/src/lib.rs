@@ -1,11 +1,14 @@
 //! Helpers shared by the end-to-end tests: an in-process Switchyard server on free ports
 //! (`server`), waits on conditions (`wait`), browsers (`browser`), a TURN client
 //! (`turn_client`), the admin API's tokens and client (`admin`), a page's own sockets
-//! (`sockets`) and impaired links (`impair`). The helpers never write into the source tree.
+//! (`sockets`) and impaired links (`impair`: tc on loopback; `lossy_link`: a namespace behind
+//! a userspace netem). The helpers never write into the source tree.
 
 pub mod admin;
 pub mod browser;
 pub mod impair;
+pub mod lossy_link;
+pub mod media;
 mod server;
 pub mod sockets;
 pub mod turn_client;
