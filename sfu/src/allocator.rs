@@ -1,5 +1,5 @@
 //! The per-receiver bandwidth allocator: shares one receiver's downlink estimate among its video
-//! subscriptions by choosing a simulcast layer (or a pause) for each, and says when to probe.
+//! subscriptions by choosing a simulcast layer (or a pause) for each.
 //! A plain struct with no I/O and no clock of its own (`now` is passed in): it never touches a
 //! packet, never sends padding itself, and never panics on what it is given.
 
@@ -9,14 +9,10 @@ use std::time::{Duration, Instant};
 
 use protocol::{Layer, TrackSource};
 
-// The explicit paths keep this module buildable on its own (a scratch crate includes it by path).
-#[path = "allocator/prober.rs"]
-mod prober;
+// The explicit path keeps this module buildable on its own (a scratch crate includes it by path).
 #[cfg(test)]
 #[path = "allocator/tests.rs"]
 mod tests;
-
-pub use prober::{ProbeInputs, ProbeRequest, Prober, ProberParams};
 
 /// How much a video subscription matters when bandwidth is short; a higher one is served first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,14 +77,10 @@ pub struct AllocatorParams {
     pub upgrade_interval: Duration,
     /// Upgrades fit in the lowest estimate of the last half to whole `estimate_hold` (1 s).
     pub estimate_hold: Duration,
-    /// An estimate below this share of the highest since the last drop is a drop, which stops a
-    /// running probe (0.95).
-    pub estimate_drop: f64,
     /// Rates of `q`, `h`, `f` while unmeasured (150 kbps, 500 kbps, 1.5 Mbps).
     pub default_bitrates: [u64; 3],
     /// A single-layer track keeps flowing while this share of its rate is left (1/3).
     pub single_layer_min_share: f64,
-    pub prober: ProberParams,
 }
 
 impl Default for AllocatorParams {
@@ -99,10 +91,8 @@ impl Default for AllocatorParams {
             upgrade_headroom: 0.85,
             upgrade_interval: Duration::from_millis(1500),
             estimate_hold: Duration::from_secs(1),
-            estimate_drop: 0.95,
             default_bitrates: [150_000, 500_000, 1_500_000],
             single_layer_min_share: 1.0 / 3.0,
-            prober: ProberParams::default(),
         }
     }
 }
@@ -128,8 +118,7 @@ struct Memory {
 /// 3. cameras climb to `h` in priority order, then to `f` in priority order.
 ///
 /// A step that does not fit is skipped (smaller later steps may still use the room) and its
-/// subscription climbs no further in that pass: it is *deficient*, and the [`Prober`] works to
-/// make room for it. A tile's cap (`max_layer`) is never exceeded, except when the publisher
+/// subscription climbs no further in that pass: it is *deficient*. A tile's cap (`max_layer`) is never exceeded, except when the publisher
 /// sends nothing at or below it (a single-layer track): then its lowest layer is used, since the
 /// only alternative is a black tile.
 ///
@@ -139,8 +128,7 @@ struct Memory {
 ///   they are re-fitted at once (each subscription at most at its current layer).
 /// * Upgrades are rounds, at most one per `upgrade_interval` (1.5 s) per receiver, and must fit in
 ///   85 % of the lowest estimate of the last 0.5-1 s (`estimate_hold`): a 10 % band in which
-///   nothing moves, and a spike of the estimate upgrades nothing. An estimate a probe reached
-///   counts as held at once (the probe is what validates it). A round re-runs the whole greedy
+///   nothing moves, and a spike of the estimate upgrades nothing. A round re-runs the whole greedy
 ///   fit and is taken only when it is better in grant order than what is in force: it may move
 ///   bandwidth to a step that comes earlier (a new screen share's layers from cameras, a paused
 ///   camera's `q` from someone's `f`), never the other way.
@@ -154,34 +142,20 @@ struct Memory {
 /// kept flowing as long as at least a third of its rate is left at its turn, since there is
 /// nothing lower to fall back to (it may then overshoot; the estimator settles it).
 ///
-/// # Probing
+/// # No probing
 ///
-/// A receiver whose link recovers gets no higher estimate by itself: the estimator cannot see more
-/// than what is sent. While deficient and steady, [`Allocator::probe`] asks the caller to send
-/// padding so that the estimate can climb (at most doubling per probe, one probe every 2 s, or
-/// every 3 s after probes that gained nothing); each gain is taken by the next upgrade round, so
-/// a receiver whose link recovers is back at full quality within about 10 s (8.6 s at worst in
-/// `recovered_link_climbs_back_to_full_within_10s`).
+/// The SFU sends no padding probes: `rtc` 0.21 pads a packet with at most 4 bytes, and duplicate
+/// packets sent as probes were reported lost by Chromium's transport-wide feedback (measured:
+/// they collapsed the estimate). The estimate climbs by itself while the link stays calm
+/// (`downlink_estimator.rs`), and each upgrade round is the test of the link.
 #[derive(Debug)]
 pub struct Allocator<K> {
     params: AllocatorParams,
     estimate: u64,
-    /// The highest estimate since the last drop.
-    peak_bps: u64,
     floor: Floor,
     last_change: Option<Instant>,
     last_downgrade: Instant,
     memory: HashMap<K, Memory>,
-    prober: Prober,
-    /// What the prober needs from the last allocation (`None` before the first).
-    probe_basis: Option<ProbeBasis>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct ProbeBasis {
-    deficient: bool,
-    sending_bps: u64,
-    wanted_bps: u64,
 }
 
 impl<K: Copy + Eq + Hash> Allocator<K> {
@@ -189,15 +163,12 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
     pub fn new(params: AllocatorParams, now: Instant) -> Self {
         let estimate = params.initial_estimate_bps;
         Allocator {
-            prober: Prober::new(params.prober.clone()),
             params,
             estimate,
-            peak_bps: estimate,
             floor: Floor::new(estimate, now),
             last_change: None,
             last_downgrade: now,
             memory: HashMap::new(),
-            probe_basis: None,
         }
     }
 
@@ -208,15 +179,9 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
 
     /// A new estimate from the congestion controller; call [`Allocator::allocate`] after it.
     pub fn on_estimate(&mut self, bps: u64, now: Instant) {
-        let dropped = bps < scale(self.peak_bps, self.params.estimate_drop);
-        self.peak_bps = if dropped { bps } else { self.peak_bps.max(bps) };
         self.estimate = bps;
         let half = self.params.estimate_hold / 2;
-        if self.prober.on_estimate(bps, dropped) {
-            self.floor = Floor::new(bps, now);
-        } else {
-            self.floor.push(bps, now, half);
-        }
+        self.floor.push(bps, now, half);
     }
 
     /// Chooses the layer of every subscription in `demands`. Call it after each estimate and on
@@ -304,22 +269,6 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
             let wanted = row.limit.is_some();
             self.memory.insert(d.key, Memory { target: *t, wanted });
         }
-        let sending = demands
-            .iter()
-            .zip(&plan.rows)
-            .map(|(d, r)| r.rate(d.current));
-        self.probe_basis = Some(ProbeBasis {
-            deficient,
-            sending_bps: sending.fold(audio_bps, u64::saturating_add),
-            wanted_bps: (plan.rows.iter().map(|r| r.rate(r.limit)))
-                .fold(audio_bps, u64::saturating_add),
-        });
-        if downgraded {
-            self.prober.abort();
-        } else if !deficient {
-            self.prober.cancel();
-        }
-
         Allocation {
             targets: demands
                 .iter()
@@ -329,25 +278,6 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
             deficient,
             changed,
         }
-    }
-
-    /// The probe that should run now, if any: while it returns `Some`, send padding at `bps`
-    /// (on top of the media) until `until`. Call it on each pacing tick; it starts a probe only
-    /// while the receiver is deficient and no downgrade happened for a while, at most one every
-    /// 2 s, and stops one as soon as the goal is reached, the estimate drops or the receiver is
-    /// no longer deficient.
-    pub fn probe(&mut self, now: Instant) -> Option<ProbeRequest> {
-        let basis = self.probe_basis?;
-        self.prober.poll(
-            now,
-            &ProbeInputs {
-                deficient: basis.deficient,
-                estimate_bps: self.estimate,
-                sending_bps: basis.sending_bps,
-                wanted_bps: basis.wanted_bps,
-                last_downgrade: self.last_downgrade,
-            },
-        )
     }
 
     fn upgrade_allowed(&self, now: Instant) -> bool {

@@ -1,13 +1,13 @@
 //! One receiver's downlink as the SFU manages it: its bandwidth estimate (written by the
 //! estimator inside its subscriber connection), the allocator that shares it among its video
-//! subscriptions, the probe in progress, and what it was last told (`downlinkChanged`). Plain
+//! subscriptions, and what it was last told (`downlinkChanged`). Plain
 //! state; the room drives it on its timer. It never sends anything itself.
 
 use std::time::{Duration, Instant};
 
 use protocol::{Layer, TrackLayer};
 
-use crate::allocator::{Allocator, AllocatorParams, ProbeRequest};
+use crate::allocator::{Allocator, AllocatorParams};
 use crate::downlink_estimator::{INITIAL_BPS, SharedEstimate};
 
 /// `downlinkChanged` at most this often per receiver.
@@ -19,8 +19,6 @@ pub(crate) struct Downlink {
     pub estimate: SharedEstimate,
     /// Keyed by our SSRC towards the receiver (unique per subscription).
     pub allocator: Allocator<u32>,
-    /// The probe running now, and when its padding was last topped up.
-    pub probe: Option<(ProbeRequest, Instant)>,
     reported: Vec<TrackLayer>,
     reported_estimate: u64,
     reported_at: Option<Instant>,
@@ -37,7 +35,6 @@ impl Downlink {
                 },
                 now,
             ),
-            probe: None,
             reported: Vec::new(),
             reported_estimate: 0,
             reported_at: None,

@@ -36,9 +36,6 @@ pub(crate) struct Subscription {
     pub forwarder: Forwarder,
     /// How the subscriber shows the track.
     pub tile: Tile,
-    /// The last packet sent, re-sent as a bandwidth probe (a duplicate the receiver discards,
-    /// counted by its congestion feedback all the same).
-    last_sent: Option<rtc::rtp::Packet>,
 }
 
 /// What became of one packet for one subscription.
@@ -110,7 +107,6 @@ impl Subscription {
             payload_type: None,
             forwarder,
             tile: Tile::default(),
-            last_sent: None,
         })
     }
 
@@ -151,6 +147,11 @@ impl Subscription {
     pub fn set_target_layer(&mut self, layer: Option<Layer>) {
         self.forwarder
             .set_target_layer(layer.map(|l| l.index() as u8));
+    }
+
+    /// Caps the VP8 temporal layers forwarded (`None`: all of them).
+    pub fn set_max_temporal_layer(&mut self, max: Option<u8>) {
+        self.forwarder.set_max_temporal_layer(max);
     }
 
     /// The layer a keyframe is wanted on, if the forwarder waits for one.
@@ -212,7 +213,6 @@ impl Subscription {
                         out.payload = payload.into();
                     }
                 }
-                self.last_sent = Some(out.clone());
                 if let Some(mut sender) = pc.rtp_sender(self.sender_id)
                     && let Err(e) = sender.write_rtp(now, out)
                 {
@@ -224,23 +224,6 @@ impl Subscription {
             LayerDecision::NeedKeyframe { layer } => {
                 Forwarded::NeedKeyframe(layer_at(layer).unwrap_or(Layer::F))
             }
-        }
-    }
-
-    /// Re-sends the last packet as a bandwidth probe; returns its size, or 0 when there is
-    /// nothing to re-send.
-    pub fn probe(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> usize {
-        let Some(packet) = self.last_sent.clone() else {
-            return 0;
-        };
-        let size = packet.payload.len() + 12;
-        let Some(mut sender) = pc.rtp_sender(self.sender_id) else {
-            return 0;
-        };
-        if sender.write_rtp(now, packet).is_ok() {
-            size
-        } else {
-            0
         }
     }
 }

@@ -17,6 +17,7 @@ const CLIENT_TYPES: &[&str] = &[
     "answer",
     "candidate",
     "mute",
+    "trackSettings",
     "leave",
     "ping",
 ];

@@ -164,6 +164,11 @@ async fn malformed_messages_get_errors_and_the_connection_stays() {
     assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidMessage));
     c.send_text(r#"{"type":"candidate","target":"sideways","candidate":null}"#);
     assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidMessage));
+    // Tile settings for a track this participant does not receive, and with a bad layer.
+    c.send_text(r#"{"type":"trackSettings","trackId":"TR_nope","visible":false}"#);
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::UnknownTrack));
+    c.send_text(r#"{"type":"trackSettings","trackId":"TR_nope","maxLayer":"x"}"#);
+    assert_eq!(next_error(&mut c).await, Some(ErrorCode::InvalidMessage));
     still_serving(&mut c).await;
 
     // A garbage ICE candidate on a negotiated connection.

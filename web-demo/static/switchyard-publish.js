@@ -14,10 +14,19 @@ import { mediaSections, preferCodec } from './switchyard-media.js';
 
 /** The camera's simulcast layers (rids as in protocol `Layer`), lowest first. */
 export const SIMULCAST_ENCODINGS = [
-  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 80000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
   { rid: 'f', maxBitrate: 1500000 },
 ];
+
+/**
+ * The camera's encodings: VP8 layers carry three temporal layers (L1T3), so a receiver on a thin
+ * link can be sent 15 or 7.5 frames a second of the lowest layer instead of nothing.
+ */
+function cameraEncodings(videoCodec) {
+  const temporal = !videoCodec || videoCodec.toLowerCase() === 'vp8';
+  return SIMULCAST_ENCODINGS.map((e) => (temporal ? { ...e, scalabilityMode: 'L1T3' } : { ...e }));
+}
 
 /** Whether this browser publishes simulcast with rids here (not Firefox: one layer there). */
 export function browserSimulcast() {
@@ -65,7 +74,7 @@ export class Publisher {
     const live = (kind) => stream?.getTracks().find((t) => t.kind === kind && t.readyState === 'live');
     for (const track of [live('audio'), live('video')].filter(Boolean)) {
       const init = { direction: 'sendonly', streams: [stream] };
-      if (track.kind === 'video' && this.simulcast) init.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+      if (track.kind === 'video' && this.simulcast) init.sendEncodings = cameraEncodings(this.videoCodec);
       const transceiver = pc.addTransceiver(track, init);
       if (track.kind === 'video' && this.videoCodec) preferCodec(transceiver, this.videoCodec);
       this._source.set(transceiver.sender, track.kind === 'video' ? 'camera' : 'microphone');

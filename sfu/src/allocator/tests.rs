@@ -1,4 +1,4 @@
-//! Table tests of the bandwidth allocator and its prober: the greedy fit, the hysteresis, probing,
+//! Table tests of the bandwidth allocator: the greedy fit, the hysteresis,
 //! and simulated links that fail and recover. Test code only; nothing here runs in the SFU.
 
 use std::time::{Duration, Instant};
@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 use protocol::Layer::{self, F, H, Q};
 use protocol::TrackSource;
 
-use super::{
-    Allocation, Allocator, AllocatorParams, Priority, ProbeInputs, Prober, ProberParams,
-    VideoDemand, needed_layers,
-};
+use super::{Allocation, Allocator, AllocatorParams, Priority, VideoDemand, needed_layers};
 
 const SCREEN: Priority = Priority::Screen;
 const SPEAKER: Priority = Priority::ActiveSpeakerCamera;
@@ -327,24 +324,6 @@ fn upgrades_are_at_least_1_5_s_apart() {
     );
 }
 
-#[test]
-fn an_estimate_a_probe_reached_counts_as_held() {
-    let mut rig = Rig::new(1_000_000, three());
-    assert_eq!(rig.settle(), [Some(H), Some(Q), Some(Q)]);
-    rig.now += TICK;
-    let probe = rig.alloc.probe(rig.now).expect("deficient and steady");
-    assert_eq!(probe.goal_bps, 2_000_000);
-    rig.now += TICK;
-    rig.estimate(probe.goal_bps);
-    // 85 % of 2 Mbps = 1.7 Mbps: everyone at h, in the same allocation.
-    assert_eq!(rig.layers(), [Some(H), Some(H), Some(H)]);
-    assert_eq!(
-        rig.alloc.probe(rig.now),
-        None,
-        "the probe ended at its goal"
-    );
-}
-
 /// A deterministic noise source (a linear congruential generator) in `-spread..=spread`.
 fn noise(seed: &mut u64, spread: u64) -> i64 {
     *seed = seed
@@ -489,7 +468,6 @@ fn absurd_inputs_neither_panic_nor_exceed_caps() {
             rig.now -= Duration::from_secs(5);
             rig.estimate(estimate / 2);
             rig.allocate();
-            rig.alloc.probe(rig.now);
         }
     }
     let mut rig = Rig::new(1_000_000, Vec::new());
@@ -497,128 +475,9 @@ fn absurd_inputs_neither_panic_nor_exceed_caps() {
     assert!(out.targets.is_empty() && !out.deficient);
 }
 
-fn inputs(
-    deficient: bool,
-    estimate: u64,
-    sending: u64,
-    wanted: u64,
-    downgrade: Instant,
-) -> ProbeInputs {
-    ProbeInputs {
-        deficient,
-        estimate_bps: estimate,
-        sending_bps: sending,
-        wanted_bps: wanted,
-        last_downgrade: downgrade,
-    }
-}
-
-#[test]
-fn probes_start_only_when_deficient_and_steady() {
-    let t0 = Instant::now();
-    let mut prober = Prober::new(ProberParams::default());
-    assert_eq!(
-        prober.poll(
-            t0 + ms(5000),
-            &inputs(false, 1_000_000, 900_000, 4_000_000, t0)
-        ),
-        None
-    );
-    assert_eq!(
-        prober.poll(
-            t0 + ms(2400),
-            &inputs(true, 1_000_000, 900_000, 4_000_000, t0)
-        ),
-        None
-    );
-    // Deficient only for hysteresis: the room is already there, nothing to probe.
-    assert_eq!(
-        prober.poll(
-            t0 + ms(5000),
-            &inputs(true, 4_000_000, 900_000, 3_000_000, t0)
-        ),
-        None
-    );
-    let probe = prober.poll(
-        t0 + ms(2500),
-        &inputs(true, 1_000_000, 900_000, 4_000_000, t0),
-    );
-    // The goal is what the tiles want (x1.2) but at most twice the estimate.
-    let probe = probe.expect("a probe after 2.5 s without downgrade");
-    assert_eq!((probe.goal_bps, probe.bps), (2_000_000, 1_100_000));
-    assert_eq!(probe.until, t0 + ms(3000));
-    let small = prober.poll(
-        t0,
-        &inputs(true, 1_000_000, 900_000, 1_000_000, t0 - ms(9000)),
-    );
-    assert_eq!(small, Some(probe), "the running probe is returned as it is");
-}
-
-#[test]
-fn probe_goal_is_what_the_tiles_want_when_within_reach() {
-    let t0 = Instant::now();
-    let mut prober = Prober::new(ProberParams::default());
-    let probe = prober.poll(
-        t0 + ms(3000),
-        &inputs(true, 1_000_000, 800_000, 1_250_000, t0),
-    );
-    assert_eq!(
-        probe.map(|p| (p.goal_bps, p.bps)),
-        Some((1_500_000, 700_000))
-    );
-}
-
-#[test]
-fn probes_end_on_time_on_goal_or_on_a_drop_and_back_off_after_failures() {
-    let t0 = Instant::now();
-    let state = inputs(true, 1_000_000, 900_000, 4_000_000, t0);
-    let mut prober = Prober::new(ProberParams::default());
-    let at = |s: u64| t0 + ms(s);
-
-    // Runs 500 ms; the estimate did not grow: failed, the next one waits 3 s.
-    assert!(prober.poll(at(3000), &state).is_some());
-    assert!(prober.poll(at(3499), &state).is_some());
-    assert_eq!(prober.poll(at(3500), &state), None);
-    assert_eq!(prober.poll(at(5900), &state), None);
-    assert!(
-        prober.poll(at(6000), &state).is_some(),
-        "3 s after the failed one"
-    );
-    // A drop stops it at once and counts as a failure (the interval stays at its 3 s cap).
-    assert!(!prober.on_estimate(800_000, true));
-    assert_eq!(prober.poll(at(6100), &state), None);
-    assert_eq!(prober.poll(at(8900), &state), None);
-    // Reaching the goal stops it at once and resets the interval to 2 s.
-    assert!(prober.poll(at(9000), &state).is_some());
-    assert!(prober.on_estimate(2_000_000, false), "goal reached");
-    assert_eq!(prober.poll(at(9100), &state), None);
-    assert!(prober.poll(at(11_000), &state).is_some());
-    prober.cancel();
-    assert_eq!(prober.poll(at(11_100), &state), None, "cancelled");
-}
-
-#[test]
-fn the_allocator_probes_while_deficient_and_stops_when_satisfied() {
-    let mut rig = Rig::new(1_000_000, three());
-    rig.settle();
-    rig.now += TICK;
-    let probe = rig
-        .alloc
-        .probe(rig.now)
-        .expect("deficient at 1 Mbps with three f tiles");
-    assert!(probe.goal_bps > 1_000_000 && probe.bps > 0);
-    // The tiles shrink to what the estimate affords: no longer deficient, the probe stops.
-    for d in &mut rig.demands {
-        d.max_layer = Some(Q);
-    }
-    assert!(!rig.allocate().deficient);
-    assert_eq!(rig.alloc.probe(rig.now), None);
-    rig.run(Duration::from_secs(10));
-    assert_eq!(rig.alloc.probe(rig.now), None);
-}
-
-/// A downlink for the simulations: the estimator sees no more than what gets through, so only
-/// probes raise it; sending more than the capacity brings it down to 90 % of the capacity.
+/// A downlink for the simulations, as `downlink_estimator.rs` behaves: sending more than the
+/// capacity brings the estimate down to 90 % of the capacity; otherwise it climbs 5 % a step
+/// (about 50 % a second), up to twice what is sent plus 500 kbit/s.
 struct Link {
     capacity: u64,
     estimate: u64,
@@ -629,22 +488,22 @@ impl Link {
         self.estimate = if sent > self.capacity {
             self.estimate.min(self.capacity / 10 * 9)
         } else {
-            self.estimate.max(sent)
+            let ceiling = sent.saturating_mul(2).saturating_add(500_000);
+            (self.estimate / 20 * 21).min(ceiling.max(self.estimate))
         };
     }
 }
 
-/// One 100 ms step of a receiver on `link`: media and any probe go out, the estimate follows.
+/// One 100 ms step of a receiver on `link`: media goes out, the estimate follows.
 fn step(rig: &mut Rig, link: &mut Link) {
     rig.now += TICK;
-    let padding = rig.alloc.probe(rig.now).map_or(0, |p| p.bps);
-    link.carry(rig.media_bps() + padding);
+    link.carry(rig.media_bps());
     rig.estimate(link.estimate);
     rig.allocate();
 }
 
 #[test]
-fn recovered_link_climbs_back_to_full_within_10s() {
+fn recovered_link_climbs_back_to_full_within_12s() {
     for offset in [0, 300, 700, 1100, 1500, 1900, 2300, 2700] {
         let mut link = Link {
             capacity: 600_000,
@@ -655,12 +514,11 @@ fn recovered_link_climbs_back_to_full_within_10s() {
         for _ in 0..(20_000 + offset) / 100 {
             step(&mut rig, &mut link);
         }
-        assert_eq!(rig.layers(), [Some(Q); 3], "congested phase");
         link.capacity = 20_000_000;
         let recovered = rig.now;
         while rig.layers() != [Some(F); 3] {
             assert!(
-                rig.now - recovered <= Duration::from_secs(10),
+                rig.now - recovered <= Duration::from_secs(12),
                 "offset {offset}: {:?}",
                 rig.layers()
             );
@@ -681,12 +539,20 @@ fn congested_link_is_relieved_at_the_next_allocation() {
     link.capacity = 1_000_000;
     step(&mut rig, &mut link);
     assert_eq!(rig.layers(), [Some(H), Some(Q), Some(Q)]);
+    // Each upgrade tests the link: an overshoot is allowed, relieved at the next allocation,
+    // and rare (upgrades wait for the estimate to climb back).
+    let mut over = 0;
     for _ in 0..300 {
         step(&mut rig, &mut link);
-        assert!(
-            rig.media_bps() <= link.capacity,
-            "media fits for 30 s: {}",
-            rig.media_bps()
-        );
+        if rig.media_bps() > link.capacity {
+            over += 1;
+            step(&mut rig, &mut link);
+            assert!(
+                rig.media_bps() <= link.capacity,
+                "an overshoot was not relieved: {}",
+                rig.media_bps()
+            );
+        }
     }
+    assert!(over <= 30, "{over} overshoots in 30 s");
 }

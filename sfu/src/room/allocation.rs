@@ -1,6 +1,6 @@
 //! A room's choice of what each receiver gets: receivers' tile settings, the allocation of each
 //! receiver's estimated downlink to simulcast layers (on the room's timer and when a tile
-//! changes), the probes that let an estimate climb, the layers each publisher must keep sending
+//! changes), the layers each publisher must keep sending
 //! (`subscribedLayers`), and who is speaking (`speakersChanged`). It decides and tells; it never
 //! rewrites a packet itself (subscriptions do).
 
@@ -15,14 +15,69 @@ use crate::downlink::track_layer;
 use crate::ids::TrackId;
 use crate::tile::Tile;
 
-/// What an audio down-track is assumed to take (Opus at speech rates, with headers).
-const AUDIO_BPS: u64 = 50_000;
-/// While a probe runs, its packets are topped up this often.
-const PROBE_TICK: Duration = Duration::from_millis(20);
-/// At most this many probe packets per receiver per tick.
-const MAX_PROBE_PACKETS: usize = 16;
+/// What an audio down-track is assumed to take (Opus at speech rates with RTP headers, as the
+/// transport-wide feedback counts it: about 30 kbit/s measured from Chromium).
+const AUDIO_BPS: u64 = 30_000;
 /// A layer nobody has needed for this long is paused at the publisher.
 const PAUSE_UNNEEDED_AFTER: Duration = Duration::from_secs(5);
+
+/// A simulcast publication's layers as the allocator sees them: the measured rate of each layer
+/// that arrives, and 0 (unmeasured) for one that does not arrive because we paused it at the
+/// publisher before its first packet: without that, nobody could ever ask for it again.
+fn offered_layers(publication: &crate::publication::Publication) -> [Option<u64>; 3] {
+    let mut rates = publication.layer_bitrates();
+    if let Some(announced) = publication.announced_layers
+        && publication.simulcast
+    {
+        for (rate, on) in rates.iter_mut().zip(announced) {
+            if rate.is_none() && !on {
+                *rate = Some(0);
+            }
+        }
+    }
+    rates
+}
+
+/// The share of a layer's rate left with temporal layers 0 and 1 (15 of 30 frames a second), and
+/// with layer 0 alone (7.5), for VP8 sent as L1T3.
+const TWO_TEMPORAL_LAYERS: f64 = 0.6;
+const ONE_TEMPORAL_LAYER: f64 = 0.35;
+
+/// When even the lowest layer of every visible video does not fit in the estimate, the highest
+/// temporal layer to forward of those lowest layers (`Some(1)`: 15 fps, `Some(0)`: 7.5 fps), with
+/// their rates in `demands` scaled down to match, so that the allocator keeps every tile moving
+/// rather than pausing some. `None` when they fit at full rate.
+fn thin_out(demands: &mut [VideoDemand<u32>], estimate: u64, reserved: u64) -> Option<u8> {
+    const DEFAULT_LOWEST: u64 = 150_000;
+    let budget = (estimate as f64 * 0.95) as u64;
+    let budget = budget.saturating_sub(reserved);
+    let lowest = |d: &VideoDemand<u32>| {
+        d.bitrates
+            .iter()
+            .flatten()
+            .next()
+            .map(|&r| if r == 0 { DEFAULT_LOWEST } else { r })
+    };
+    let total: u64 = demands
+        .iter()
+        .filter(|d| d.max_layer.is_some())
+        .filter_map(lowest)
+        .sum();
+    let (cap, share) = if total <= budget {
+        return None;
+    } else if (total as f64 * TWO_TEMPORAL_LAYERS) as u64 <= budget {
+        (1, TWO_TEMPORAL_LAYERS)
+    } else {
+        (0, ONE_TEMPORAL_LAYER)
+    };
+    for d in demands.iter_mut() {
+        if let Some(rate) = d.bitrates.iter_mut().flatten().next() {
+            let full = if *rate == 0 { DEFAULT_LOWEST } else { *rate };
+            *rate = ((full as f64 * share) as u64).max(1);
+        }
+    }
+    Some(cap)
+}
 
 impl Room {
     /// A receiver described one of its video tiles.
@@ -108,7 +163,7 @@ impl Room {
     /// one's target; asks for keyframes where a new layer must start.
     fn allocate_receiver(&mut self, key: u64, now: Instant) {
         let speaking: Vec<u64> = self.speakers.current().iter().map(|(k, _)| *k).collect();
-        let mut demands = Vec::new();
+        let mut demands: Vec<VideoDemand<u32>> = Vec::new();
         // Audio, and single-layer video: what cannot be made smaller is reserved first.
         let mut audio_bps = 0;
         let mut fixed: Vec<(u32, Option<Layer>)> = Vec::new();
@@ -141,7 +196,7 @@ impl Room {
                         publication.source,
                         speaking.contains(&publication.owner),
                     ),
-                    bitrates: publication.layer_bitrates(),
+                    bitrates: offered_layers(publication),
                     max_layer: s.tile.cap(publication.layer_sizes()),
                     current: s.current_layer(),
                 });
@@ -152,15 +207,10 @@ impl Room {
         };
         let estimate = p.downlink.estimate.get();
         p.downlink.allocator.on_estimate(estimate, now);
+        let temporal = thin_out(&mut demands, estimate, audio_bps);
         let mut allocation = p.downlink.allocator.allocate(audio_bps, &demands, now);
         allocation.targets.extend(fixed);
         tracing::trace!(participant = %p.id, estimate, ?demands, ?allocation, "allocation");
-        let started = p.downlink.probe.map(|(_, at)| at);
-        p.downlink.probe = p
-            .downlink
-            .allocator
-            .probe(now)
-            .map(|r| (r, started.unwrap_or(now)));
         let mut keyframes: Vec<(TrackId, Layer)> = Vec::new();
         let mut report = Vec::with_capacity(allocation.targets.len());
         for (ssrc, target) in allocation.targets {
@@ -174,6 +224,9 @@ impl Room {
                 debug!(%track, ?target, current = ?s.current_layer(), "layer target changed");
                 s.set_target_layer(target);
             }
+            // Fewer frames of the lowest layer when even that does not fit.
+            let lowest = target == Some(Layer::Q);
+            s.set_max_temporal_layer(if lowest { temporal } else { None });
             if let Some(wanted) = s.wanted_keyframe() {
                 keyframes.push((track.clone(), wanted));
             }
@@ -235,74 +288,46 @@ impl Room {
             }
         }
     }
+}
 
-    /// When the next probe packets are due.
-    pub(super) fn next_probe(&self) -> Instant {
-        let probing = self
-            .participants
-            .values()
-            .any(|p| p.downlink.probe.is_some());
-        Instant::now()
-            + if probing {
-                PROBE_TICK
-            } else {
-                Duration::from_secs(1)
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demand(key: u32, q: u64, visible: bool) -> VideoDemand<u32> {
+        VideoDemand {
+            key,
+            priority: Priority::OtherCamera,
+            bitrates: [Some(q), Some(400_000), Some(1_200_000)],
+            max_layer: visible.then_some(Layer::F),
+            current: Some(Layer::Q),
+        }
     }
 
-    /// Sends each probing receiver its share of probe packets since the last tick: copies of
-    /// the last packets of its video down-tracks, which its browser discards but its congestion
-    /// feedback counts, so that its estimate can climb past what its layers take.
-    pub(super) fn send_probes(&mut self, now: Instant) {
-        let probing: Vec<u64> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| p.downlink.probe.is_some() && p.subscriber.connected)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in probing {
-            let Some(p) = self.participants.get_mut(&key) else {
-                continue;
-            };
-            let Some((request, last)) = p.downlink.probe else {
-                continue;
-            };
-            if now >= request.until {
-                p.downlink.probe = None;
-                continue;
-            }
-            let elapsed = now.saturating_duration_since(last).min(PROBE_TICK * 5);
-            let mut budget = (request.bps as f64 * elapsed.as_secs_f64() / 8.0) as usize;
-            p.downlink.probe = Some((request, now));
-            let mut sent = 0;
-            'rounds: while budget > 0 && sent < MAX_PROBE_PACKETS {
-                let before = sent;
-                for publication in self.router.publications_mut() {
-                    if publication.kind != TrackKind::Video {
-                        continue;
-                    }
-                    for s in publication
-                        .subscriptions
-                        .iter_mut()
-                        .filter(|s| s.subscriber == key)
-                    {
-                        let size = s.probe(p.subscriber.pc(), now);
-                        if size > 0 {
-                            sent += 1;
-                            budget = budget.saturating_sub(size);
-                            if budget == 0 || sent >= MAX_PROBE_PACKETS {
-                                break 'rounds;
-                            }
-                        }
-                    }
-                }
-                if sent == before {
-                    break;
-                }
-            }
-            if sent > 0 {
-                p.subscriber.flush_and_reschedule(&mut self.outgoing);
-            }
-        }
+    #[test]
+    fn the_lowest_layers_lose_frames_only_when_they_do_not_fit() {
+        // Two cameras at 100 kbit/s and 100 kbit/s of audio.
+        let mut roomy = [demand(1, 100_000, true), demand(2, 100_000, true)];
+        assert_eq!(thin_out(&mut roomy, 1_000_000, 100_000), None);
+        assert_eq!(roomy[0].bitrates[0], Some(100_000));
+        // 250 kbit/s: 137 kbit/s left for video, 120 needed at 15 fps.
+        let mut thin = [demand(1, 100_000, true), demand(2, 100_000, true)];
+        assert_eq!(thin_out(&mut thin, 250_000, 100_000), Some(1));
+        assert_eq!(thin[0].bitrates[0], Some(60_000));
+        assert_eq!(
+            thin[1].bitrates[1],
+            Some(400_000),
+            "higher layers keep their rates"
+        );
+        // 180 kbit/s: only 7.5 fps fits.
+        let mut thinner = [demand(1, 100_000, true), demand(2, 100_000, true)];
+        assert_eq!(thin_out(&mut thinner, 180_000, 100_000), Some(0));
+        assert_eq!(thinner[0].bitrates[0], Some(35_000));
+        // A hidden tile costs nothing; an unmeasured layer counts with 150 kbit/s.
+        let mut hidden = [demand(1, 100_000, true), demand(2, 0, false)];
+        assert_eq!(thin_out(&mut hidden, 250_000, 100_000), None);
+        let mut fresh = [demand(1, 0, true)];
+        assert_eq!(thin_out(&mut fresh, 250_000, 100_000), Some(1));
+        assert_eq!(fresh[0].bitrates[0], Some(90_000));
     }
 }

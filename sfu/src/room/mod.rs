@@ -155,7 +155,6 @@ impl Room {
             self.next_allocation = now + ALLOCATION_INTERVAL;
             self.allocate_layers(now);
         }
-        self.send_probes(now);
     }
 
     /// When the room must next handle its timers.
@@ -180,10 +179,7 @@ impl Room {
             next = next.min(flush);
         }
         if !self.participants.is_empty() {
-            next = next
-                .min(self.next_allocation)
-                .min(self.next_speakers)
-                .min(self.next_probe());
+            next = next.min(self.next_allocation).min(self.next_speakers);
         }
         next
     }

@@ -1,8 +1,11 @@
-//! Thin links: three Chromium participants in a call; one participant's downlink is limited to
-//! 250 kbit/s for 30 s with an HTB class on loopback (matched by its page's own UDP ports). That
-//! participant keeps decoding both others on a lower layer, the other two do not notice, and
-//! when the limit is lifted it climbs back to the top layer. The run is written out as a CSV and
-//! an SVG plot (estimate and chosen layer over time) in the test output folder.
+//! Thin links, measured (a benchmark, not a test: `cargo run -p switchyard-tests --example
+//! thin_links`, as root): three Chromium participants in a call; one participant's downlink is
+//! limited to 250 kbit/s for 30 s with an HTB class on loopback (matched by its page's own UDP
+//! ports). It reports how that participant decodes the others (fps, freezes, layers), whether
+//! the other two notice (fps against their baseline, freezes, keyframe requests), and how long
+//! it takes to climb back once the limit is lifted, against issue 13's targets, and writes the
+//! run as a CSV and an SVG plot (estimate and received widths over time). Exits non-zero when a
+//! target is missed.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -22,8 +25,8 @@ const THIN_KBIT: u32 = 250;
 /// The thin link's queue, in packets (about 0.8 s at 250 kbit/s).
 const THIN_QUEUE: u32 = 20;
 const THIN_FOR: Duration = Duration::from_secs(30);
-/// A layer at least this wide is the top one (the fake camera is captured at 1280x720).
-const TOP_WIDTH: u64 = 1200;
+/// Time for the allocation to settle before the limit (the estimate climbs, layers switch).
+const SETTLE: Duration = Duration::from_secs(20);
 
 const PORTS: &str = r#"
 const c = window.switchyard.client; const ports = new Set();
@@ -34,15 +37,6 @@ for (const pc of [c.publisherPc, c.subscriberPc]) {
   });
 }
 return [...ports];
-"#;
-
-/// Asks for both remote cameras at 1280x720; the number of tracks, or null until both are known.
-const SHOW_FULL_SIZE: &str = r#"
-const ids = (await window.switchyard.stats())
-  .filter((s) => s.kind === 'video' && s.trackId && s.source !== 'screen').map((s) => s.trackId);
-if (ids.length < 2) return null;
-for (const id of ids) window.switchyard.client.setTrackSettings(id, { visible: true, width: 1280, height: 720 });
-return ids.length;
 "#;
 
 const KEYFRAME_REQUESTS: &str = r#"
@@ -112,52 +106,61 @@ async fn downlink(page: &Client) -> (u64, Vec<String>) {
     (estimate, layers)
 }
 
-/// Waits until `page` shows both others at the top layer; returns how long that took.
-async fn wait_for_top(page: &Client, me: &str, within: Duration) -> Result<Duration, String> {
-    let start = Instant::now();
-    loop {
-        let all = remotes(page).await;
-        let widths: Vec<u64> = NAMES
-            .iter()
-            .filter(|n| **n != me)
-            .map(|n| remote(&all, n).width)
-            .collect();
-        if widths.iter().all(|w| *w >= TOP_WIDTH) {
-            return Ok(start.elapsed());
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    let missed = run().await;
+    if missed.is_empty() {
+        println!("every target met");
+        std::process::ExitCode::SUCCESS
+    } else {
+        println!("targets missed:");
+        for m in &missed {
+            println!("  - {m}");
         }
-        if start.elapsed() > within {
-            return Err(format!(
-                "{me} still receives {widths:?} pixels wide after {within:?}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        std::process::ExitCode::FAILURE
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thin_downlink_gets_lower_layers_and_the_others_do_not_notice() {
+/// Runs the call; returns the targets missed.
+async fn run() -> Vec<String> {
+    let mut missed = Vec::new();
     let server = start_server(Some([127, 0, 0, 1].into()), |_| {}).await;
     let driver = Driver::start().await.expect("chromedriver");
-    let pages = driver
-        .call_pages(server.http_addr.port(), "thin-links", &NAMES, "")
+    // Cameras at 30 frames a second (Chromium's fake camera gives 20 by default), as real ones:
+    // a thin link then still carries 15 of them (temporal layers 0 and 1).
+    let mut pages = Vec::new();
+    for name in NAMES {
+        let page = driver
+            .browser_with(&["--use-fake-device-for-media-stream=fps=30"])
+            .await
+            .expect("chromium");
+        page.goto(&format!(
+            "http://127.0.0.1:{}/room/thin-links?name={name}",
+            server.http_addr.port()
+        ))
         .await
-        .expect("pages load");
+        .expect("call page loads");
+        pages.push(page);
+    }
     let [ann, ben, cat] = [&pages[0], &pages[1], &pages[2]];
 
-    // Ann shows both others at 1280x720 (as on a big screen), so the top layer is what her
-    // tiles need; Ben and Cat keep the sizes their pages report.
-    let shown = wait_for_script(
+    // The layers Ann's tiles need (her page reports their sizes): once both others decode,
+    // give the allocation 20 s to settle and note what she receives.
+    wait_for_script(
         ann,
-        "both remote cameras known on Ann's page",
+        "Ann decoding both others",
         Duration::from_secs(60),
-        SHOW_FULL_SIZE,
+        "return (await window.switchyard.stats()).filter((s) => s.kind === 'video' && s.framesDecoded > 30).length >= 2 || null",
     )
     .await;
-    println!("Ann shows {shown} at 1280x720");
-    let took = wait_for_top(ann, "Ann", Duration::from_secs(90))
-        .await
-        .unwrap_or_else(|e| panic!("before the thin link: {e}"));
-    println!("Ann receives both others at the top layer after {took:?}");
+    tokio::time::sleep(SETTLE).await;
+    let settled = remotes(ann).await;
+    let mut top: Vec<u64> = ["Ben", "Cat"]
+        .iter()
+        .map(|n| remote(&settled, n).width)
+        .collect();
+    top.sort_unstable();
+    println!("Ann's tiles get Ben and Cat {top:?} pixels wide before the limit");
 
     // Baseline of the two healthy receivers over 10 s.
     let window = Duration::from_secs(10);
@@ -176,8 +179,8 @@ async fn a_thin_downlink_gets_lower_layers_and_the_others_do_not_notice() {
     println!("baseline fps (Ben<-Cat, Ben<-Ann, Cat<-Ben, Cat<-Ann): {baseline:.1?}");
 
     // Ann's downlink goes thin.
-    let ports: Vec<u16> = serde_json::from_value(eval(ann, PORTS).await.expect("ports"))
-        .expect("a list of ports");
+    let ports: Vec<u16> =
+        serde_json::from_value(eval(ann, PORTS).await.expect("ports")).expect("a list of ports");
     let healthy_before = [remotes(ben).await, remotes(cat).await];
     let ann_before = remotes(ann).await;
     let requests_before = [keyframe_requests(ben).await, keyframe_requests(cat).await];
@@ -201,8 +204,18 @@ async fn a_thin_downlink_gets_lower_layers_and_the_others_do_not_notice() {
     while lifted.elapsed() < Duration::from_secs(20) {
         rows.push(sample(ann, started).await);
         let all = remotes(ann).await;
-        if recovered.is_none() && ["Ben", "Cat"].iter().all(|n| remote(&all, n).width >= TOP_WIDTH)
-        {
+        // The speaker gets the big tile, so who gets which layer moves with who speaks: compare
+        // the layers Ann gets, not who gets them.
+        let mut now_widths: Vec<u64> = ["Ben", "Cat"]
+            .iter()
+            .map(|n| remote(&all, n).width)
+            .collect();
+        now_widths.sort_unstable();
+        let back = now_widths
+            .iter()
+            .zip(&top)
+            .all(|(now, before)| now >= before);
+        if recovered.is_none() && back {
             recovered = Some(lifted.elapsed());
         }
         if recovered.is_some_and(|r| lifted.elapsed() > r + Duration::from_secs(2)) {
@@ -223,8 +236,14 @@ async fn a_thin_downlink_gets_lower_layers_and_the_others_do_not_notice() {
             a.freezes - b.freezes,
             a.width
         );
-        assert!(fps >= 12.0, "Ann decoded {who} at only {fps:.1} fps");
-        assert!(frozen < 2.0, "Ann saw {who} frozen for {frozen:.2} s");
+        if fps < 12.0 {
+            missed.push(format!("Ann decoded {who} at {fps:.1} fps (target >= 12)"));
+        }
+        if frozen >= 2.0 {
+            missed.push(format!(
+                "Ann saw {who} frozen for {frozen:.2} s (target < 2)"
+            ));
+        }
     }
     // Ben and Cat: untouched.
     let pairs = [(0, "Cat", 0), (0, "Ann", 1), (1, "Ben", 2), (1, "Ann", 3)];
@@ -240,24 +259,41 @@ async fn a_thin_downlink_gets_lower_layers_and_the_others_do_not_notice() {
             baseline[i],
             a.freezes - b.freezes
         );
-        assert!(
-            fps >= baseline[i] * 0.9,
-            "{me} received {who} at {fps:.1} fps, baseline {:.1}",
-            baseline[i]
-        );
-        assert_eq!(a.freezes, b.freezes, "{me} saw {who} freeze");
+        if fps < baseline[i] * 0.9 {
+            missed.push(format!(
+                "{me} received {who} at {fps:.1} fps, baseline {:.1} (target within 10 %)",
+                baseline[i]
+            ));
+        }
+        if a.freezes != b.freezes {
+            missed.push(format!(
+                "{me} saw {who} freeze {} times",
+                a.freezes - b.freezes
+            ));
+        }
     }
     for (i, who) in ["Ben", "Cat"].iter().enumerate() {
         let requests = requests_after[i] - requests_before[i];
         println!("{who} was asked for {requests} keyframes while Ann's link was thin");
-        assert!(requests <= 2, "{who} was asked for {requests} keyframes");
+        if requests > 2 {
+            missed.push(format!(
+                "{who} was asked for {requests} keyframes (target <= 2)"
+            ));
+        }
     }
-    let recovered = recovered.expect("Ann never got back to the top layer within 20 s");
-    println!("Ann back on the top layer {recovered:?} after the limit was lifted");
-    assert!(recovered <= Duration::from_secs(15));
+    match recovered {
+        Some(r) => {
+            println!("Ann back on her tiles' layers {r:?} after the limit was lifted");
+            if r > Duration::from_secs(15) {
+                missed.push(format!("recovery took {r:?} (target <= 15 s)"));
+            }
+        }
+        None => missed.push("Ann did not get back to her tiles' layers within 20 s".into()),
+    }
     for page in pages {
         let _ = page.close().await;
     }
+    missed
 }
 
 /// One row of the run: seconds since the limit, Ann's estimate (kbit/s), layers, fps sums.
