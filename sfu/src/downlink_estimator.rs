@@ -9,7 +9,8 @@
 //! `Gcc` grows its target by 8 % a second whatever is sent (so an idle receiver's estimate means
 //! nothing), and after its first back-off it only adds 12 kbit/s at a time (a receiver whose link
 //! recovered would take minutes to get full quality back). Here the estimate is bounded by what
-//! the receiver actually takes (twice its received rate plus 500 kbit/s), falls at once to 85 %
+//! the receiver actually takes (three times its received rate plus 1 Mbit/s: room for the next
+//! layer up, not for an imagined gigabit), falls at once to 85 %
 //! of the received rate on overuse (a growing queueing delay) or to 90 % of it on heavy loss,
 //! and climbs: by 10 kbit/s a second while within 25 % of where it last backed off (an
 //! overshoot there is a burst of loss for the receiver), else 8 % a second right after a
@@ -225,7 +226,7 @@ impl DownlinkEstimator {
             self.estimate * growth.powf(seconds)
         };
         // What the receiver takes bounds what we may believe about its link.
-        let ceiling = received.map_or(MAX_BPS, |r| 2.0 * r + 500_000.0);
+        let ceiling = received.map_or(MAX_BPS, |r| 3.0 * r + 1_000_000.0);
         if grown > self.estimate {
             self.estimate = grown
                 .min(ceiling.max(self.estimate))
@@ -369,8 +370,8 @@ mod tests {
             Some(Duration::from_millis(20))
         });
         assert!(after > 1_500_000, "estimate stayed at {after}");
-        // Twice what is taken plus 500 kbit/s, with the rate window's slack.
-        assert!(after <= 3_200_000, "estimate ran away to {after}");
+        // Three times what is taken plus 1 Mbit/s, with the rate window's slack.
+        assert!(after <= 4_200_000, "estimate ran away to {after}");
         assert_eq!(shared.get(), after);
     }
 

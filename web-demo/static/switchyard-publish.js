@@ -14,7 +14,7 @@ import { mediaSections, preferCodec } from './switchyard-media.js';
 
 /** The camera's simulcast layers (rids as in protocol `Layer`), lowest first. */
 export const SIMULCAST_ENCODINGS = [
-  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 80000 },
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 120000 },
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
   { rid: 'f', maxBitrate: 1500000 },
 ];

@@ -477,7 +477,7 @@ fn absurd_inputs_neither_panic_nor_exceed_caps() {
 
 /// A downlink for the simulations, as `downlink_estimator.rs` behaves: sending more than the
 /// capacity brings the estimate down to 90 % of the capacity; otherwise it climbs 5 % a step
-/// (about 50 % a second), up to twice what is sent plus 500 kbit/s.
+/// (about 50 % a second), up to three times what is sent plus 1 Mbit/s.
 struct Link {
     capacity: u64,
     estimate: u64,
@@ -488,7 +488,7 @@ impl Link {
         self.estimate = if sent > self.capacity {
             self.estimate.min(self.capacity / 10 * 9)
         } else {
-            let ceiling = sent.saturating_mul(2).saturating_add(500_000);
+            let ceiling = sent.saturating_mul(3).saturating_add(1_000_000);
             (self.estimate / 20 * 21).min(ceiling.max(self.estimate))
         };
     }
