@@ -11,6 +11,7 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tracing::{debug, warn};
 
 use super::Room;
+use crate::ids::TrackId;
 use crate::io::{PcKey, RoomInput, Route};
 use crate::negotiator::{AnswerError, answer_publisher_offer, offers_to_send_media};
 use crate::participant::kind_index;
@@ -63,6 +64,7 @@ impl Room {
             });
             return;
         }
+        let sending = sending_tracks(&sdp);
         match answer_publisher_offer(p.publisher.pc(), sdp, now) {
             Ok(answer) => {
                 // A first answer, or one to an ICE restart, brings a new ufrag to route by.
@@ -76,6 +78,17 @@ impl Room {
                 });
                 p.trickle_candidates(Target::Publisher);
                 p.publisher.add_held_candidates();
+                // A track the client stopped sending (its m-line now inactive or rejected, as
+                // after a screen share ends) is unpublished: the engine does not close it.
+                let stopped: Vec<TrackId> = p
+                    .published
+                    .iter()
+                    .filter(|(rtc_id, _)| stopped_in(&sending, rtc_id))
+                    .map(|(_, t)| t.clone())
+                    .collect();
+                for track in stopped {
+                    self.unpublish(&track);
+                }
             }
             Err(e) => p.send(ServerMessage::Error {
                 code: ErrorCode::InvalidSdp,
@@ -298,5 +311,81 @@ fn route(room: &tokio::sync::mpsc::Sender<RoomInput>, participant: u64, subscrib
             participant,
             subscriber,
         },
+    }
+}
+
+/// Which of the client's tracks (`a=msid` track ids) an offer still sends: `(sending, named)`,
+/// the ids of sections that send (not rejected with port 0, and `sendrecv` or `sendonly`, the
+/// default) and of every section that names one.
+fn sending_tracks(
+    sdp: &str,
+) -> (
+    std::collections::HashSet<String>,
+    std::collections::HashSet<String>,
+) {
+    let mut sending = std::collections::HashSet::new();
+    let mut named = std::collections::HashSet::new();
+    let mut close = |section: Option<(bool, Option<&str>)>| {
+        if let Some((send, Some(track))) = section {
+            named.insert(track.to_owned());
+            if send {
+                sending.insert(track.to_owned());
+            }
+        }
+    };
+    let mut section: Option<(bool, Option<&str>)> = None;
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(m) = line.strip_prefix("m=") {
+            close(section.take());
+            let rejected = m.split_whitespace().nth(1) == Some("0");
+            section = Some((!rejected, None));
+        } else if let Some((send, track)) = section.as_mut() {
+            match line {
+                "a=inactive" | "a=recvonly" => *send = false,
+                _ => {
+                    if let Some(msid) = line.strip_prefix("a=msid:") {
+                        *track = msid.split_whitespace().nth(1);
+                    }
+                }
+            }
+        }
+    }
+    close(section);
+    (sending, named)
+}
+
+/// Whether a published track (by the client's id) stopped being sent in an offer: its section
+/// turned inactive or was rejected, or it is gone from an offer that names its tracks.
+fn stopped_in(
+    offer: &(
+        std::collections::HashSet<String>,
+        std::collections::HashSet<String>,
+    ),
+    track: &str,
+) -> bool {
+    let (sending, named) = offer;
+    !sending.contains(track) && (named.contains(track) || !sending.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sending_tracks, stopped_in};
+
+    #[test]
+    fn only_sending_sections_count() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\na=msid:s mic\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=msid:s cam\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=inactive\r\na=msid:s screen\r\n\
+                   m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\na=msid:s old\r\n\
+                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        let offer = sending_tracks(sdp);
+        let mut tracks: Vec<&String> = offer.0.iter().collect();
+        tracks.sort_unstable();
+        assert_eq!(tracks, ["cam", "mic"]);
+        assert!(stopped_in(&offer, "screen") && stopped_in(&offer, "old"));
+        assert!(stopped_in(&offer, "vanished") && !stopped_in(&offer, "cam"));
+        // An offer that names no tracks stops none.
+        let bare = sending_tracks("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n");
+        assert!(!stopped_in(&bare, "cam"));
     }
 }
