@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use protocol::{ClientMessage, ServerMessage};
+use protocol::{ClientMessage, Layer, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -49,7 +49,7 @@ impl Client {
                 publisher,
                 subscriber,
                 events: event_tx,
-                media: None,
+                media: Default::default(),
                 reliable: None,
                 lossy: None,
                 data_paused: false,
@@ -103,7 +103,36 @@ impl Client {
         audio: Option<Box<dyn MediaSource>>,
         video: Option<Box<dyn MediaSource>>,
     ) {
+        let video = video.map(|v| vec![(None, v)]).unwrap_or_default();
         let _ = self.commands.send(Command::Publish { audio, video });
+    }
+
+    /// Publishes an Opus track fed by `audio` (if any) and one VP8 track sent as simulcast: one
+    /// RTP stream per layer, each with its own SSRC, its rid (`q`, `h`, `f`) and its own
+    /// source (which should start with a keyframe and make one when asked), and renegotiates.
+    /// The SFU's keyframe requests reach the layer they name; the layers it says nobody
+    /// receives (`subscribedLayers`) pause until needed again.
+    pub fn publish_simulcast(
+        &self,
+        audio: Option<Box<dyn MediaSource>>,
+        layers: Vec<(Layer, Box<dyn MediaSource>)>,
+    ) -> Result<(), ClientError> {
+        if layers.len() < 2 {
+            return Err(ClientError::Simulcast(
+                "simulcast needs at least two layers",
+            ));
+        }
+        let mut seen = Vec::with_capacity(layers.len());
+        for (layer, _) in &layers {
+            if seen.contains(layer) {
+                return Err(ClientError::Simulcast("a simulcast layer appears twice"));
+            }
+            seen.push(*layer);
+        }
+        let video = layers.into_iter().map(|(l, s)| (Some(l), s)).collect();
+        self.commands
+            .send(Command::Publish { audio, video })
+            .map_err(|_| ClientError::Stopped)
     }
 
     /// Opens the `reliable` and `lossy` data channels on the publisher connection (and

@@ -11,7 +11,7 @@ pub(crate) fn client_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
         (
             RTCRtpCodecParameters {
                 rtp_codec: opus(),
-                payload_type: 111,
+                payload_type: PAYLOAD_TYPE_OPUS,
             },
             RtpCodecKind::Audio,
         ),
@@ -51,6 +51,7 @@ pub(crate) fn client_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     codecs
 }
 
+pub(crate) const PAYLOAD_TYPE_OPUS: u8 = 111;
 pub(crate) const PAYLOAD_TYPE_VP8: u8 = 96;
 pub(crate) const PAYLOAD_TYPE_VP9: u8 = 98;
 /// The first of the H.264 payload types (one per profile and packetization mode).

@@ -4,6 +4,7 @@
 use protocol::ClientMessage;
 
 use crate::media::MediaSource;
+use crate::outgoing::VideoEncodings;
 
 /// One request from the client handle to its engine task.
 pub(crate) enum Command {
@@ -12,7 +13,8 @@ pub(crate) enum Command {
     SendBinary(Vec<u8>),
     Publish {
         audio: Option<Box<dyn MediaSource>>,
-        video: Option<Box<dyn MediaSource>>,
+        /// One source, or one per simulcast layer; empty for no video.
+        video: VideoEncodings,
     },
     OpenData,
     SendData {

@@ -1,57 +1,33 @@
 //! The client's background task ([`Engine`]): one loop over the WebSocket, the handle's
 //! commands, both peer connections' sockets and timers, the keepalive and the published
-//! media. It never hands anything back but [`ClientEvent`]s.
+//! media (with the SFU's keyframe requests and `subscribedLayers` passed to it). It never
+//! hands anything back but [`ClientEvent`]s.
 
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use protocol::{ClientMessage, IceCandidate, ServerMessage, Target, TrackKind};
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
-use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::codecs::{PAYLOAD_TYPE_VP8, opus, vp8};
 use crate::command::Command;
 use crate::error::ClientError;
 use crate::event::ClientEvent;
-use crate::media::{MediaPacket, MediaSource};
+use crate::keyframe_requests::keyframe_requests;
+use crate::media::MediaSource;
+use crate::outgoing::{Outgoing, VideoEncodings};
 use crate::peer::{Peer, read};
 
 /// How often the client proves it is alive (the server drops a client silent for 15 s).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-
-/// One published track: its sender, SSRC, next sequence number and what feeds it.
-struct OutgoingTrack {
-    sender: RTCRtpSenderId,
-    ssrc: u32,
-    payload_type: u8,
-    sequence: u16,
-    source: Box<dyn MediaSource>,
-}
-
-/// What the client publishes: its tracks, and a buffer for the packets due.
-pub(crate) struct Media {
-    tracks: Vec<OutgoingTrack>,
-    /// Reused for each poll of a source.
-    due: Vec<MediaPacket>,
-}
-
-impl Media {
-    fn next_due(&self) -> Option<Instant> {
-        self.tracks.iter().map(|t| t.source.next_due()).min()
-    }
-}
 
 pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -62,7 +38,7 @@ pub(crate) struct Engine {
     pub(crate) publisher: Peer,
     pub(crate) subscriber: Peer,
     pub(crate) events: mpsc::UnboundedSender<ClientEvent>,
-    pub(crate) media: Option<Media>,
+    pub(crate) media: Outgoing,
     pub(crate) reliable: Option<rtc::data_channel::RTCDataChannelId>,
     pub(crate) lossy: Option<rtc::data_channel::RTCDataChannelId>,
     pub(crate) data_paused: bool,
@@ -81,7 +57,7 @@ impl Engine {
                     deadline = deadline.min(t);
                 }
             }
-            if let Some(due) = self.media.as_ref().and_then(Media::next_due)
+            if let Some(due) = self.media.next_due()
                 && self.publisher.connected
             {
                 deadline = deadline.min(due);
@@ -234,49 +210,13 @@ impl Engine {
     async fn start_publishing(
         &mut self,
         audio: Option<Box<dyn MediaSource>>,
-        video: Option<Box<dyn MediaSource>>,
+        video: VideoEncodings,
     ) -> Result<(), ClientError> {
-        let stream = format!("stream-{}", rand::random::<u32>());
-        let mut tracks = Vec::new();
-        let sources = [
-            (RtpCodecKind::Audio, opus(), 111, audio),
-            (RtpCodecKind::Video, vp8(), PAYLOAD_TYPE_VP8, video),
-        ];
-        for (kind, codec, payload_type, source) in sources {
-            let Some(source) = source else {
-                continue;
-            };
-            let ssrc = rand::random::<u32>();
-            let track = MediaStreamTrack::new(
-                stream.clone(),
-                format!("{kind}-{ssrc}"),
-                format!("{kind}"),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            );
-            tracks.push(OutgoingTrack {
-                sender: self.publisher.pc.add_track(track)?,
-                ssrc,
-                payload_type,
-                sequence: rand::random(),
-                source,
-            });
-        }
+        self.media.add(&mut self.publisher.pc, audio, video)?;
         let offer = self.publisher.pc.create_offer(None)?;
         self.publisher
             .pc
             .set_local_description(Instant::now(), offer.clone())?;
-        self.media = Some(Media {
-            tracks,
-            due: Vec::new(),
-        });
         self.send_ws(&ClientMessage::Offer {
             target: Target::Publisher,
             sdp: offer.sdp,
@@ -286,35 +226,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the media that is due on every published track.
+    /// Writes the media that is due on every published stream.
     fn send_media(&mut self, now: Instant) {
-        if !self.publisher.connected {
-            return;
-        }
-        let Some(media) = self.media.as_mut() else {
-            return;
-        };
-        for track in &mut media.tracks {
-            media.due.clear();
-            track.source.poll(now, &mut media.due);
-            for packet in media.due.drain(..) {
-                track.sequence = track.sequence.wrapping_add(1);
-                let rtp = rtc::rtp::Packet {
-                    header: rtc::rtp::header::Header {
-                        version: 2,
-                        marker: packet.marker,
-                        payload_type: track.payload_type,
-                        sequence_number: track.sequence,
-                        timestamp: packet.timestamp,
-                        ssrc: track.ssrc,
-                        ..Default::default()
-                    },
-                    payload: packet.payload,
-                };
-                if let Some(mut sender) = self.publisher.pc.rtp_sender(track.sender) {
-                    let _ = sender.write_rtp(now, rtp);
-                }
-            }
+        if self.publisher.connected {
+            self.media.send_due(&mut self.publisher.pc, now);
         }
     }
 
@@ -402,6 +317,11 @@ impl Engine {
                     ..Default::default()
                 });
             }
+            ServerMessage::SubscribedLayers {
+                client_track_id,
+                layers,
+                ..
+            } => self.media.set_active_layers(client_track_id, layers),
             _ => {}
         }
         self.emit(ClientEvent::Message(message));
@@ -412,6 +332,7 @@ impl Engine {
         let events = self.events.clone();
         let data_paused = self.data_paused;
         let reliable_id = self.reliable;
+        let media = &mut self.media;
         let peer = match target {
             Target::Publisher => &mut self.publisher,
             Target::Subscriber => &mut self.subscriber,
@@ -488,6 +409,14 @@ impl Engine {
                             header: serde_json::from_slice(header).unwrap_or_default(),
                             payload: payload.to_vec(),
                         });
+                    }
+                    continue;
+                }
+                if let RTCMessage::RtcpPacket(_, packets) = &message {
+                    for ssrc in keyframe_requests(packets) {
+                        if let Some(layer) = media.keyframe_requested(ssrc) {
+                            let _ = events.send(ClientEvent::KeyframeRequested { ssrc, layer });
+                        }
                     }
                     continue;
                 }

@@ -12,6 +12,8 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("WebRTC engine: {0}")]
     Engine(#[from] rtc::shared::error::Error),
+    #[error("bad simulcast publication: {0}")]
+    Simulcast(&'static str),
     #[error("the client task has stopped")]
     Stopped,
 }

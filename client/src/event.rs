@@ -42,6 +42,12 @@ pub enum ClientEvent {
         header: serde_json::Value,
         payload: Vec<u8>,
     },
+    /// The SFU asked for a keyframe on one of our published streams (a PLI or FIR for `ssrc`);
+    /// its source was told. `layer` is the simulcast layer, `None` for a single-layer track.
+    KeyframeRequested {
+        ssrc: u32,
+        layer: Option<protocol::Layer>,
+    },
     /// Raw datagrams were put on the wire (see `Client::send_raw_datagrams`).
     RawDatagramsSent { count: usize },
     /// The WebSocket closed (close code if the server sent one).

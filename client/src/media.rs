@@ -1,5 +1,6 @@
 //! What a publishing client sends: a [`MediaSource`] yields RTP payloads when they are due; the
-//! client adds sequence numbers and the SSRC. [`SyntheticAudio`] and [`SyntheticVideo`] are the
+//! client adds sequence numbers and the SSRC (one per stream; a simulcast track has one stream
+//! per layer, each fed by its own source). [`SyntheticAudio`] and [`SyntheticVideo`] are the
 //! cheap defaults the tests use (Opus-sized silence, one-packet VP8 keyframes); the load
 //! tester brings real encoded media. Sources never do I/O or sleep: they only say when the next
 //! packet is due and hand it over.
@@ -24,6 +25,9 @@ pub trait MediaSource: Send {
     fn next_due(&self) -> Instant;
     /// Appends every packet due at `now` to `out`.
     fn poll(&mut self, now: Instant, out: &mut Vec<MediaPacket>);
+    /// A receiver lost the picture (the SFU sent a PLI or FIR for this stream's SSRC): the next
+    /// frame should be a keyframe. Audio, and video made only of keyframes, ignore it.
+    fn request_keyframe(&mut self) {}
 }
 
 /// 20 ms Opus-sized packets of filler.

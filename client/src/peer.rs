@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use protocol::TrackKind;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -24,6 +24,7 @@ use tokio::net::UdpSocket;
 
 use crate::codecs::client_codecs;
 use crate::error::ClientError;
+use crate::keyframe_requests::{KEYFRAME_REQUEST_SLOT, KeyframeRequestsToApplication};
 
 /// The address of this host that packets to the signaling server leave from: 127.0.0.1 for a
 /// local server, the outgoing interface's address for a remote one. Media goes the same way.
@@ -73,7 +74,10 @@ impl Peer {
         for (codec, kind) in client_codecs() {
             media_engine.register_codec(codec, kind)?;
         }
-        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+        let registry = register_default_interceptors(Registry::new(), &mut media_engine)?.with(
+            Slot::Custom(KEYFRAME_REQUEST_SLOT),
+            KeyframeRequestsToApplication::default(),
+        );
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(

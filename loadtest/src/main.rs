@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use loadtest::run::run;
 use loadtest::scenario::{Credentials, Scenario, Target};
+use loadtest::tiles::parse_tiles;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Server {
@@ -52,9 +53,18 @@ struct Args {
     /// Publish audio only.
     #[arg(long)]
     audio_only: bool,
-    /// Video bitrate, kbit/s (the clip is encoded at this rate).
-    #[arg(long, default_value_t = 500)]
-    video_kbps: u32,
+    /// Video bitrate, kbit/s (a 640x360 clip is encoded at this rate) [default: 500].
+    #[arg(long)]
+    video_kbps: Option<u32>,
+    /// Publish video as three simulcast layers, rids q, h, f: 320x180 at 150, 640x360 at 500
+    /// and 1280x720 at 1500 kbit/s (what the web demo asks of Chromium), instead of one stream.
+    #[arg(long)]
+    simulcast: bool,
+    /// Receivers' video tile sizes, WIDTHxHEIGHT, comma-separated (like
+    /// 320x180,640x360,1280x720): receivers take them in turn and send them as `trackSettings`
+    /// for every video track they get. Without it they send none.
+    #[arg(long)]
+    tiles: Option<String>,
     /// Measured seconds, after everyone has joined.
     #[arg(long, default_value_t = 30)]
     duration: u64,
@@ -85,6 +95,17 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if args.simulcast && args.video_kbps.is_some() {
+        eprintln!("loadtest: --simulcast sends its own layer bitrates: drop --video-kbps");
+        return ExitCode::FAILURE;
+    }
+    let tiles = match args.tiles.as_deref().map(parse_tiles).transpose() {
+        Ok(tiles) => tiles.unwrap_or_default(),
+        Err(error) => {
+            eprintln!("loadtest: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let target = match args.server {
         Server::Switchyard => Target::Switchyard {
             url: args.url.clone(),
@@ -107,7 +128,9 @@ async fn main() -> ExitCode {
         publishers: args.publishers,
         subscribers: args.subscribers,
         video: !args.audio_only,
-        video_kbps: args.video_kbps,
+        video_kbps: args.video_kbps.unwrap_or(500),
+        simulcast: args.simulcast,
+        tiles,
         duration: Duration::from_secs(args.duration),
         ramp_per_second: args.ramp,
         server_pid: args.server_pid,

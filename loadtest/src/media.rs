@@ -1,6 +1,6 @@
-//! The load tester's media. Video is a VP8 clip encoded once by ffmpeg at the target bitrate
-//! (with a keyframe every 2 s), looped with continuous RTP timestamps and split into RTP
-//! payloads as a browser would. Audio is a tone encoded by libopus (the `opus` crate) in 20 ms
+//! The load tester's media. Video is a VP8 clip encoded once by ffmpeg at the target size and
+//! bitrate (with a keyframe every 2 s, and another whenever the SFU asks), looped with
+//! continuous RTP timestamps and split into RTP payloads as a browser would. Audio is a tone encoded by libopus (the `opus` crate) in 20 ms
 //! packets. Every payload ends with a [stamp] carrying its send time, so a subscriber
 //! in the same process measures forwarding latency on the same clock. Sources never encode while
 //! sending: the clip and the tone are encoded up front and only replayed.
@@ -59,25 +59,42 @@ pub fn stamp_age(payload: &[u8], now: Instant) -> Option<Duration> {
     Some(now.saturating_duration_since(sent))
 }
 
-/// A VP8 clip: its frames in decoding order.
+/// What a clip is encoded as: picture size and bitrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClipSpec {
+    pub width: u32,
+    pub height: u32,
+    pub kbps: u32,
+}
+
+/// A VP8 clip: its frames in decoding order, and which of them are keyframes.
 pub struct Clip {
     frames: Vec<Bytes>,
+    /// Indices of the keyframes, ascending; the first frame is one.
+    keyframes: Vec<usize>,
 }
 
 impl Clip {
-    /// Encodes (once; cached in `cache`) a clip at `bitrate_kbps` and loads it.
-    pub fn prepare(bitrate_kbps: u32, cache: &Path) -> Result<Clip, MediaError> {
-        let path = cache.join(format!("clip-vp8-{bitrate_kbps}k.ivf"));
+    /// Encodes (once; cached in `cache`) a clip as `spec` says and loads it.
+    pub fn prepare(spec: ClipSpec, cache: &Path) -> Result<Clip, MediaError> {
+        let ClipSpec {
+            width,
+            height,
+            kbps,
+        } = spec;
+        let path = cache.join(format!("clip-vp8-{width}x{height}-{kbps}k.ivf"));
         if !path.is_file() {
             std::fs::create_dir_all(cache).map_err(|e| MediaError::Clip {
                 path: cache.to_owned(),
                 reason: e.to_string(),
             })?;
             let partial = path.with_extension("partial.ivf");
-            let bitrate = format!("{bitrate_kbps}k");
+            let bitrate = format!("{kbps}k");
             let output = Command::new("ffmpeg")
                 .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-                .arg(format!("testsrc2=size=640x360:rate={FPS},format=yuv420p"))
+                .arg(format!(
+                    "testsrc2=size={width}x{height}:rate={FPS},format=yuv420p"
+                ))
                 .args(["-t", &CLIP_SECONDS.to_string()])
                 .args(["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"])
                 .args(["-b:v", &bitrate, "-minrate", &bitrate, "-maxrate", &bitrate])
@@ -105,17 +122,34 @@ impl Clip {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let frames = parse_ivf(&bytes).map_err(|reason| MediaError::Clip {
-            path: path.clone(),
-            reason,
-        })?;
-        Ok(Clip { frames })
+        let clip = parse_ivf(&bytes).and_then(Clip::from_frames);
+        clip.map_err(|reason| MediaError::Clip { path, reason })
+    }
+
+    /// A clip of these VP8 frames; the first must be a keyframe (the loop starts there).
+    fn from_frames(frames: Vec<Bytes>) -> Result<Clip, String> {
+        let keyframes: Vec<usize> = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| crate::vp8::is_keyframe(f))
+            .map(|(i, _)| i)
+            .collect();
+        if keyframes.first() != Some(&0) {
+            return Err("the clip does not start with a keyframe".into());
+        }
+        Ok(Clip { frames, keyframes })
     }
 
     /// Average payload bitrate of the clip, in kbit/s.
     pub fn bitrate_kbps(&self) -> f64 {
         let bytes: usize = self.frames.iter().map(Bytes::len).sum();
         bytes as f64 * 8.0 / (self.frames.len() as f64 / f64::from(FPS)) / 1000.0
+    }
+
+    /// The last keyframe at or before frame `index`.
+    fn keyframe_at_or_before(&self, index: usize) -> usize {
+        let after = self.keyframes.partition_point(|&k| k <= index);
+        self.keyframes[after.saturating_sub(1)]
     }
 }
 
@@ -142,11 +176,17 @@ fn parse_ivf(bytes: &[u8]) -> Result<Vec<Bytes>, String> {
     Ok(frames)
 }
 
-/// Plays a [`Clip`] in a loop as VP8 RTP payloads.
+/// Plays a [`Clip`] in a loop as VP8 RTP payloads, from its first keyframe. A keyframe request
+/// makes the next frame a keyframe: playback jumps back to the clip's last keyframe (RTP
+/// timestamps and picture ids run on).
 pub struct ClipSource {
     clip: Arc<Clip>,
-    frame: u64,
+    /// Index of the next frame in the clip.
+    position: usize,
+    /// Frames sent so far (the RTP timestamp counts these).
+    sent: u64,
     picture_id: u16,
+    keyframe_wanted: bool,
     next: Instant,
 }
 
@@ -154,8 +194,10 @@ impl ClipSource {
     pub fn new(clip: Arc<Clip>, now: Instant) -> ClipSource {
         ClipSource {
             clip,
-            frame: 0,
+            position: 0,
+            sent: 0,
             picture_id: rand::random::<u16>() & 0x7fff,
+            keyframe_wanted: false,
             next: now,
         }
     }
@@ -166,11 +208,18 @@ impl MediaSource for ClipSource {
         self.next
     }
 
+    fn request_keyframe(&mut self) {
+        self.keyframe_wanted = true;
+    }
+
     fn poll(&mut self, now: Instant, out: &mut Vec<MediaPacket>) {
         let interval = Duration::from_secs(1) / FPS;
         while self.next <= now {
-            let frame = &self.clip.frames[(self.frame % self.clip.frames.len() as u64) as usize];
-            let timestamp = (self.frame * u64::from(90_000 / FPS)) as u32;
+            if std::mem::take(&mut self.keyframe_wanted) {
+                self.position = self.clip.keyframe_at_or_before(self.position);
+            }
+            let frame = &self.clip.frames[self.position];
+            let timestamp = (self.sent * u64::from(90_000 / FPS)) as u32;
             let chunks = frame.len().div_ceil(MAX_VIDEO_PAYLOAD).max(1);
             for (i, chunk) in frame.chunks(MAX_VIDEO_PAYLOAD).enumerate() {
                 let mut payload = BytesMut::with_capacity(4 + chunk.len() + STAMP_LEN);
@@ -186,7 +235,8 @@ impl MediaSource for ClipSource {
                     marker: i + 1 == chunks,
                 });
             }
-            self.frame += 1;
+            self.position = (self.position + 1) % self.clip.frames.len();
+            self.sent += 1;
             self.picture_id = (self.picture_id + 1) & 0x7fff;
             self.next += interval;
         }
@@ -276,6 +326,40 @@ mod tests {
         source.poll(source.next_due() + Duration::from_millis(50), &mut out);
         assert_eq!(out.len(), 3);
         assert_eq!(out[1].timestamp, 960);
+    }
+
+    /// A clip of `n` one-byte frames with keyframes (frame tag bit 0 clear) at `keys`.
+    fn clip(n: usize, keys: &[usize]) -> Result<Clip, String> {
+        let frames = (0..n)
+            .map(|i| Bytes::from(vec![if keys.contains(&i) { 0x00 } else { 0x01 }]))
+            .collect();
+        Clip::from_frames(frames)
+    }
+
+    #[test]
+    fn a_keyframe_request_replays_from_the_last_keyframe() {
+        let clip = Arc::new(clip(6, &[0, 3]).unwrap());
+        let start = Instant::now();
+        let mut source = ClipSource::new(Arc::clone(&clip), start);
+        let frame = Duration::from_secs(1) / FPS;
+        let mut out = Vec::new();
+        // Frames 0..=4 go out; the next would be frame 5, a delta frame.
+        source.poll(start + frame * 4, &mut out);
+        assert_eq!(out.len(), 5);
+        source.request_keyframe();
+        out.clear();
+        source.poll(start + frame * 5, &mut out);
+        // The descriptor is 4 bytes; the frame's tag follows.
+        assert_eq!(out[0].payload[4], 0x00, "a keyframe (frame 3) goes out");
+        assert_eq!(out[0].timestamp, 5 * 90_000 / FPS, "time runs on");
+        out.clear();
+        source.poll(start + frame * 6, &mut out);
+        assert_eq!(out[0].payload[4], 0x01, "then frame 4");
+        assert!(clip_refused_without_leading_keyframe());
+    }
+
+    fn clip_refused_without_leading_keyframe() -> bool {
+        clip(3, &[1]).is_err()
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! The run's results: built from every participant's observations and the server's CPU time,
-//! printed as a table, written as JSON (`--json`) and drawn as an SVG (`--plot`). It never writes
-//! or prints anything itself: it returns strings, and `main` writes them.
+//! The run's results: built from every participant's observations (with the layer each
+//! receiver got) and the server's CPU time, printed as a table, written as JSON (`--json`) and
+//! drawn as an SVG (`--plot`). It never writes or prints anything itself: it returns strings,
+//! and `main` writes them.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::downlink::{ReceiverReport, summary};
+use crate::participant::PublishVideo;
 use crate::scenario::{Scenario, Target};
+use crate::simulcast::LayerReport;
 use crate::stats::{ParticipantStats, Second, percentile};
 use crate::usage::Usage;
 
@@ -19,9 +23,18 @@ pub struct Report {
     pub publishers_per_room: u32,
     pub subscribers_per_room: u32,
     pub media: String,
+    /// Single-layer video bitrate asked for (`None` with simulcast or without video).
     pub video_kbps: Option<u32>,
-    /// The clip's real average payload bitrate.
+    /// The clip's real average payload bitrate (single-layer video).
     pub clip_kbps: Option<f64>,
+    /// Video published as simulcast layers.
+    pub simulcast: bool,
+    /// The simulcast layers (empty without simulcast).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerReport>,
+    /// Every receiver's video, track by track: tile, chosen layer, picture size, bitrate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<ReceiverReport>,
     pub ramp_seconds: f64,
     pub window_seconds: f64,
     pub participants: u32,
@@ -83,7 +96,7 @@ impl Report {
         ramp: Duration,
         window: Duration,
         usage: Option<(Usage, Usage)>,
-        clip_kbps: Option<f64>,
+        video: &PublishVideo,
     ) -> Report {
         let mut join_ms = Vec::new();
         let mut latencies = Vec::new();
@@ -94,7 +107,9 @@ impl Report {
         let mut errors: Vec<ErrorCount> = Vec::new();
         let mut timeline: Vec<Second> = Vec::new();
         let mut joined = 0;
+        let mut receivers = Vec::new();
         for p in participants {
+            receivers.extend(p.downlink.rows(&p.identity, window));
             if let Some(error) = p.error {
                 match errors.iter_mut().find(|e| e.error == error) {
                     Some(e) => e.count += 1,
@@ -125,11 +140,20 @@ impl Report {
         }
         let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
         let cpu = usage.map(|(before, after)| after.cpu.saturating_sub(before.cpu).as_secs_f64());
-        let (server, video_kbps) = match &scenario.target {
-            Target::Switchyard { .. } => {
-                ("switchyard", scenario.video.then_some(scenario.video_kbps))
+        let server = match &scenario.target {
+            Target::Switchyard { .. } => "switchyard",
+            Target::Janus { .. } => "janus",
+        };
+        let (video_kbps, clip_kbps, layers) = match video {
+            PublishVideo::None => (None, None, Vec::new()),
+            PublishVideo::Single(clip) => (
+                Some(scenario.video_kbps),
+                Some(clip.bitrate_kbps()),
+                Vec::new(),
+            ),
+            PublishVideo::Simulcast(layers) => {
+                (None, None, layers.iter().map(|l| l.report()).collect())
             }
-            Target::Janus { .. } => ("janus", scenario.video.then_some(scenario.video_kbps)),
         };
         Report {
             server: server.into(),
@@ -144,6 +168,9 @@ impl Report {
             .into(),
             video_kbps,
             clip_kbps,
+            simulcast: !layers.is_empty(),
+            layers,
+            receivers,
             ramp_seconds: ramp.as_secs_f64(),
             window_seconds: window.as_secs_f64(),
             participants: scenario.participants(),
@@ -183,14 +210,33 @@ impl Report {
             (
                 "scenario",
                 format!(
-                    "{} room(s) × {} publishers + {} subscribers, {}{}",
+                    "{} room(s) × {} publishers + {} subscribers, {}{}{}",
                     self.rooms,
                     self.publishers_per_room,
                     self.subscribers_per_room,
                     self.media,
                     self.video_kbps
                         .map(|k| format!(" at {k} kbit/s"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if self.simulcast {
+                        let layers: Vec<String> = self
+                            .layers
+                            .iter()
+                            .map(|l| {
+                                format!(
+                                    "{} {}x{} at {} kbit/s (clip {:.0})",
+                                    l.layer.rid(),
+                                    l.width,
+                                    l.height,
+                                    l.target_kbps,
+                                    l.clip_kbps
+                                )
+                            })
+                            .collect();
+                        format!(", simulcast: {}", layers.join(", "))
+                    } else {
+                        String::new()
+                    }
                 ),
             ),
             (
@@ -243,6 +289,8 @@ impl Report {
                 ),
             ),
         ];
+        let tiles = summary(&self.receivers);
+        rows.extend(tiles.iter().map(|(k, v)| (k.as_str(), v.clone())));
         if let Some(cpu) = self.server_cpu_seconds {
             rows.push(("server CPU time (s)", format!("{cpu:.2}")));
         }

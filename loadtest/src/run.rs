@@ -8,20 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use client::{Client, ClientEvent};
-use protocol::{ServerMessage, TrackKind};
 use tokio::sync::watch;
 
-use crate::media::{Clip, ClipSource, OpusSource};
+use crate::media::{Clip, ClipSpec};
+use crate::participant::{ParticipantSpec, PublishVideo, participant};
 use crate::report::Report;
 use crate::scenario::{Credentials, Scenario, Target};
-use crate::stats::{Live, ParticipantStats};
+use crate::stats::Live;
+use crate::tiles::tile_for;
 use crate::usage;
 
 /// Time after the last join before the window opens (subscriptions settle, keyframes arrive).
 const SETTLE: Duration = Duration::from_secs(3);
-/// How long a participant may take to get `joined`.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -63,6 +61,15 @@ impl Scenario {
         if self.video && !(50..=20_000).contains(&self.video_kbps) {
             return bad("--video-kbps must be between 50 and 20000");
         }
+        if self.simulcast && !self.video {
+            return bad("--simulcast sends video: drop --audio-only");
+        }
+        if self.simulcast && matches!(self.target, Target::Janus { .. }) {
+            return bad("--simulcast is for Switchyard (the Janus bridge publishes one layer)");
+        }
+        if !self.tiles.is_empty() && matches!(self.target, Target::Janus { .. }) {
+            return bad("--tiles is for Switchyard (Janus takes no trackSettings)");
+        }
         if self.duration < Duration::from_secs(1) || self.duration > Duration::from_secs(24 * 3600)
         {
             return bad("--duration must be between 1 s and 24 h");
@@ -90,10 +97,17 @@ pub async fn run(scenario: Scenario, cache: &std::path::Path) -> Result<Report, 
             (bridge.ws_url(), Some(bridge))
         }
     };
-    let clip = if scenario.video {
-        Some(Arc::new(Clip::prepare(scenario.video_kbps, cache)?))
-    } else {
-        None
+    let video = match (scenario.video, scenario.simulcast) {
+        (false, _) => PublishVideo::None,
+        (true, false) => PublishVideo::Single(Arc::new(Clip::prepare(
+            ClipSpec {
+                width: 640,
+                height: 360,
+                kbps: scenario.video_kbps,
+            },
+            cache,
+        )?)),
+        (true, true) => PublishVideo::Simulcast(Arc::new(crate::simulcast::prepare(cache)?)),
     };
     let opus = crate::media::opus_packets()?;
     let live = Arc::new(Live::default());
@@ -133,13 +147,21 @@ pub async fn run(scenario: Scenario, cache: &std::path::Path) -> Result<Report, 
         let room_name = format!("load-{room}");
         let identity = format!("{}-{room}-{i}", if publisher { "pub" } else { "sub" });
         let token = token(&scenario.target, &room_name, &identity, publisher).await;
+        // Receivers take the tile sizes in turn: publishers first, then subscribers.
+        let index = if publisher {
+            i
+        } else {
+            scenario.publishers + i
+        };
         let spec = ParticipantSpec {
             ws_url: ws_url.clone(),
             room: room_name,
+            identity,
             token,
             publisher,
-            clip: clip.clone(),
+            video: video.clone(),
             opus: Arc::clone(&opus),
+            tile: tile_for(&scenario.tiles, index),
             run_start: start,
             live: Arc::clone(&live),
             measuring: Arc::clone(&measuring),
@@ -191,7 +213,7 @@ pub async fn run(scenario: Scenario, cache: &std::path::Path) -> Result<Report, 
         ramp,
         window,
         before.zip(after),
-        clip.map(|c| c.bitrate_kbps()),
+        &video,
     ))
 }
 
@@ -298,120 +320,6 @@ async fn token(
                 .ok_or_else(|| format!("GET /api/dev-token answered {body}"))
         }
     }
-}
-
-struct ParticipantSpec {
-    ws_url: String,
-    room: String,
-    token: Result<String, String>,
-    publisher: bool,
-    clip: Option<Arc<Clip>>,
-    opus: Arc<Vec<bytes::Bytes>>,
-    run_start: Instant,
-    live: Arc<Live>,
-    measuring: Arc<AtomicBool>,
-    stop: watch::Receiver<bool>,
-}
-
-/// One simulated participant, from WebSocket open to leaving.
-async fn participant(mut spec: ParticipantSpec) -> ParticipantStats {
-    let mut stats = ParticipantStats::default();
-    let fail = |stats: &mut ParticipantStats, live: &Live, error: String| {
-        Live::add(&live.errors, 1);
-        stats.error = Some(error);
-    };
-    let token = match spec.token {
-        Ok(token) => token,
-        Err(e) => {
-            fail(&mut stats, &spec.live, format!("token: {e}"));
-            return stats;
-        }
-    };
-    let opened = Instant::now();
-    let mut client = match Client::connect(&spec.ws_url).await {
-        Ok(client) => client,
-        Err(e) => {
-            fail(&mut stats, &spec.live, e.to_string());
-            return stats;
-        }
-    };
-    client.join(&spec.room, &token);
-    let joined = client
-        .wait_for(JOIN_TIMEOUT, |event| match event {
-            ClientEvent::Message(ServerMessage::Joined { .. }) => Some(Ok(())),
-            ClientEvent::Message(ServerMessage::Error { code, message }) => {
-                Some(Err(format!("join refused ({code:?}): {message}")))
-            }
-            ClientEvent::Closed { code, reason } => {
-                Some(Err(format!("closed while joining ({code:?}): {reason}")))
-            }
-            _ => None,
-        })
-        .await;
-    match joined {
-        Some(Ok(())) => Live::add(&spec.live.joined, 1),
-        Some(Err(e)) => {
-            fail(&mut stats, &spec.live, e);
-            return stats;
-        }
-        None => {
-            fail(
-                &mut stats,
-                &spec.live,
-                format!("no `joined` within {JOIN_TIMEOUT:?}"),
-            );
-            return stats;
-        }
-    }
-    if spec.publisher {
-        let now = Instant::now();
-        client.publish_sources(
-            Some(Box::new(OpusSource::new(Arc::clone(&spec.opus), now))),
-            spec.clip
-                .as_ref()
-                .map(|clip| Box::new(ClipSource::new(Arc::clone(clip), now)) as _),
-        );
-    }
-    loop {
-        tokio::select! {
-            _ = spec.stop.changed() => break,
-            event = client.events.recv() => match event {
-                None => {
-                    fail(&mut stats, &spec.live, "the client stopped".into());
-                    break;
-                }
-                Some(ClientEvent::Rtp { participant_id, kind, sequence_number, timestamp, payload, .. }) => {
-                    let now = Instant::now();
-                    stats.join_time.get_or_insert(now.duration_since(opened));
-                    stats.record(
-                        spec.run_start,
-                        now,
-                        &participant_id,
-                        kind == TrackKind::Video,
-                        sequence_number,
-                        timestamp,
-                        &payload,
-                        spec.measuring.load(Ordering::Relaxed),
-                        &spec.live,
-                    );
-                }
-                Some(ClientEvent::PeerState { target, state }) if state == "failed" => {
-                    fail(&mut stats, &spec.live, format!("{target:?} peer connection failed"));
-                    break;
-                }
-                Some(ClientEvent::Closed { code, reason }) => {
-                    fail(&mut stats, &spec.live, format!("disconnected ({code:?}): {reason}"));
-                    break;
-                }
-                Some(ClientEvent::Message(ServerMessage::Error { code, message })) => {
-                    tracing::debug!(?code, %message, "server error");
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    client.leave();
-    stats
 }
 
 /// One status line, redrawn every second.

@@ -1,7 +1,9 @@
 //! What one run is asked to do ([`Scenario`]): the server it targets, with how to get tokens,
-//! and the room sizes, media, duration and ramp. Plain data: never runs anything.
+//! and the room sizes, media (simulcast or not), receivers' tiles, duration and ramp. Plain data: never runs anything.
 
 use std::time::Duration;
+
+use crate::tiles::TileSize;
 
 /// Which server the participants talk to.
 #[derive(Debug, Clone)]
@@ -34,7 +36,12 @@ pub struct Scenario {
     pub publishers: u32,
     pub subscribers: u32,
     pub video: bool,
+    /// Single-layer video bitrate (unused with simulcast).
     pub video_kbps: u32,
+    /// Publish video as three simulcast layers (`q`, `h`, `f`).
+    pub simulcast: bool,
+    /// Receivers' tile sizes, taken in turn and reported as `trackSettings` (empty: none sent).
+    pub tiles: Vec<TileSize>,
     pub duration: Duration,
     /// Participants joining per second.
     pub ramp_per_second: f64,

@@ -124,6 +124,10 @@ pub struct ParticipantStats {
     pub window_packets: u64,
     pub seconds: Vec<Second>,
     pub error: Option<String>,
+    /// The participant's identity (`pub-0-0`, `sub-0-3`, ...).
+    pub identity: String,
+    /// The video it received, track by track (layers, pictures, bitrate).
+    pub downlink: crate::downlink::DownlinkView,
 }
 
 impl ParticipantStats {

@@ -91,6 +91,18 @@ async fn bad_input_ends_with_one_line_naming_it() {
     );
     fails_with_one_line(&loadtest(&["--ramp", "0"]), "--ramp must be more than 0");
     fails_with_one_line(
+        &loadtest(&["--tiles", "640"]),
+        "--tiles: \"640\" is not WIDTHxHEIGHT",
+    );
+    fails_with_one_line(
+        &loadtest(&["--simulcast", "--video-kbps", "800"]),
+        "--simulcast sends its own layer bitrates",
+    );
+    fails_with_one_line(
+        &loadtest(&["--simulcast", "--audio-only"]),
+        "--simulcast sends video",
+    );
+    fails_with_one_line(
         &loadtest(&["--server-pid", "4294967295"]),
         "cannot read /proc/4294967295",
     );

@@ -11,9 +11,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
+use rtc::interceptor::{
+    CongestionControlBuilder, Registry, SenderReportBuilder, Slot, TwccSenderBuilder,
+};
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
 };
@@ -126,6 +131,21 @@ pub(crate) fn codec_allowed(
         })
 }
 
+/// The interceptors of a publisher connection: the defaults (NACK, transport-wide feedback,
+/// simulcast header extensions, sender reports) without receiver reports. A receiver report is
+/// what tells Chromium that a simulcast layer's SSRC is known, after which it stops sending the
+/// layer's mid and rid; but the engine forgets rid-learned SSRCs at every new remote description
+/// (a renegotiation: a screen share added, an ICE restart) and can only learn them again from
+/// those extensions. Without receiver reports Chromium keeps sending them (a few bytes a packet)
+/// and every layer is found again at once.
+fn publisher_interceptors(media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
+    let engine = |e: rtc::shared::error::Error| SfuError::Engine(e.to_string());
+    let registry = configure_nack(Registry::new(), media_engine);
+    configure_simulcast_extension_headers(media_engine).map_err(engine)?;
+    let registry = configure_twcc_receiver_only(registry, media_engine).map_err(engine)?;
+    Ok(registry.with(Slot::SenderReport, SenderReportBuilder::new().build()))
+}
+
 /// A server-side peer connection and our host candidates.
 pub(crate) struct ServerPeer {
     pub pc: RTCPeerConnection,
@@ -189,12 +209,16 @@ impl ServerPeer {
                 None,
             )
             .map_err(|e| SfuError::Engine(e.to_string()))?;
-        let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)
-            .map_err(|e| SfuError::Engine(e.to_string()))?
-            .with(
-                Slot::Custom(KEYFRAME_REQUEST_SLOT),
-                KeyframeRequestsToApplication::new(std::sync::Arc::clone(counters)),
-            );
+        let mut registry = if downlink.is_some() {
+            register_default_interceptors(Registry::new(), &mut media_engine)
+                .map_err(|e| SfuError::Engine(e.to_string()))?
+        } else {
+            publisher_interceptors(&mut media_engine)?
+        }
+        .with(
+            Slot::Custom(KEYFRAME_REQUEST_SLOT),
+            KeyframeRequestsToApplication::new(std::sync::Arc::clone(counters)),
+        );
         if let Some(estimate) = downlink {
             // No pacer: forwarded packets go out as they come (the allocator keeps the rate
             // within the estimate by choosing layers).

@@ -53,6 +53,7 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
+        debug!(participant = %p.id, ?sources, "publisher offer");
         p.note_sources(sources);
         p.remember_candidates(&sdp);
         if !p.grants.can_publish && offers_to_send_media(&sdp) {

@@ -116,6 +116,7 @@ impl Room {
             RtpCodecKind::Video => TrackKind::Video,
             _ => return,
         };
+        debug!(participant = %p.id, %rtc_track_id, sources = ?p.sources, "track opened");
         let source = p
             .sources
             .get(&rtc_track_id)
