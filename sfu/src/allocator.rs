@@ -1,7 +1,7 @@
 //! The per-receiver bandwidth allocator: shares one receiver's downlink estimate among its video
 //! subscriptions by choosing a simulcast layer (or a pause) for each.
 //! A plain struct with no I/O and no clock of its own (`now` is passed in): it never touches a
-//! packet, never sends padding itself, and never panics on what it is given.
+//! packet, never sends or asks for padding probes, and never panics on what it is given.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -147,7 +147,8 @@ struct Memory {
 /// The SFU sends no padding probes: `rtc` 0.21 pads a packet with at most 4 bytes, and duplicate
 /// packets sent as probes were reported lost by Chromium's transport-wide feedback (measured:
 /// they collapsed the estimate). The estimate climbs by itself while the link stays calm
-/// (`downlink_estimator.rs`), and each upgrade round is the test of the link.
+/// (`downlink_estimator.rs`); upgrades happen as it rises, at most one round per 1.5 s, and each
+/// upgrade is the test of the link.
 #[derive(Debug)]
 pub struct Allocator<K> {
     params: AllocatorParams,
