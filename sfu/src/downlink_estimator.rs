@@ -251,17 +251,6 @@ impl BandwidthEstimator for DownlinkEstimator {
         }
         let received = self.received.bps(now);
         let lost = reports.iter().filter(|r| !r.arrived).count();
-        let untracked = reports.iter().filter(|r| !r.is_twcc).count();
-        let untracked_lost = reports.iter().filter(|r| !r.is_twcc && !r.arrived).count();
-        if untracked > 0 {
-            tracing::debug!(
-                untracked,
-                untracked_lost,
-                lost,
-                total = reports.len(),
-                "reports without transport-wide numbers"
-            );
-        }
         self.loss.update(now, lost, reports.len());
         let heavy_loss = self.heavy_loss(now, lost, reports.len());
         if let (Some(loss), Some(r)) = (heavy_loss, received) {

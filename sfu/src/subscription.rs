@@ -186,14 +186,6 @@ impl Subscription {
             },
             now,
         );
-        tracing::trace!(
-            ssrc = header.ssrc,
-            seq = header.sequence_number,
-            ?layer,
-            keyframe,
-            ?decision,
-            "down-track decision"
-        );
         match decision {
             LayerDecision::Forward {
                 sequence_number,
