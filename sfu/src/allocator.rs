@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use protocol::{Layer, TrackSource};
 
+use crate::upgrade_backoff::UpgradeBackoff;
+
 // The explicit path keeps this module buildable on its own (a scratch crate includes it by path).
 #[cfg(test)]
 #[path = "allocator/tests.rs"]
@@ -62,7 +64,14 @@ pub struct Allocation<K> {
     pub deficient: bool,
     /// The targets differ from the previous allocation's (a key came, went or changed layer).
     pub changed: bool,
+    /// The layers in force overshot the estimate by more than a quarter: the link is congested,
+    /// and what is lowered should stop at once rather than flow until the lower layer's keyframe.
+    pub congested: bool,
 }
+
+/// Layers in force above this multiple of the video budget: congestion (see
+/// [`Allocation::congested`]).
+const CONGESTED: f64 = 1.25;
 
 /// Tuning of an [`Allocator`]; `Default` gives the values its documentation names.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +82,11 @@ pub struct AllocatorParams {
     pub headroom: f64,
     /// Share of the estimate an upgrade must fit in (0.85).
     pub upgrade_headroom: f64,
-    /// Least time between two changes of layers before an upgrade round (1.5 s).
+    /// Least time between two changes of layers before an upgrade round (1.5 s), doubled after
+    /// each upgrade undone within 3 s (it did not fit the link), up to `max_upgrade_interval`.
     pub upgrade_interval: Duration,
+    /// The longest wait between upgrade rounds after failed ones (6 s).
+    pub max_upgrade_interval: Duration,
     /// Upgrades fit in the lowest estimate of the last half to whole `estimate_hold` (1 s).
     pub estimate_hold: Duration,
     /// Rates of `q`, `h`, `f` while unmeasured (150 kbps, 500 kbps, 1.5 Mbps).
@@ -90,6 +102,7 @@ impl Default for AllocatorParams {
             headroom: 0.95,
             upgrade_headroom: 0.85,
             upgrade_interval: Duration::from_millis(1500),
+            max_upgrade_interval: Duration::from_secs(6),
             estimate_hold: Duration::from_secs(1),
             default_bitrates: [150_000, 500_000, 1_500_000],
             single_layer_min_share: 1.0 / 3.0,
@@ -155,7 +168,7 @@ pub struct Allocator<K> {
     estimate: u64,
     floor: Floor,
     last_change: Option<Instant>,
-    last_downgrade: Instant,
+    backoff: UpgradeBackoff,
     memory: HashMap<K, Memory>,
 }
 
@@ -163,12 +176,15 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
     /// A new allocator for a receiver that joins at `now`.
     pub fn new(params: AllocatorParams, now: Instant) -> Self {
         let estimate = params.initial_estimate_bps;
+        let mut backoff = UpgradeBackoff::new(params.upgrade_interval, params.max_upgrade_interval);
+        // A receiver that just joined starts with its tiles' first layers, not with upgrades.
+        backoff.downgraded(now);
         Allocator {
             params,
             estimate,
             floor: Floor::new(estimate, now),
             last_change: None,
-            last_downgrade: now,
+            backoff,
             memory: HashMap::new(),
         }
     }
@@ -176,6 +192,12 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
     /// The latest estimate, in bps.
     pub fn estimate_bps(&self) -> u64 {
         self.estimate
+    }
+
+    /// The lowest estimate of the last 0.5-1 s: what an upgrade must fit in.
+    pub fn held_estimate_bps(&mut self, now: Instant) -> u64 {
+        let half = self.params.estimate_hold / 2;
+        self.floor.get(self.estimate, now, half)
     }
 
     /// A new estimate from the congestion controller; call [`Allocator::allocate`] after it.
@@ -226,6 +248,14 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
 
         let kept = plan.walk(&baseline, video);
         let downgraded = kept != baseline;
+        let in_force: u64 = plan
+            .rows
+            .iter()
+            .zip(&baseline)
+            .map(|(row, layer)| row.rate(*layer))
+            .sum();
+        let congested = downgraded && in_force as f64 > video as f64 * CONGESTED;
+        let mut upgraded = false;
         let targets = if downgraded {
             // Over budget: re-fit now, nobody above what is in force (new tiles may compete).
             plan.walk(&known_or_fresh, video)
@@ -239,6 +269,7 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
                 };
                 let offer = plan.walk(&ceilings, upgrade_video);
                 if plan.better(&offer, &baseline) {
+                    upgraded = upgrade_ok;
                     offer
                 } else {
                     baseline.clone()
@@ -249,7 +280,9 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
         };
 
         if downgraded {
-            self.last_downgrade = now;
+            self.backoff.downgraded(now);
+        } else if upgraded {
+            self.backoff.upgraded(now);
         }
         if targets != baseline {
             self.last_change = Some(now);
@@ -278,14 +311,17 @@ impl<K: Copy + Eq + Hash> Allocator<K> {
                 .collect(),
             deficient,
             changed,
+            congested,
         }
     }
 
-    fn upgrade_allowed(&self, now: Instant) -> bool {
-        let interval = self.params.upgrade_interval;
-        self.last_change
-            .is_none_or(|t| now.saturating_duration_since(t) >= interval)
-            && now.saturating_duration_since(self.last_downgrade) >= interval
+    fn upgrade_allowed(&mut self, now: Instant) -> bool {
+        let allowed = self.backoff.allowed(now);
+        let wait = self.backoff.wait();
+        allowed
+            && self
+                .last_change
+                .is_none_or(|t| now.saturating_duration_since(t) >= wait)
     }
 }
 

@@ -17,6 +17,9 @@ pub struct MediaCounters {
     pub packets_dropped: AtomicU64,
     /// NACK (generic negative acknowledgement) packets received from subscribers.
     pub nacks_received: AtomicU64,
+    /// Retransmissions subscribers asked for that were not sent (asked again too soon, resent
+    /// six times already, or over the receiver's retransmission budget).
+    pub retransmissions_refused: AtomicU64,
     /// PLI and FIR received from subscribers.
     pub keyframe_requests_received: AtomicU64,
     /// PLIs sent to publishers.

@@ -9,6 +9,7 @@ use protocol::{Layer, TrackLayer};
 
 use crate::allocator::{Allocator, AllocatorParams};
 use crate::downlink_estimator::{INITIAL_BPS, SharedEstimate};
+use crate::thinning::Thinning;
 
 /// `downlinkChanged` at most this often per receiver.
 const REPORT_INTERVAL: Duration = Duration::from_millis(500);
@@ -19,6 +20,8 @@ pub(crate) struct Downlink {
     pub estimate: SharedEstimate,
     /// Keyed by our SSRC towards the receiver (unique per subscription).
     pub allocator: Allocator<u32>,
+    /// Temporal layers of the lowest simulcast layers, when even those do not fit.
+    pub thinning: Thinning,
     reported: Vec<TrackLayer>,
     reported_estimate: u64,
     reported_at: Option<Instant>,
@@ -35,6 +38,7 @@ impl Downlink {
                 },
                 now,
             ),
+            thinning: Thinning::default(),
             reported: Vec::new(),
             reported_estimate: 0,
             reported_at: None,

@@ -59,6 +59,8 @@ const BACKOFF_MEMORY: Duration = Duration::from_secs(30);
 /// Back-offs at most this often: a queue takes a while to drain after one, and the losses and
 /// delays reported meanwhile are the old queue's, not news.
 const DECREASE_INTERVAL: Duration = Duration::from_secs(1);
+/// A back-off to below this share of the estimate is taken even within `DECREASE_INTERVAL`.
+const MUCH_LOWER: f64 = 0.75;
 /// Loss over a window of at least `LOSS_WINDOW` and `LOSS_MIN_PACKETS` above `HEAVY_LOSS`
 /// lowers the estimate.
 const LOSS_WINDOW: Duration = Duration::from_millis(500);
@@ -163,9 +165,13 @@ impl DownlinkEstimator {
     }
 
     fn decrease_to(&mut self, now: Instant, bps: f64) {
-        if self
-            .last_decrease
-            .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_INTERVAL)
+        // A reading far below the estimate is news (the link got thinner still, or the first
+        // back-off after a sudden drop counted arrivals from before it), not the old queue's echo.
+        let much_lower = bps < MUCH_LOWER * self.estimate;
+        if !much_lower
+            && self
+                .last_decrease
+                .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_INTERVAL)
         {
             return;
         }

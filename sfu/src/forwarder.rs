@@ -135,6 +135,11 @@ impl Forwarder {
         self.layers.set_target(target);
     }
 
+    /// Lowers the target and stops the current layer at once when above it (congestion).
+    pub fn drop_to_layer(&mut self, target: Option<u8>) {
+        self.layers.drop_to(target);
+    }
+
     pub fn target_layer(&self) -> Option<u8> {
         self.layers.target()
     }

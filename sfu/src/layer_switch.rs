@@ -55,6 +55,19 @@ impl LayerSelector {
         }
     }
 
+    /// Sets a lower target and stops forwarding the current layer at once when it is above it
+    /// (the link is congested: better a short freeze of this video until the lower layer's
+    /// keyframe than more of what the link cannot carry). Otherwise as [`Self::set_target`].
+    pub fn drop_to(&mut self, target: Option<u8>) {
+        self.set_target(target);
+        if self
+            .current
+            .is_some_and(|c| target.is_none_or(|t| c.layer > t))
+        {
+            self.current = None;
+        }
+    }
+
     pub fn target(&self) -> Option<u8> {
         self.target
     }
@@ -173,6 +186,20 @@ mod tests {
         assert_eq!(s.wanted_keyframe(), Some(1));
         assert_eq!(s.select(1, ssrc(1), false, false), NeedKeyframe(1));
         assert_eq!(s.select(1, ssrc(1), true, false), Switch);
+    }
+
+    #[test]
+    fn dropping_to_a_lower_layer_stops_the_current_one_at_once() {
+        let mut s = LayerSelector::new(true, Some(2));
+        assert_eq!(s.select(2, ssrc(2), true, false), Switch);
+        s.drop_to(Some(0));
+        assert_eq!(s.current(), None);
+        assert_eq!(s.select(2, ssrc(2), false, false), NeedKeyframe(0));
+        assert_eq!(s.select(0, ssrc(0), true, false), Switch);
+        // Raising the target this way changes nothing in force.
+        s.drop_to(Some(1));
+        assert_eq!(s.current(), Some(0));
+        assert_eq!(s.select(0, ssrc(0), false, false), Forward);
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod negotiator;
 mod participant;
 mod peer;
 mod publication;
+mod retransmission_budget;
 mod room;
 mod router;
 pub mod rtp_munger;
@@ -53,8 +54,10 @@ mod socket;
 mod speakers;
 mod stats;
 mod subscription;
+mod thinning;
 mod tile;
 mod transport;
+mod upgrade_backoff;
 pub mod vp8_munger;
 
 pub use admin::{AdminCommand, AdminError, AdminReply};

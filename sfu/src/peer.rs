@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    CongestionControlBuilder, Registry, SenderReportBuilder, Slot, TwccSenderBuilder,
+    CongestionControlBuilder, NackGeneratorBuilder, Registry, SenderReportBuilder, Slot,
+    TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    configure_simulcast_extension_headers, configure_twcc_receiver_only,
     register_default_interceptors,
 };
 use rtc::peer_connection::configuration::media_engine::{
@@ -37,6 +38,7 @@ use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use crate::downlink_estimator::{DownlinkEstimator, SharedEstimate};
 use crate::error::SfuError;
 use crate::feedback::KeyframeRequestsToApplication;
+use crate::retransmission_budget::RetransmissionBudget;
 
 /// No answer on the media path this long: `disconnected`.
 const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +47,11 @@ pub(crate) const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Application-most position in the interceptor chain, after every built-in interceptor.
 const KEYFRAME_REQUEST_SLOT: usize = 1_000_000;
+/// How often a packet missing from a publisher's stream is asked for at most.
+const MAX_NACKS_PER_PACKET: u16 = 10;
+/// Between the pacer (3,000) and the NACK responder (4,000): NACKs are trimmed before they are
+/// answered, after the congestion controller has attached its estimate.
+const RETRANSMISSION_BUDGET_SLOT: usize = 3_500;
 
 fn video_feedback() -> Vec<RTCPFeedback> {
     [
@@ -140,7 +147,15 @@ pub(crate) fn codec_allowed(
 /// and every layer is found again at once.
 fn publisher_interceptors(media_engine: &mut MediaEngine) -> Result<Registry, SfuError> {
     let engine = |e: rtc::shared::error::Error| SfuError::Engine(e.to_string());
-    let registry = configure_nack(Registry::new(), media_engine);
+    // NACK for what publishers send (the codecs carry the `nack` feedback), each missing packet
+    // asked for at most 10 times (a second): a layer the publisher pauses right after a loss
+    // would otherwise be asked for the same packets forever, and Chromium resends them each time.
+    let registry = Registry::new().with(
+        Slot::NackGenerator,
+        NackGeneratorBuilder::new()
+            .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
+            .build(),
+    );
     configure_simulcast_extension_headers(media_engine).map_err(engine)?;
     let registry = configure_twcc_receiver_only(registry, media_engine).map_err(engine)?;
     Ok(registry.with(Slot::SenderReport, SenderReportBuilder::new().build()))
@@ -221,8 +236,13 @@ impl ServerPeer {
         );
         if let Some(estimate) = downlink {
             // No pacer: forwarded packets go out as they come (the allocator keeps the rate
-            // within the estimate by choosing layers).
+            // within the estimate by choosing layers); resends are budgeted before the NACK
+            // responder sees what is asked.
             registry = registry
+                .with(
+                    Slot::Custom(RETRANSMISSION_BUDGET_SLOT),
+                    RetransmissionBudget::new(std::sync::Arc::clone(counters)),
+                )
                 .with(
                     Slot::CongestionControl,
                     CongestionControlBuilder::new(DownlinkEstimator::new(estimate)).build(),

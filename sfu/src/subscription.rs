@@ -149,6 +149,12 @@ impl Subscription {
             .set_target_layer(layer.map(|l| l.index() as u8));
     }
 
+    /// Lowers the layer to reach and stops forwarding a higher current one at once (the
+    /// receiver's link is congested).
+    pub fn drop_to_layer(&mut self, layer: Option<Layer>) {
+        self.forwarder.drop_to_layer(layer.map(|l| l.index() as u8));
+    }
+
     /// Caps the VP8 temporal layers forwarded (`None`: all of them).
     pub fn set_max_temporal_layer(&mut self, max: Option<u8>) {
         self.forwarder.set_max_temporal_layer(max);

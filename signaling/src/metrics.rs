@@ -125,6 +125,12 @@ pub(crate) fn render(metrics: &Metrics, sfu: &Sfu, turn: Option<&TurnServer>) ->
                 Unit::Count,
             ),
             (
+                "switchyard_retransmissions_refused_total",
+                "Retransmissions subscribers asked for that were not sent (asked again within 100 ms, resent six times already, or over a quarter of their downlink estimate).",
+                read(&media.retransmissions_refused),
+                Unit::Count,
+            ),
+            (
                 "switchyard_keyframe_requests_received_total",
                 "PLI and FIR received from subscribers.",
                 read(&media.keyframe_requests_received),

@@ -13,17 +13,33 @@ use std::time::{Duration, Instant};
 use fantoccini::Client;
 use serde_json::Value;
 use switchyard_tests::browser::{Driver, eval, media_stats, wait_for_script};
-use switchyard_tests::impair::ThinLink;
+use switchyard_tests::impair::{Queue, ThinLink};
 use switchyard_tests::{scratch_dir, start_server};
 
 const NAMES: [&str; 3] = ["Ann", "Ben", "Cat"];
 
 /// One sample of Ann's downlink: seconds since the limit began, estimate (kbit/s), chosen
-/// layers, received widths of Ben and Cat.
-type Row = (f64, u64, Vec<String>, Vec<u64>);
+/// layers, received widths of Ben and Cat, and the seconds each has been frozen in total.
+type Row = (f64, u64, Vec<String>, Vec<u64>, Vec<f64>);
 const THIN_KBIT: u32 = 250;
-/// The thin link's queue, in packets (about 0.8 s at 250 kbit/s).
-const THIN_QUEUE: u32 = 20;
+/// The thin link's buffer: `THIN_QUEUE=packets:20` (20 packets of any size, the default: with a
+/// call's small packets about 0.2 s at 250 kbit/s) or e.g. `bytes:30000` (30 KB, 20 full-size
+/// packets: about 1 s).
+fn thin_queue() -> Queue {
+    let spec = std::env::var("THIN_QUEUE").unwrap_or_else(|_| "packets:20".into());
+    let parsed = spec.split_once(':').and_then(|(kind, n)| {
+        let n: u32 = n.parse().ok()?;
+        match kind {
+            "packets" => Some(Queue::Packets(n)),
+            "bytes" => Some(Queue::Bytes(n)),
+            _ => None,
+        }
+    });
+    parsed.unwrap_or_else(|| {
+        eprintln!("THIN_QUEUE={spec:?}: expected packets:N or bytes:N");
+        std::process::exit(2)
+    })
+}
 const THIN_FOR: Duration = Duration::from_secs(30);
 /// Time for the allocation to settle before the limit (the estimate climbs, layers switch).
 const SETTLE: Duration = Duration::from_secs(20);
@@ -143,6 +159,22 @@ async fn run() -> Vec<String> {
         pages.push(page);
     }
     let [ann, ben, cat] = [&pages[0], &pages[1], &pages[2]];
+    // One person talks, two listen: with every fake microphone beeping at once the speaker
+    // changes every few seconds, and each change moves the large tile on every page (a layer
+    // switch, so a keyframe): the speaker feature at work, not the thin link's doing.
+    for page in [ann, cat] {
+        wait_for_script(
+            page,
+            "the microphone button",
+            Duration::from_secs(30),
+            "const b = document.getElementById('toggle-mic'); \
+             if (!b || !window.switchyard.client) return null; \
+             if (!window.switchyard.client.isMuted('audio')) b.click(); \
+             return window.switchyard.client.isMuted('audio') || null",
+        )
+        .await;
+    }
+    println!("Ben talks; Ann and Cat listen (microphones muted)");
 
     // The layers Ann's tiles need (her page reports their sizes): once both others decode,
     // give the allocation 20 s to settle and note what she receives.
@@ -184,9 +216,10 @@ async fn run() -> Vec<String> {
     let healthy_before = [remotes(ben).await, remotes(cat).await];
     let ann_before = remotes(ann).await;
     let requests_before = [keyframe_requests(ben).await, keyframe_requests(cat).await];
-    let thin = ThinLink::start(&ports, THIN_KBIT, THIN_QUEUE);
+    let queue = thin_queue();
+    let thin = ThinLink::start(&ports, THIN_KBIT, queue);
     let started = Instant::now();
-    println!("Ann's downlink (UDP ports {ports:?}) limited to {THIN_KBIT} kbit/s");
+    println!("Ann's downlink (UDP ports {ports:?}) limited to {THIN_KBIT} kbit/s, {queue:?}");
     let mut rows = Vec::new();
     while started.elapsed() < THIN_FOR {
         rows.push(sample(ann, started).await);
@@ -304,11 +337,16 @@ async fn sample(ann: &Client, started: Instant) -> Row {
         .iter()
         .map(|n| remote(&all, n).width)
         .collect();
+    let frozen = ["Ben", "Cat"]
+        .iter()
+        .map(|n| remote(&all, n).frozen_secs)
+        .collect();
     (
         started.elapsed().as_secs_f64(),
         estimate / 1000,
         layers,
         widths,
+        frozen,
     )
 }
 
@@ -317,14 +355,18 @@ async fn sample(ann: &Client, started: Instant) -> Row {
 fn write_plot(rows: &[Row], thin_secs: f64) -> std::path::PathBuf {
     let folder = scratch_dir("thin-links");
     std::fs::create_dir_all(&folder).expect("output folder");
-    let mut csv = String::from("seconds,estimate_kbps,layers,ben_width,cat_width\n");
-    for (t, e, layers, widths) in rows {
+    let mut csv = String::from(
+        "seconds,estimate_kbps,layers,ben_width,cat_width,ben_frozen_s,cat_frozen_s\n",
+    );
+    for (t, e, layers, widths, frozen) in rows {
         let _ = writeln!(
             csv,
-            "{t:.1},{e},{},{},{}",
+            "{t:.1},{e},{},{},{},{:.2},{:.2}",
             layers.join("/"),
             widths.first().unwrap_or(&0),
-            widths.get(1).unwrap_or(&0)
+            widths.get(1).unwrap_or(&0),
+            frozen.first().unwrap_or(&0.0),
+            frozen.get(1).unwrap_or(&0.0)
         );
     }
     std::fs::write(folder.join("thin_links.csv"), csv).expect("csv written");

@@ -48,17 +48,28 @@ impl Drop for UdpCut {
     }
 }
 
+/// The buffer in front of a thin link: tail drop beyond it, like a home router's.
+#[derive(Debug, Clone, Copy)]
+pub enum Queue {
+    /// At most this many packets, whatever their size (`pfifo`).
+    Packets(u32),
+    /// At most this many bytes (`bfifo`): a buffer of so many milliseconds at the link's rate.
+    Bytes(u32),
+}
+
 /// A thin downlink: every UDP packet *to* the given ports on loopback (a page's own ports, so
-/// what the SFU sends it) goes through an HTB class of `kbit` kbit/s with a queue of `queue`
-/// packets (tail drop beyond it, like a small home router's buffer), while it lives. Other
-/// traffic is untouched.
+/// what the SFU sends it) goes through an HTB class of `kbit` kbit/s behind `queue`, while it
+/// lives. Other traffic is untouched.
 pub struct ThinLink;
 
 impl ThinLink {
-    pub fn start(ports: &[u16], kbit: u32, queue: u32) -> ThinLink {
+    pub fn start(ports: &[u16], kbit: u32, queue: Queue) -> ThinLink {
         let link = ThinLink;
         let rate = format!("{kbit}kbit");
-        let limit = queue.to_string();
+        let (fifo, limit) = match queue {
+            Queue::Packets(n) => ("pfifo", n.to_string()),
+            Queue::Bytes(n) => ("bfifo", n.to_string()),
+        };
         tc(&[
             "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10",
         ]);
@@ -70,8 +81,7 @@ impl ThinLink {
             "ceil", &rate,
         ]);
         tc(&[
-            "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", "pfifo", "limit",
-            &limit,
+            "qdisc", "add", "dev", "lo", "parent", "1:20", "handle", "20:", fifo, "limit", &limit,
         ]);
         for port in ports {
             let port = port.to_string();

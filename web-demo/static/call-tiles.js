@@ -22,6 +22,15 @@ const pendingStreams = new Map();
 /** The participant last heard loudest (keeps the stage while nobody speaks). */
 let lastSpeaker = null;
 let speakingIds = new Set();
+/**
+ * The stage stays with a speaker at least this long, so that people talking over each other do
+ * not make it flicker: each move resizes two tiles on every page, which is a layer switch (and a
+ * keyframe from the publisher) for each of them.
+ */
+const STAGE_HOLD_MS = 3000;
+let stageSince = 0;
+let stageTimer = null;
+let latestSpeakers = [];
 
 /** Sets the module up; `changed` redraws the page (a stream gained or lost a track). */
 export function initTiles(theClient, changed) {
@@ -229,13 +238,25 @@ export function setSpeakers(speakers) {
   speakingIds = new Set(speakers.map((s) => s.participantId));
   for (const tile of cams.values()) tile.el.classList.toggle('speaking', speakingIds.has(tile.pid));
   $('local-tile').classList.toggle('speaking', !!client.you && speakingIds.has(client.you.id));
-  // Someone still speaking keeps the stage: two people talking do not make it flicker.
-  if (!lastSpeaker || !speakingIds.has(lastSpeaker)) {
-    const loudest = speakers.find((s) => cams.has(s.participantId));
-    if (loudest) lastSpeaker = loudest.participantId;
-  }
+  latestSpeakers = speakers;
+  pickSpeaker(speakers);
   chooseStage();
   layoutGrid();
+}
+
+/** The speaker for the stage: someone still speaking keeps it, and anyone keeps it 3 s. */
+function pickSpeaker(speakers) {
+  if (lastSpeaker && speakingIds.has(lastSpeaker)) return;
+  const loudest = speakers.find((s) => cams.has(s.participantId));
+  if (!loudest || loudest.participantId === lastSpeaker) return;
+  const wait = stageSince + STAGE_HOLD_MS - Date.now();
+  if (lastSpeaker && cams.has(lastSpeaker) && wait > 0) {
+    clearTimeout(stageTimer);
+    stageTimer = setTimeout(() => setSpeakers(latestSpeakers), wait);
+    return;
+  }
+  lastSpeaker = loudest.participantId;
+  stageSince = Date.now();
 }
 
 /** Layer badges from `client.downlink` (after `downlinkChanged`, or tracks changing). */

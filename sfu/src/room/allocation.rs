@@ -15,8 +15,8 @@ use crate::downlink::track_layer;
 use crate::ids::TrackId;
 use crate::tile::Tile;
 
-/// What an audio down-track is assumed to take (Opus at speech rates with RTP headers, as the
-/// transport-wide feedback counts it: about 30 kbit/s measured from Chromium).
+/// What an audio down-track is assumed to take until its rate is measured (Opus at speech rates
+/// with RTP headers, as the transport-wide feedback counts it: about 30 kbit/s from Chromium).
 const AUDIO_BPS: u64 = 30_000;
 /// A layer nobody has needed for this long is paused at the publisher.
 const PAUSE_UNNEEDED_AFTER: Duration = Duration::from_secs(5);
@@ -36,47 +36,6 @@ fn offered_layers(publication: &crate::publication::Publication) -> [Option<u64>
         }
     }
     rates
-}
-
-/// The share of a layer's rate left with temporal layers 0 and 1 (15 of 30 frames a second), and
-/// with layer 0 alone (7.5), for VP8 sent as L1T3.
-const TWO_TEMPORAL_LAYERS: f64 = 0.6;
-const ONE_TEMPORAL_LAYER: f64 = 0.35;
-
-/// When even the lowest layer of every visible video does not fit in the estimate, the highest
-/// temporal layer to forward of those lowest layers (`Some(1)`: 15 fps, `Some(0)`: 7.5 fps), with
-/// their rates in `demands` scaled down to match, so that the allocator keeps every tile moving
-/// rather than pausing some. `None` when they fit at full rate.
-fn thin_out(demands: &mut [VideoDemand<u32>], estimate: u64, reserved: u64) -> Option<u8> {
-    const DEFAULT_LOWEST: u64 = 150_000;
-    let budget = (estimate as f64 * 0.95) as u64;
-    let budget = budget.saturating_sub(reserved);
-    let lowest = |d: &VideoDemand<u32>| {
-        d.bitrates
-            .iter()
-            .flatten()
-            .next()
-            .map(|&r| if r == 0 { DEFAULT_LOWEST } else { r })
-    };
-    let total: u64 = demands
-        .iter()
-        .filter(|d| d.max_layer.is_some())
-        .filter_map(lowest)
-        .sum();
-    let (cap, share) = if total <= budget {
-        return None;
-    } else if (total as f64 * TWO_TEMPORAL_LAYERS) as u64 <= budget {
-        (1, TWO_TEMPORAL_LAYERS)
-    } else {
-        (0, ONE_TEMPORAL_LAYER)
-    };
-    for d in demands.iter_mut() {
-        if let Some(rate) = d.bitrates.iter_mut().flatten().next() {
-            let full = if *rate == 0 { DEFAULT_LOWEST } else { *rate };
-            *rate = ((full as f64 * share) as u64).max(1);
-        }
-    }
-    Some(cap)
 }
 
 impl Room {
@@ -174,7 +133,10 @@ impl Room {
                 .filter(|s| s.subscriber == key)
             {
                 if publication.kind == TrackKind::Audio {
-                    audio_bps += AUDIO_BPS;
+                    audio_bps += match publication.received_bitrate() {
+                        0 => AUDIO_BPS,
+                        measured => measured,
+                    };
                     continue;
                 }
                 if !publication.simulcast {
@@ -207,7 +169,11 @@ impl Room {
         };
         let estimate = p.downlink.estimate.get();
         p.downlink.allocator.on_estimate(estimate, now);
-        let temporal = thin_out(&mut demands, estimate, audio_bps);
+        let held = p.downlink.allocator.held_estimate_bps(now);
+        let temporal = p
+            .downlink
+            .thinning
+            .apply(&mut demands, estimate, held, audio_bps, now);
         let mut allocation = p.downlink.allocator.allocate(audio_bps, &demands, now);
         allocation.targets.extend(fixed);
         tracing::trace!(participant = %p.id, estimate, ?demands, ?allocation, "allocation");
@@ -221,8 +187,13 @@ impl Room {
                 continue;
             };
             if s.target_layer() != target {
-                debug!(%track, ?target, current = ?s.current_layer(), "layer target changed");
-                s.set_target_layer(target);
+                let current = s.current_layer();
+                debug!(%track, ?target, ?current, "layer target changed");
+                if allocation.congested && target < current {
+                    s.drop_to_layer(target);
+                } else {
+                    s.set_target_layer(target);
+                }
             }
             // Fewer frames of the lowest layer when even that does not fit.
             let lowest = target == Some(Layer::Q);
@@ -287,47 +258,5 @@ impl Room {
                 p.send(message);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn demand(key: u32, q: u64, visible: bool) -> VideoDemand<u32> {
-        VideoDemand {
-            key,
-            priority: Priority::OtherCamera,
-            bitrates: [Some(q), Some(400_000), Some(1_200_000)],
-            max_layer: visible.then_some(Layer::F),
-            current: Some(Layer::Q),
-        }
-    }
-
-    #[test]
-    fn the_lowest_layers_lose_frames_only_when_they_do_not_fit() {
-        // Two cameras at 100 kbit/s and 100 kbit/s of audio.
-        let mut roomy = [demand(1, 100_000, true), demand(2, 100_000, true)];
-        assert_eq!(thin_out(&mut roomy, 1_000_000, 100_000), None);
-        assert_eq!(roomy[0].bitrates[0], Some(100_000));
-        // 250 kbit/s: 137 kbit/s left for video, 120 needed at 15 fps.
-        let mut thin = [demand(1, 100_000, true), demand(2, 100_000, true)];
-        assert_eq!(thin_out(&mut thin, 250_000, 100_000), Some(1));
-        assert_eq!(thin[0].bitrates[0], Some(60_000));
-        assert_eq!(
-            thin[1].bitrates[1],
-            Some(400_000),
-            "higher layers keep their rates"
-        );
-        // 180 kbit/s: only 7.5 fps fits.
-        let mut thinner = [demand(1, 100_000, true), demand(2, 100_000, true)];
-        assert_eq!(thin_out(&mut thinner, 180_000, 100_000), Some(0));
-        assert_eq!(thinner[0].bitrates[0], Some(35_000));
-        // A hidden tile costs nothing; an unmeasured layer counts with 150 kbit/s.
-        let mut hidden = [demand(1, 100_000, true), demand(2, 0, false)];
-        assert_eq!(thin_out(&mut hidden, 250_000, 100_000), None);
-        let mut fresh = [demand(1, 0, true)];
-        assert_eq!(thin_out(&mut fresh, 250_000, 100_000), Some(1));
-        assert_eq!(fresh[0].bitrates[0], Some(90_000));
     }
 }

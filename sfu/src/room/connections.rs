@@ -117,7 +117,7 @@ impl Room {
                             // Video needs a keyframe to start; ask for one from every
                             // publisher this participant receives.
                             for t in self.router.subscribed(key) {
-                                self.request_keyframe(&t, now);
+                                self.request_keyframe_for(key, &t, now);
                             }
                         } else {
                             // Up again after an ICE restart: what was lost meanwhile left its
@@ -225,7 +225,7 @@ impl Room {
                     if let Some(track) = track {
                         debug!(%track, "subscriber asked for a keyframe");
                         self.counts.keyframe_requests_received += 1;
-                        self.request_keyframe(&track, Instant::now());
+                        self.request_keyframe_for(pc.participant, &track, Instant::now());
                     }
                 }
             }

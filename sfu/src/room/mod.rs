@@ -258,6 +258,27 @@ impl Room {
         self.request_layer_keyframes(track, [false; 3], now);
     }
 
+    /// Sends a PLI to the publisher of `track` for the one layer `subscriber` forwards or waits
+    /// for (a receiver's loss is repaired on its own layer: the publisher's other layers, and
+    /// the receivers on them, are left alone); for every needed layer when it has none yet.
+    fn request_keyframe_for(&mut self, subscriber: u64, track: &TrackId, now: Instant) {
+        let layer = self.router.get(track).and_then(|p| {
+            p.subscriptions
+                .iter()
+                .find(|s| s.subscriber == subscriber)
+                .and_then(|s| {
+                    s.wanted_keyframe()
+                        .or(s.current_layer())
+                        .or(s.target_layer())
+                })
+        });
+        let mut layers = [false; 3];
+        if let Some(layer) = layer {
+            layers[layer.index()] = true;
+        }
+        self.request_layer_keyframes(track, layers, now);
+    }
+
     /// Sends a PLI to the publisher of `track` for each of `layers` (by index; none: see
     /// [`Room::request_keyframe`]).
     fn request_layer_keyframes(&mut self, track: &TrackId, layers: [bool; 3], now: Instant) {

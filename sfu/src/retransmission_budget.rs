@@ -1,0 +1,271 @@
+//! The retransmissions a receiver may ask of us: its NACKs are trimmed before the engine's NACK
+//! responder answers them, so that a packet is resent at most six times, never again within
+//! 100 ms (a request repeated that soon is for what is already on its way), and resends take at
+//! most a quarter of its estimated downlink. Without this, a receiver whose link just turned
+//! thin asks for everything the full queue dropped, and the resends keep the queue full: seconds
+//! of loss instead of one. It reads NACKs only, never touches media, and never blocks.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
+use rtc::sansio::Protocol;
+
+use crate::counters::MediaCounters;
+
+/// Share of the receiver's estimate resends may take, and the least rate they get.
+const SHARE: f64 = 0.25;
+const MIN_RATE_BPS: f64 = 64_000.0;
+/// What the bucket may hold: this long at its rate, and at least a few packets.
+const BURST: Duration = Duration::from_millis(250);
+const MIN_BURST_PACKETS: f64 = 4.0;
+/// A resend is charged as a packet of this size (the NACK does not say how big it is).
+const PACKET_BITS: f64 = 1_000.0 * 8.0;
+/// How often one packet is resent at most, and how long before the same packet again. On a
+/// lossy link a resend is lost as often as the original: two tries leave one packet in 400
+/// unrepaired at 5 % loss (a freeze until the next keyframe), six one in 64 million.
+const MAX_RESENDS: u8 = 6;
+const REPEAT_HOLD: Duration = Duration::from_millis(100);
+/// Sequence numbers remembered per stream (as the responder's buffer: older ones are gone).
+const HISTORY: usize = 1024;
+/// The estimate assumed until the first one arrives.
+const INITIAL_ESTIMATE_BPS: f64 = 1_000_000.0;
+
+#[derive(Debug, Clone, Copy)]
+struct Resent {
+    seq: u16,
+    at: Instant,
+    count: u8,
+}
+
+/// The decisions, apart from the engine's plumbing.
+#[derive(Debug)]
+pub(crate) struct NackBudget {
+    rate_bps: f64,
+    budget_bits: f64,
+    last_refill: Option<Instant>,
+    streams: HashMap<u32, Vec<Option<Resent>>>,
+}
+
+impl NackBudget {
+    pub fn new() -> Self {
+        let mut budget = NackBudget {
+            rate_bps: 0.0,
+            budget_bits: 0.0,
+            last_refill: None,
+            streams: HashMap::new(),
+        };
+        budget.set_estimate(INITIAL_ESTIMATE_BPS);
+        budget.budget_bits = budget.burst_bits();
+        budget
+    }
+
+    /// The receiver's downlink estimate changed.
+    pub fn set_estimate(&mut self, estimate_bps: f64) {
+        self.rate_bps = (estimate_bps * SHARE).max(MIN_RATE_BPS);
+        self.budget_bits = self.budget_bits.min(self.burst_bits());
+    }
+
+    fn burst_bits(&self) -> f64 {
+        (self.rate_bps * BURST.as_secs_f64()).max(MIN_BURST_PACKETS * PACKET_BITS)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if let Some(last) = self.last_refill {
+            let elapsed = now.saturating_duration_since(last).as_secs_f64();
+            self.budget_bits = (self.budget_bits + elapsed * self.rate_bps).min(self.burst_bits());
+        }
+        self.last_refill = Some(now);
+    }
+
+    /// Whether packet `seq` of `ssrc` may be resent at `now`; records it when it may.
+    pub fn allow(&mut self, ssrc: u32, seq: u16, now: Instant) -> bool {
+        self.refill(now);
+        let slots = self
+            .streams
+            .entry(ssrc)
+            .or_insert_with(|| vec![None; HISTORY]);
+        let slot = &mut slots[seq as usize % HISTORY];
+        let previous = slot.filter(|r| r.seq == seq);
+        if let Some(r) = previous
+            && (r.count >= MAX_RESENDS || now.saturating_duration_since(r.at) < REPEAT_HOLD)
+        {
+            return false;
+        }
+        if self.budget_bits < PACKET_BITS {
+            return false;
+        }
+        self.budget_bits -= PACKET_BITS;
+        *slot = Some(Resent {
+            seq,
+            at: now,
+            count: previous.map_or(1, |r| r.count + 1),
+        });
+        true
+    }
+
+    /// Forgets a stream that ended.
+    pub fn forget(&mut self, ssrc: u32) {
+        self.streams.remove(&ssrc);
+    }
+}
+
+/// The interceptor: between the pacer and the NACK responder on the read leg, where the
+/// congestion controller's estimate rides on the feedback packets that move it.
+pub(crate) struct RetransmissionBudget {
+    budget: NackBudget,
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+    counters: Arc<MediaCounters>,
+}
+
+impl RetransmissionBudget {
+    pub(crate) fn new(counters: Arc<MediaCounters>) -> Self {
+        RetransmissionBudget {
+            budget: NackBudget::new(),
+            reads: VecDeque::new(),
+            writes: VecDeque::new(),
+            counters,
+        }
+    }
+
+    /// The NACK with only the packets that may be resent; `None` when none may.
+    fn trim(&mut self, nack: &TransportLayerNack, now: Instant) -> Option<TransportLayerNack> {
+        let asked = nack.nacks.iter().flat_map(|p| p.packet_list());
+        let mut allowed = Vec::new();
+        let mut refused = 0u64;
+        for seq in asked {
+            if self.budget.allow(nack.media_ssrc, seq, now) {
+                allowed.push(seq);
+            } else {
+                refused += 1;
+            }
+        }
+        if refused > 0 {
+            self.counters
+                .retransmissions_refused
+                .fetch_add(refused, Ordering::Relaxed);
+        }
+        (!allowed.is_empty()).then(|| TransportLayerNack {
+            sender_ssrc: nack.sender_ssrc,
+            media_ssrc: nack.media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(&allowed),
+        })
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RetransmissionBudget {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Some(Attribute::TargetBitrateChanged { bits_per_second }) =
+            msg.message.get(&Attribute::TargetBitrateChanged {
+                bits_per_second: 0.0,
+            })
+        {
+            self.budget.set_estimate(*bits_per_second);
+        }
+        let has_nack = matches!(&msg.message.packet, Packet::Rtcp(packets)
+            if packets.iter().any(|p| p.as_any().is::<TransportLayerNack>()));
+        if has_nack && let Packet::Rtcp(packets) = &mut msg.message.packet {
+            let now = msg.now;
+            let mut kept: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::with_capacity(packets.len());
+            for packet in std::mem::take(packets) {
+                match packet.as_any().downcast_ref::<TransportLayerNack>() {
+                    Some(nack) => {
+                        if let Some(trimmed) = self.trim(nack, now) {
+                            kept.push(Box::new(trimmed));
+                        }
+                    }
+                    None => kept.push(packet),
+                }
+            }
+            if kept.is_empty() {
+                // Nothing left to deliver.
+                return Ok(());
+            }
+            *packets = kept;
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+}
+
+impl Interceptor for RetransmissionBudget {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.budget.forget(info.ssrc);
+    }
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packet_is_resent_at_most_six_times_and_not_again_within_the_hold() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut b = NackBudget::new();
+        assert!(b.allow(1, 100, at(0)));
+        assert!(!b.allow(1, 100, at(50)), "asked again too soon");
+        for i in 1..MAX_RESENDS {
+            assert!(b.allow(1, 100, at(150 * u64::from(i))));
+        }
+        assert!(!b.allow(1, 100, at(900)), "resent six times already");
+        // Another stream, or another packet, is its own.
+        assert!(b.allow(2, 100, at(900)));
+        assert!(b.allow(1, 101, at(900)));
+        // A sequence number that wrapped around to the same slot is a new packet.
+        assert!(b.allow(1, 100 + HISTORY as u16, at(1_000)));
+    }
+
+    #[test]
+    fn resends_take_at_most_a_quarter_of_the_estimate() {
+        let t0 = Instant::now();
+        let mut b = NackBudget::new();
+        // 200 kbit/s: 64 kbit/s for resends (the floor), 8 packets a second.
+        b.set_estimate(200_000.0);
+        let mut allowed = 0;
+        for i in 0..1_000u16 {
+            // 100 packets asked for each 100 ms over 2 s.
+            let now = t0 + Duration::from_millis(u64::from(i / 50) * 100);
+            if b.allow(7, i, now) {
+                allowed += 1;
+            }
+        }
+        // The first burst (4 packets) plus 2 s at 8 packets a second.
+        assert!((16..=22).contains(&allowed), "{allowed} resends allowed");
+        // A roomy link: 2 Mbit/s gives 500 kbit/s, about 62 a second.
+        let mut b = NackBudget::new();
+        b.set_estimate(2_000_000.0);
+        let allowed = (0..1_000u16)
+            .filter(|&i| b.allow(7, i, t0 + Duration::from_millis(u64::from(i))))
+            .count();
+        assert!((60..=90).contains(&allowed), "{allowed} resends allowed");
+    }
+}
