@@ -138,8 +138,12 @@ struct Memory {
 /// # Hysteresis
 ///
 /// * Downgrades are immediate: when the layers in force no longer fit in 95 % of the estimate,
-///   they are re-fitted at once (each subscription at most at its current layer).
-/// * Upgrades are rounds, at most one per `upgrade_interval` (1.5 s) per receiver, and must fit in
+///   they are re-fitted at once (each subscription at most at its current layer). When they
+///   overshoot it by more than a quarter, the allocation says `congested`: a lowered
+///   subscription then stops its current layer at once instead of waiting for the new one's
+///   keyframe.
+/// * Upgrades are rounds, at most one per `upgrade_interval` (1.5 s) per receiver (doubled after
+///   each upgrade undone within 3 s, up to `max_upgrade_interval`, 6 s), and must fit in
 ///   85 % of the lowest estimate of the last 0.5-1 s (`estimate_hold`): a 10 % band in which
 ///   nothing moves, and a spike of the estimate upgrades nothing. A round re-runs the whole greedy
 ///   fit and is taken only when it is better in grant order than what is in force: it may move

@@ -6,33 +6,26 @@
 //! marks exactly those compound packets for delivery and passes everything else through as is.
 //! On the way it counts the NACKs subscribers send, for `/metrics`.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::sansio::Protocol;
 
 use crate::counters::MediaCounters;
+use crate::read_hook::{ReadHook, ReadSide};
 
 /// Marks inbound RTCP carrying a PLI or FIR with [`Attribute::DeliverToApplication`].
 pub(crate) struct KeyframeRequestsToApplication {
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
     counters: Arc<MediaCounters>,
 }
 
 impl KeyframeRequestsToApplication {
-    pub(crate) fn new(counters: Arc<MediaCounters>) -> Self {
-        Self {
-            reads: VecDeque::new(),
-            writes: VecDeque::new(),
-            counters,
-        }
+    /// The interceptor, counting into `counters`.
+    pub(crate) fn interceptor(counters: Arc<MediaCounters>) -> ReadSide<Self> {
+        ReadSide::new(KeyframeRequestsToApplication { counters })
     }
 }
 
@@ -43,14 +36,8 @@ fn asks_for_keyframe(packets: &[Box<dyn rtc::rtcp::Packet>]) -> bool {
     })
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApplication {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl ReadHook for KeyframeRequestsToApplication {
+    fn on_read(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let nacks = packets
                 .iter()
@@ -68,27 +55,6 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApplication 
         {
             msg.message.add(Attribute::DeliverToApplication);
         }
-        self.reads.push_back(msg);
-        Ok(())
+        Some(msg)
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequestsToApplication {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }

@@ -44,6 +44,7 @@ mod negotiator;
 mod participant;
 mod peer;
 mod publication;
+mod read_hook;
 mod retransmission_budget;
 mod room;
 mod router;

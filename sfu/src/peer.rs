@@ -232,7 +232,7 @@ impl ServerPeer {
         }
         .with(
             Slot::Custom(KEYFRAME_REQUEST_SLOT),
-            KeyframeRequestsToApplication::new(std::sync::Arc::clone(counters)),
+            KeyframeRequestsToApplication::interceptor(std::sync::Arc::clone(counters)),
         );
         if let Some(estimate) = downlink {
             // No pacer: forwarded packets go out as they come (the allocator keeps the rate
@@ -241,7 +241,7 @@ impl ServerPeer {
             registry = registry
                 .with(
                     Slot::Custom(RETRANSMISSION_BUDGET_SLOT),
-                    RetransmissionBudget::new(std::sync::Arc::clone(counters)),
+                    RetransmissionBudget::interceptor(std::sync::Arc::clone(counters)),
                 )
                 .with(
                     Slot::CongestionControl,

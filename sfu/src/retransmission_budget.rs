@@ -5,18 +5,18 @@
 //! thin asks for everything the full queue dropped, and the resends keep the queue full: seconds
 //! of loss instead of one. It reads NACKs only, never touches media, and never blocks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     TransportLayerNack, nack_pairs_from_sequence_numbers,
 };
-use rtc::sansio::Protocol;
 
 use crate::counters::MediaCounters;
+use crate::read_hook::{ReadHook, ReadSide};
 
 /// Share of the receiver's estimate resends may take, and the least rate they get.
 const SHARE: f64 = 0.25;
@@ -115,23 +115,20 @@ impl NackBudget {
     }
 }
 
-/// The interceptor: between the pacer and the NACK responder on the read leg, where the
+/// The interceptor's hook: between the pacer and the NACK responder on the read leg, where the
 /// congestion controller's estimate rides on the feedback packets that move it.
 pub(crate) struct RetransmissionBudget {
     budget: NackBudget,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
     counters: Arc<MediaCounters>,
 }
 
 impl RetransmissionBudget {
-    pub(crate) fn new(counters: Arc<MediaCounters>) -> Self {
-        RetransmissionBudget {
+    /// The interceptor, counting refusals into `counters`.
+    pub(crate) fn interceptor(counters: Arc<MediaCounters>) -> ReadSide<Self> {
+        ReadSide::new(RetransmissionBudget {
             budget: NackBudget::new(),
-            reads: VecDeque::new(),
-            writes: VecDeque::new(),
             counters,
-        }
+        })
     }
 
     /// The NACK with only the packets that may be resent; `None` when none may.
@@ -159,14 +156,8 @@ impl RetransmissionBudget {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RetransmissionBudget {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl ReadHook for RetransmissionBudget {
+    fn on_read(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         if let Some(Attribute::TargetBitrateChanged { bits_per_second }) =
             msg.message.get(&Attribute::TargetBitrateChanged {
                 bits_per_second: 0.0,
@@ -191,35 +182,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RetransmissionBudget {
             }
             if kept.is_empty() {
                 // Nothing left to deliver.
-                return Ok(());
+                return None;
             }
             *packets = kept;
         }
-        self.reads.push_back(msg);
-        Ok(())
+        Some(msg)
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
+    fn forget_local(&mut self, ssrc: u32) {
+        self.budget.forget(ssrc);
     }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for RetransmissionBudget {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, info: &StreamInfo) {
-        self.budget.forget(info.ssrc);
-    }
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -194,6 +194,18 @@ impl LossyLink {
         self.uplink.exempt_tcp_port(port);
     }
 
+    /// Starts a server for a call with a page behind this link: media announced on the link's
+    /// host end only (pages on this machine reach it there too, and no other test's link, which
+    /// may vanish mid-call, is offered), HTTP on every address with dev tokens (see
+    /// [`LossyLink::call_page`]).
+    pub async fn start_server(&self) -> switchyard::Server {
+        crate::start_server(Some(self.host_ip.into()), |config| {
+            config.http_bind = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+            config.insecure_dev = true;
+        })
+        .await
+    }
+
     /// Starts chromedriver inside the namespace, its port exempt from the impairments: the
     /// browsers it opens use the link.
     pub async fn driver(&self) -> anyhow::Result<Driver> {

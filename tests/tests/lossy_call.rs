@@ -3,14 +3,12 @@
 //! both cameras with no gap over 0.5 s, and so do the two pages on this machine. It never
 //! impairs those two pages, nor fakes a browser or the SFU.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard_tests::browser::{Driver, eval, wait_for_script};
 use switchyard_tests::lossy_link::{DirectionStats, Impairment, LossyLink};
 use switchyard_tests::media::{downlink, num};
-use switchyard_tests::start_server;
 
 /// How long the downlink stays impaired.
 const WINDOW: Duration = Duration::from_secs(30);
@@ -160,13 +158,7 @@ fn cpu_jiffies() -> (u64, u64) {
 async fn five_percent_loss_and_50ms_delay_on_a_downlink_cause_no_freeze_over_half_a_second() {
     // Made before the server, whose media sockets bind the link's host end.
     let link = LossyLink::create().expect("a lossy link (needs root and /dev/net/tun)");
-    // Media announced on the link's host end only: the pages on this machine reach it there
-    // too, and no other test's link (which may vanish mid-call) is offered to Carol.
-    let server = start_server(Some(link.host_ip.into()), |config| {
-        config.http_bind = SocketAddr::from(([0, 0, 0, 0], 0));
-        config.insecure_dev = true;
-    })
-    .await;
+    let server = link.start_server().await;
     let port = server.http_addr.port();
     let driver = Driver::start().await.expect("chromedriver");
     let inside = link

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_tests::browser::{Driver, media_stats};
 use switchyard_tests::lossy_link::{DirectionStats, Impairment, LossyLink};
-use switchyard_tests::{start_server, wait_for};
+use switchyard_tests::wait_for;
 use tokio::net::UdpSocket;
 
 /// A UDP echo inside the namespace: prints its port, then returns every datagram to its sender.
@@ -302,13 +302,7 @@ async fn frames_from(page: &fantoccini::Client, name: &str) -> u64 {
 async fn a_call_with_one_page_behind_a_lossy_link_decodes_video_both_ways() {
     // Made before the server, whose media sockets bind the link's host end.
     let link = LossyLink::create().expect("a lossy link (needs root and /dev/net/tun)");
-    // Media announced on the link's host end only: a page on this machine reaches it there
-    // too, and no other test's link (which may vanish mid-call) is offered to Bob.
-    let server = start_server(Some(link.host_ip.into()), |config| {
-        config.http_bind = SocketAddr::from(([0, 0, 0, 0], 0));
-        config.insecure_dev = true;
-    })
-    .await;
+    let server = link.start_server().await;
     let port = server.http_addr.port();
     let driver = Driver::start().await.expect("chromedriver");
     let inside = link
