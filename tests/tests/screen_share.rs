@@ -1,18 +1,20 @@
-//! Screen sharing beside the camera in real browsers: a Chromium page shares an animated
-//! canvas (`shareScreen(canvas.captureStream())`) and another Chromium page and a Firefox page
-//! decode both its camera (simulcast) and its screen (the screen at the canvas's full
-//! 1280x720). Stopping the share removes the screen at every receiver. Never fakes a browser or the SFU; the canvas stands in for a real screen.
+//! Screen sharing beside the camera in real browsers: a Chromium page, then a Firefox page,
+//! shares an animated canvas (`shareScreen(canvas.captureStream())`); the receivers decode its
+//! camera and its screen (at the canvas's full 1280x720), the server names them `camera` and
+//! `screen`, and stopping the share removes only the screen. Never fakes a browser or the SFU.
 
 use std::time::{Duration, Instant};
 
 use fantoccini::Client;
+use protocol::admin::RoomDetail;
+use protocol::{Grants, TrackKind};
 use serde_json::{Value, json};
 use switchyard_tests::browser::{Driver, Firefox, wait_for_script};
 use switchyard_tests::media::{
     CANVAS_SCREEN, START, machine_ipv4, num, run, track_stats, wait_connected, wait_frames,
     wait_video_track,
 };
-use switchyard_tests::{start_server, wait_for};
+use switchyard_tests::{Server, start_server, wait_for};
 
 /// The canvas's size: a screen is sent as one layer, at its own size.
 const SCREEN: (f64, f64) = (1280.0, 720.0);
@@ -181,8 +183,132 @@ async fn screen_share_beside_the_camera_reaches_chromium_and_firefox() {
     both_decode(rita, "Rita (Chromium)", &sam_id, Some(SCREEN)).await;
     both_decode(fiona, "Fiona (Firefox)", &sam_id, Some(SCREEN)).await;
     stop_and_gone(sam, &sam_id, &[(rita, "Rita"), (fiona, "Fiona")]).await;
-    // (A screen shared *from* Firefox is not named in its next offer's `sources` yet, so it
-    // replaces the camera there: a known gap, see the issue note.)
+
+    for page in chromium {
+        let _ = page.close().await;
+    }
+    let _ = firefox.page.clone().close().await;
+}
+
+/// `owner`'s video tracks as the server lists them, when they are exactly `sources` (by
+/// source, each once): `page`'s list, which the server's `joined`, `trackPublished` and
+/// `trackUnpublished` build, as `(id, source)`; and the admin API's room detail must list the
+/// same ids. `Err` says what both list instead.
+async fn listed_video(
+    server: &Server,
+    room: &str,
+    page: &Client,
+    owner: &str,
+    sources: &[&str],
+) -> Result<Vec<(String, String)>, String> {
+    let script = "const p = window.switchyard.client.participants.get(arguments[0]); \
+         return p ? p.tracks.filter(t => t.kind === 'video').map(t => [t.id, t.source]) : []";
+    let listed = run(page, script, vec![json!(owner)])
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let mut listed: Vec<(String, String)> =
+        serde_json::from_value(listed).map_err(|e| e.to_string())?;
+    listed.sort_by(|a, b| a.1.cmp(&b.1));
+    let token = server.tokens.mint(
+        "ops",
+        "Ops",
+        "",
+        Grants {
+            room_admin: true,
+            ..Grants::default()
+        },
+        600,
+    );
+    let detail: RoomDetail = reqwest::Client::new()
+        .get(format!("http://{}/api/rooms/{room}", server.http_addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut admin: Vec<&str> = detail
+        .participants
+        .iter()
+        .filter(|p| p.id == owner)
+        .flat_map(|p| p.tracks.iter())
+        .filter(|t| t.kind == TrackKind::Video)
+        .map(|t| t.id.as_str())
+        .collect();
+    admin.sort_unstable();
+    let mut ids: Vec<&str> = listed.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    let named: Vec<&str> = listed.iter().map(|(_, s)| s.as_str()).collect();
+    if named == sources && ids == admin {
+        Ok(listed)
+    } else {
+        Err(format!(
+            "the page lists {listed:?}, the admin API {admin:?}"
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screen_shared_from_firefox_comes_beside_its_camera() {
+    // Media on this machine's own address, which Firefox reaches (it skips loopback).
+    let ip = machine_ipv4();
+    let server = start_server(Some(ip), |_| {}).await;
+    let port = server.http_addr.port();
+    let room = "firefox-screens";
+    let driver = Driver::start().await.expect("chromedriver");
+    let firefox = Firefox::start().await.expect("firefox");
+    let chromium = driver
+        .call_pages(port, room, &["Rita"], "")
+        .await
+        .expect("page loads");
+    firefox
+        .page
+        .goto(&format!("http://127.0.0.1:{port}/room/{room}?name=Fiona"))
+        .await
+        .expect("Firefox loads the page");
+    let (rita, fiona) = (&chromium[0], &firefox.page);
+    joined(rita, 1).await;
+    let fiona_id = joined(fiona, 1).await;
+    let camera = wait_video_track(rita, &fiona_id, "camera").await;
+    let camera_id = camera["id"].as_str().expect("camera id").to_owned();
+    wait_frames(rita, &camera_id, 0.0, 15.0, START).await;
+    println!("media announced on {ip}; Fiona {fiona_id} sends camera {camera_id}");
+
+    // Firefox shares: its renegotiating offer names the new track `screen`, so the camera
+    // stays (same server track) and Chromium decodes both, the screen whole.
+    let canvas = share_canvas(fiona).await;
+    println!("Fiona shares canvas track {canvas}");
+    both_decode(rita, "Rita (Chromium)", &fiona_id, Some(SCREEN)).await;
+    let both = wait_for(
+        "the server to list Fiona's camera and screen",
+        Duration::from_secs(10),
+        async || listed_video(&server, room, rita, &fiona_id, &["camera", "screen"]).await,
+    )
+    .await;
+    assert_eq!(both[0].0, camera_id, "the share did not replace the camera");
+    println!("server lists Fiona's video as {both:?}");
+
+    // Stopping removes only the screen; the camera keeps decoding.
+    stop_and_gone(fiona, &fiona_id, &[(rita, "Rita")]).await;
+    let left = wait_for(
+        "the server to list only Fiona's camera",
+        Duration::from_secs(10),
+        async || listed_video(&server, room, rita, &fiona_id, &["camera"]).await,
+    )
+    .await;
+    assert_eq!(left[0].0, camera_id, "the camera is the same track");
+    let now = track_stats(rita, &camera_id)
+        .await
+        .expect("Rita still receives the camera");
+    let more = wait_frames(rita, &camera_id, num(&now, "framesDecoded"), 30.0, START).await;
+    println!(
+        "after the share: server lists {left:?}; Rita decoded camera frames {} then {} ({}x{})",
+        num(&now, "framesDecoded"),
+        num(&more, "framesDecoded"),
+        num(&more, "frameWidth"),
+        num(&more, "frameHeight"),
+    );
 
     for page in chromium {
         let _ = page.close().await;

@@ -89,7 +89,9 @@ export function preferCodec(transceiver, name) {
 /**
  * The media sections of an SDP by mid: `Map<mid, {kind, streamId, trackId, direction}>`, where
  * `streamId`/`trackId` come from `a=msid` (or an `a=ssrc:… msid:` line; null when absent) and
- * `direction` is `inactive` for a rejected (port 0) section.
+ * `direction` is `inactive` for a rejected (port 0) section. Port 0 with `a=bundle-only` is not
+ * a rejection: Firefox writes every m-section it adds in a renegotiating offer that way
+ * (RFC 8843 §6), e.g. a screen shared beside the camera.
  */
 export function mediaSections(sdp) {
   const out = new Map();
@@ -104,11 +106,12 @@ export function mediaSections(sdp) {
       const m = section.match(/^a=ssrc:\d+ msid:(\S+) (\S+)/m);
       if (m) msid = [m[1], m[2]];
     }
+    const rejected = port === '0' && !lines.some((l) => /^a=bundle-only\s*$/.test(l));
     out.set(mid, {
       kind: media,
       streamId: msid?.[0] ?? null,
       trackId: msid?.[1] ?? null,
-      direction: port === '0' ? 'inactive' : dir || 'sendrecv',
+      direction: rejected ? 'inactive' : dir || 'sendrecv',
     });
   }
   return out;

@@ -149,8 +149,8 @@ export class Publisher {
 
   /**
    * `{msidTrackId: source}` of every track `pc`'s current local description sends: the
-   * `sources` of a publisher offer. Keys are the offer's own msid track ids (the
-   * MediaStreamTrack ids in Chromium and Firefox), so they are what the server sees.
+   * `sources` of a publisher offer. Keys are the offer's own msid track ids, so they are what
+   * the server sees (Chromium's are the MediaStreamTrack ids, Firefox's are not).
    */
   sources(pc) {
     const out = {};
