@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use crate::arrival::recv_stamped;
 use crate::command::Command;
 use crate::error::ClientError;
 use crate::event::ClientEvent;
@@ -84,14 +85,14 @@ impl Engine {
                         return;
                     }
                 }
-                r = self.publisher.socket.recv_from(&mut self.publisher.buf) => {
-                    if let Ok((n, peer)) = r {
-                        read(&mut self.publisher, n, peer);
+                r = recv_stamped(&self.publisher.socket, &mut self.publisher.buf) => {
+                    if let Ok((n, peer, arrival)) = r {
+                        read(&mut self.publisher, n, peer, arrival);
                     }
                 }
-                r = self.subscriber.socket.recv_from(&mut self.subscriber.buf) => {
-                    if let Ok((n, peer)) = r {
-                        read(&mut self.subscriber, n, peer);
+                r = recv_stamped(&self.subscriber.socket, &mut self.subscriber.buf) => {
+                    if let Ok((n, peer, arrival)) = r {
+                        read(&mut self.subscriber, n, peer, arrival);
                     }
                 }
                 _ = keepalive.tick() => {

@@ -9,6 +9,7 @@
 //!
 //! This file only declares the modules and re-exports the public API: no logic here.
 
+mod arrival;
 mod client;
 mod codecs;
 mod command;

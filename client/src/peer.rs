@@ -69,6 +69,8 @@ pub(crate) struct Peer {
 impl Peer {
     pub(crate) async fn new(local_ip: IpAddr) -> Result<Peer, ClientError> {
         let socket = UdpSocket::bind((local_ip, 0)).await?;
+        // Transport-wide feedback reports arrival times: the kernel's, not this busy process's.
+        crate::arrival::stamp_arrivals(&socket)?;
         let local = socket.local_addr()?;
         let mut media_engine = MediaEngine::default();
         for (codec, kind) in client_codecs() {
@@ -114,10 +116,10 @@ impl Peer {
     }
 }
 
-/// Feeds the `n` bytes received from `from` to the peer connection.
-pub(crate) fn read(peer: &mut Peer, n: usize, from: SocketAddr) {
+/// Feeds the `n` bytes received from `from` at `arrival` to the peer connection.
+pub(crate) fn read(peer: &mut Peer, n: usize, from: SocketAddr, arrival: Instant) {
     let _ = peer.pc.handle_read(TaggedBytesMut {
-        now: Instant::now(),
+        now: arrival,
         transport: TransportContext {
             local_addr: peer.local,
             peer_addr: from,
