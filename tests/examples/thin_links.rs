@@ -384,7 +384,8 @@ fn write_plot(rows: &[Row], thin_secs: f64) -> std::path::PathBuf {
     let mut svg = format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='11'>\
          <rect x='{:.1}' y='{pad}' width='{:.1}' height='{:.1}' fill='#fde2e2'/>\
-         <text x='{pad}' y='16'>Ann's downlink: estimate (blue, max {e_max} kbit/s) and received width of Ben (green) and Cat (orange), 0-1280 px; shaded: {THIN_KBIT} kbit/s limit</text>",
+         <text x='{pad}' y='14'>Ann's downlink: estimate (blue, max {e_max} kbit/s), received width of Ben (green) and Cat (orange), 0-1280 px,</text>\
+         <text x='{pad}' y='28'>and seconds frozen since the limit (dashed, 0-10 s); shaded: the {THIN_KBIT} kbit/s limit</text>",
         x(0.0),
         x(thin_secs) - x(0.0),
         h - 2.0 * pad
@@ -394,11 +395,23 @@ fn write_plot(rows: &[Row], thin_secs: f64) -> std::path::PathBuf {
         "<polyline fill='none' stroke='#2563eb' stroke-width='2' points='{}'/>",
         line(&|r| r.1 as f64, e_max)
     );
+    // Seconds frozen so far (dashed), counted from the start of the limit, on a 0-10 s scale.
+    let frozen_at_start: Vec<f64> = rows.first().map(|r| r.4.clone()).unwrap_or_default();
     for (i, colour) in [(0usize, "#16a34a"), (1, "#ea580c")] {
         let _ = write!(
             svg,
             "<polyline fill='none' stroke='{colour}' stroke-width='2' points='{}'/>",
             line(&|r| r.3.get(i).copied().unwrap_or(0) as f64, 1280.0)
+        );
+        let start = frozen_at_start.get(i).copied().unwrap_or(0.0);
+        let _ = write!(
+            svg,
+            "<polyline fill='none' stroke='{colour}' stroke-width='1.5' stroke-dasharray='4 3' \
+             points='{}'/>",
+            line(
+                &|r| (r.4.get(i).copied().unwrap_or(0.0) - start).clamp(0.0, 10.0),
+                10.0
+            )
         );
     }
     let _ = write!(
