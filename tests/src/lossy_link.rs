@@ -245,6 +245,49 @@ impl LossyLink {
     }
 }
 
+/// A call across a lossy link: a server reached through the link's host end, a chromedriver on
+/// this machine and one inside the namespace (declared so that the link goes last).
+pub struct LossyCall {
+    pub inside: Driver,
+    pub host: Driver,
+    pub server: switchyard::Server,
+    pub link: LossyLink,
+}
+
+impl LossyCall {
+    /// Makes the link (before the server, whose media sockets bind its host end), the server
+    /// and both chromedrivers.
+    pub async fn start() -> anyhow::Result<LossyCall> {
+        let link = LossyLink::create().context("a lossy link (needs root and /dev/net/tun)")?;
+        let server = link.start_server().await;
+        let host = Driver::start().await.context("chromedriver")?;
+        let inside = link
+            .driver()
+            .await
+            .context("chromedriver inside the namespace")?;
+        Ok(LossyCall {
+            inside,
+            host,
+            server,
+            link,
+        })
+    }
+
+    /// Call pages on this machine for `names` in `room`.
+    pub async fn host_pages(&self, room: &str, names: &[&str]) -> anyhow::Result<Vec<Client>> {
+        self.host
+            .call_pages(self.server.http_addr.port(), room, names, "")
+            .await
+    }
+
+    /// A call page inside the namespace, behind the link.
+    pub async fn inside_page(&self, room: &str, name: &str) -> anyhow::Result<Client> {
+        self.link
+            .call_page(&self.inside, self.server.http_addr.port(), room, name, "")
+            .await
+    }
+}
+
 impl Drop for LossyLink {
     fn drop(&mut self) {
         kill_processes_in(&self.namespace);

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchyard_tests::browser::{Driver, eval, wait_for_script};
-use switchyard_tests::lossy_link::{DirectionStats, Impairment, LossyLink};
+use switchyard_tests::browser::{eval, wait_for_script};
+use switchyard_tests::lossy_link::{DirectionStats, Impairment, LossyCall};
 use switchyard_tests::media::{downlink, num};
 
 /// How long the downlink stays impaired.
@@ -156,22 +156,17 @@ fn cpu_jiffies() -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_percent_loss_and_50ms_delay_on_a_downlink_cause_no_freeze_over_half_a_second() {
-    // Made before the server, whose media sockets bind the link's host end.
-    let link = LossyLink::create().expect("a lossy link (needs root and /dev/net/tun)");
-    let server = link.start_server().await;
-    let port = server.http_addr.port();
-    let driver = Driver::start().await.expect("chromedriver");
-    let inside = link
-        .driver()
+    let call = LossyCall::start()
         .await
-        .expect("chromedriver inside the namespace");
-    let mut hosts = driver
-        .call_pages(port, "lossy-call", &["Alice", "Bob"], "")
+        .expect("a call across a lossy link");
+    let link = &call.link;
+    let mut hosts = call
+        .host_pages("lossy-call", &["Alice", "Bob"])
         .await
         .expect("Alice's and Bob's pages load");
     let (bob, alice) = (hosts.remove(1), hosts.remove(0));
-    let carol = link
-        .call_page(&inside, port, "lossy-call", "Carol", "")
+    let carol = call
+        .inside_page("lossy-call", "Carol")
         .await
         .expect("Carol's page loads inside the namespace");
 

@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use switchyard_tests::browser::{Driver, media_stats};
-use switchyard_tests::lossy_link::{DirectionStats, Impairment, LossyLink};
+use switchyard_tests::browser::media_stats;
+use switchyard_tests::lossy_link::{DirectionStats, Impairment, LossyCall, LossyLink};
 use switchyard_tests::wait_for;
 use tokio::net::UdpSocket;
 
@@ -300,22 +300,17 @@ async fn frames_from(page: &fantoccini::Client, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_with_one_page_behind_a_lossy_link_decodes_video_both_ways() {
-    // Made before the server, whose media sockets bind the link's host end.
-    let link = LossyLink::create().expect("a lossy link (needs root and /dev/net/tun)");
-    let server = link.start_server().await;
-    let port = server.http_addr.port();
-    let driver = Driver::start().await.expect("chromedriver");
-    let inside = link
-        .driver()
+    let call = LossyCall::start()
         .await
-        .expect("chromedriver inside the namespace");
-    let alice = driver
-        .call_pages(port, "lossy-link", &["Alice"], "")
+        .expect("a call across a lossy link");
+    let link = &call.link;
+    let alice = call
+        .host_pages("lossy-link", &["Alice"])
         .await
         .expect("Alice's page loads")
         .remove(0);
-    let bob = link
-        .call_page(&inside, port, "lossy-link", "Bob", "")
+    let bob = call
+        .inside_page("lossy-link", "Bob")
         .await
         .expect("Bob's page loads inside the namespace");
 
