@@ -6,9 +6,10 @@
 use std::time::{Duration, Instant};
 
 use fantoccini::Client;
+use protocol::TrackKind;
 use protocol::admin::RoomDetail;
-use protocol::{Grants, TrackKind};
 use serde_json::{Value, json};
+use switchyard_tests::admin::admin_grants;
 use switchyard_tests::browser::{Driver, Firefox, wait_for_script};
 use switchyard_tests::media::{
     CANVAS_SCREEN, START, machine_ipv4, num, run, track_stats, wait_connected, wait_frames,
@@ -209,16 +210,7 @@ async fn listed_video(
     let mut listed: Vec<(String, String)> =
         serde_json::from_value(listed).map_err(|e| e.to_string())?;
     listed.sort_by(|a, b| a.1.cmp(&b.1));
-    let token = server.tokens.mint(
-        "ops",
-        "Ops",
-        "",
-        Grants {
-            room_admin: true,
-            ..Grants::default()
-        },
-        600,
-    );
+    let token = server.tokens.mint("ops", "Ops", "", admin_grants(), 600);
     let detail: RoomDetail = reqwest::Client::new()
         .get(format!("http://{}/api/rooms/{room}", server.http_addr))
         .bearer_auth(token)
