@@ -241,7 +241,10 @@ impl ServerPeer {
             registry = registry
                 .with(
                     Slot::Custom(RETRANSMISSION_BUDGET_SLOT),
-                    RetransmissionBudget::interceptor(std::sync::Arc::clone(counters)),
+                    RetransmissionBudget::interceptor(
+                        std::sync::Arc::clone(counters),
+                        estimate.clone(),
+                    ),
                 )
                 .with(
                     Slot::CongestionControl,

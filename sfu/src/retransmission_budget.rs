@@ -1,7 +1,11 @@
 //! The retransmissions a receiver may ask of us: its NACKs are trimmed before the engine's NACK
-//! responder answers them, so that a packet is resent at most six times, never again within
-//! 100 ms (a request repeated that soon is for what is already on its way), and resends take at
-//! most a quarter of its estimated downlink. Without this, a receiver whose link just turned
+//! responder answers them, so that a packet is resent at most ten times, never again within
+//! 100 ms of the last time (a request repeated that soon is for what is already on its way),
+//! then 200 ms, then 400 ms (a resend lost in a full queue is tried again once it may have
+//! drained, not every round trip), and resends take at most a quarter of its estimated
+//! downlink while its link is losing much (the latest feedback reports more than 10 % lost),
+//! and up to 60 % of it once it is not (what the congestion left missing is repaired at once,
+//! before the receiver gives up and asks for a keyframe). Without this, a receiver whose link just turned
 //! thin asks for everything the full queue dropped, and the resends keep the queue full: seconds
 //! of loss instead of one. It reads NACKs only, never touches media, and never blocks.
 
@@ -16,21 +20,29 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 };
 
 use crate::counters::MediaCounters;
+use crate::downlink_estimator::SharedEstimate;
 use crate::read_hook::{ReadHook, ReadSide};
 
-/// Share of the receiver's estimate resends may take, and the least rate they get.
-const SHARE: f64 = 0.25;
+/// Share of the receiver's estimate resends may take while its link loses more than
+/// `LOSING` of the packets of the latest feedback, and once it does not; the least rate they
+/// get.
+const CONGESTED_SHARE: f64 = 0.25;
+const CLEAR_SHARE: f64 = 0.6;
+const LOSING: f64 = 0.1;
 const MIN_RATE_BPS: f64 = 64_000.0;
 /// What the bucket may hold: this long at its rate, and at least a few packets.
 const BURST: Duration = Duration::from_millis(250);
 const MIN_BURST_PACKETS: f64 = 4.0;
 /// A resend is charged as a packet of this size (the NACK does not say how big it is).
 const PACKET_BITS: f64 = 1_000.0 * 8.0;
-/// How often one packet is resent at most, and how long before the same packet again. On a
-/// lossy link a resend is lost as often as the original: two tries leave one packet in 400
-/// unrepaired at 5 % loss (a freeze until the next keyframe), six one in 64 million.
-const MAX_RESENDS: u8 = 6;
+/// How often one packet is resent at most, and how long before the same packet again: the hold
+/// doubles with each resend up to `MAX_HOLD`. On a lossy link a resend is lost as often as the
+/// original: two tries leave one packet in 400 unrepaired at 5 % loss (a freeze until the next
+/// keyframe). On a link that just turned thin every resend of the first second may be lost in
+/// the full queue; with the hold growing, the last tries come after it drained (about 3 s).
+const MAX_RESENDS: u8 = 10;
 const REPEAT_HOLD: Duration = Duration::from_millis(100);
+const MAX_HOLD: Duration = Duration::from_millis(400);
 /// Sequence numbers remembered per stream (as the responder's buffer: older ones are gone).
 const HISTORY: usize = 1024;
 /// The estimate assumed until the first one arrives.
@@ -46,6 +58,8 @@ struct Resent {
 /// The decisions, apart from the engine's plumbing.
 #[derive(Debug)]
 pub(crate) struct NackBudget {
+    estimate_bps: f64,
+    losing: bool,
     rate_bps: f64,
     budget_bits: f64,
     last_refill: Option<Instant>,
@@ -55,6 +69,8 @@ pub(crate) struct NackBudget {
 impl NackBudget {
     pub fn new() -> Self {
         let mut budget = NackBudget {
+            estimate_bps: INITIAL_ESTIMATE_BPS,
+            losing: false,
             rate_bps: 0.0,
             budget_bits: 0.0,
             last_refill: None,
@@ -67,7 +83,25 @@ impl NackBudget {
 
     /// The receiver's downlink estimate changed.
     pub fn set_estimate(&mut self, estimate_bps: f64) {
-        self.rate_bps = (estimate_bps * SHARE).max(MIN_RATE_BPS);
+        self.estimate_bps = estimate_bps;
+        self.update_rate();
+    }
+
+    /// Whether the receiver's link is losing much now.
+    pub fn set_losing(&mut self, losing: bool) {
+        if losing != self.losing {
+            self.losing = losing;
+            self.update_rate();
+        }
+    }
+
+    fn update_rate(&mut self) {
+        let share = if self.losing {
+            CONGESTED_SHARE
+        } else {
+            CLEAR_SHARE
+        };
+        self.rate_bps = (self.estimate_bps * share).max(MIN_RATE_BPS);
         self.budget_bits = self.budget_bits.min(self.burst_bits());
     }
 
@@ -92,8 +126,10 @@ impl NackBudget {
             .or_insert_with(|| vec![None; HISTORY]);
         let slot = &mut slots[seq as usize % HISTORY];
         let previous = slot.filter(|r| r.seq == seq);
+        let hold =
+            |count: u8| (REPEAT_HOLD * (1u32 << count.saturating_sub(1).min(8))).min(MAX_HOLD);
         if let Some(r) = previous
-            && (r.count >= MAX_RESENDS || now.saturating_duration_since(r.at) < REPEAT_HOLD)
+            && (r.count >= MAX_RESENDS || now.saturating_duration_since(r.at) < hold(r.count))
         {
             return false;
         }
@@ -120,14 +156,21 @@ impl NackBudget {
 pub(crate) struct RetransmissionBudget {
     budget: NackBudget,
     counters: Arc<MediaCounters>,
+    /// The receiver's estimator's view: whether its link loses much now.
+    link: SharedEstimate,
 }
 
 impl RetransmissionBudget {
-    /// The interceptor, counting refusals into `counters`.
-    pub(crate) fn interceptor(counters: Arc<MediaCounters>) -> ReadSide<Self> {
+    /// The interceptor, counting refusals into `counters`, reading the receiver's loss from
+    /// `link`.
+    pub(crate) fn interceptor(
+        counters: Arc<MediaCounters>,
+        link: SharedEstimate,
+    ) -> ReadSide<Self> {
         ReadSide::new(RetransmissionBudget {
             budget: NackBudget::new(),
             counters,
+            link,
         })
     }
 
@@ -169,6 +212,9 @@ impl ReadHook for RetransmissionBudget {
             if packets.iter().any(|p| p.as_any().is::<TransportLayerNack>()));
         if has_nack && let Packet::Rtcp(packets) = &mut msg.message.packet {
             let now = msg.now;
+            let (lost, reported) = self.link.recent_loss();
+            self.budget
+                .set_losing(lost >= 2 && f64::from(lost) > LOSING * f64::from(reported));
             let mut kept: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::with_capacity(packets.len());
             for packet in std::mem::take(packets) {
                 match packet.as_any().downcast_ref::<TransportLayerNack>() {
@@ -199,16 +245,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_packet_is_resent_at_most_six_times_and_not_again_within_the_hold() {
+    fn a_packet_is_resent_at_most_ten_times_and_not_again_within_a_growing_hold() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let mut b = NackBudget::new();
         assert!(b.allow(1, 100, at(0)));
         assert!(!b.allow(1, 100, at(50)), "asked again too soon");
-        for i in 1..MAX_RESENDS {
-            assert!(b.allow(1, 100, at(150 * u64::from(i))));
+        // Holds of 100, 200, 400, 400, ... ms.
+        let mut last = 0;
+        for hold in [100, 200, 400, 400, 400, 400, 400, 400, 400] {
+            assert!(
+                !b.allow(1, 100, at(last + hold - 10)),
+                "within the hold of {hold} ms"
+            );
+            last += hold;
+            assert!(b.allow(1, 100, at(last)), "after the hold of {hold} ms");
         }
-        assert!(!b.allow(1, 100, at(900)), "resent six times already");
+        assert!(
+            !b.allow(1, 100, at(last + 1_000)),
+            "resent ten times already"
+        );
         // Another stream, or another packet, is its own.
         assert!(b.allow(2, 100, at(900)));
         assert!(b.allow(1, 101, at(900)));
@@ -217,23 +273,29 @@ mod tests {
     }
 
     #[test]
-    fn resends_take_at_most_a_quarter_of_the_estimate() {
+    fn resends_take_a_quarter_of_the_estimate_while_losing_and_more_once_clear() {
         let t0 = Instant::now();
-        let mut b = NackBudget::new();
-        // 200 kbit/s: 64 kbit/s for resends (the floor), 8 packets a second.
-        b.set_estimate(200_000.0);
-        let mut allowed = 0;
-        for i in 0..1_000u16 {
+        let asked_over_two_seconds = |b: &mut NackBudget| {
             // 100 packets asked for each 100 ms over 2 s.
-            let now = t0 + Duration::from_millis(u64::from(i / 50) * 100);
-            if b.allow(7, i, now) {
-                allowed += 1;
-            }
-        }
+            (0..1_000u16)
+                .filter(|&i| b.allow(7, i, t0 + Duration::from_millis(u64::from(i / 50) * 100)))
+                .count()
+        };
+        // 200 kbit/s while losing: 64 kbit/s for resends (the floor), 8 packets a second.
+        let mut b = NackBudget::new();
+        b.set_losing(true);
+        b.set_estimate(200_000.0);
+        let allowed = asked_over_two_seconds(&mut b);
         // The first burst (4 packets) plus 2 s at 8 packets a second.
         assert!((16..=22).contains(&allowed), "{allowed} resends allowed");
-        // A roomy link: 2 Mbit/s gives 500 kbit/s, about 62 a second.
+        // Clear: 120 kbit/s, 15 a second.
         let mut b = NackBudget::new();
+        b.set_estimate(200_000.0);
+        let allowed = asked_over_two_seconds(&mut b);
+        assert!((30..=38).contains(&allowed), "{allowed} resends allowed");
+        // A roomy link while losing: 2 Mbit/s gives 500 kbit/s, about 62 a second.
+        let mut b = NackBudget::new();
+        b.set_losing(true);
         b.set_estimate(2_000_000.0);
         let allowed = (0..1_000u16)
             .filter(|&i| b.allow(7, i, t0 + Duration::from_millis(u64::from(i))))
