@@ -83,6 +83,8 @@ pub struct LayerPacket<'a> {
     pub keyframe_start: bool,
     /// The packet carries only padding: never forwarded.
     pub padding_only: bool,
+    /// The RTP marker bit: for video, the last packet of a frame.
+    pub marker: bool,
     /// The RTP payload; read for VP8 (temporal layer, picture ids), never written.
     pub payload: &'a [u8],
 }
@@ -101,6 +103,9 @@ pub struct Forwarder {
     layers: LayerSelector,
     rtp: RtpMunger,
     vp8: Option<Vp8Munger>,
+    video: bool,
+    /// The newest packet forwarded ended a frame: a packet of our own may follow it.
+    frame_ended: bool,
 }
 
 impl Forwarder {
@@ -122,6 +127,8 @@ impl Forwarder {
             layers: LayerSelector::new(params.codec.is_some(), params.target_layer),
             rtp: RtpMunger::new(params.first_seq, params.first_ts, params.clock_rate),
             vp8: (params.codec == Some(VideoCodec::Vp8)).then(Vp8Munger::new),
+            video: params.codec.is_some(),
+            frame_ended: false,
         }
     }
 
@@ -172,6 +179,7 @@ impl Forwarder {
             timestamp: ts,
             keyframe_start,
             padding_only: false,
+            marker: false,
             payload: &[],
         };
         match self.decide(&packet, None) {
@@ -188,6 +196,16 @@ impl Forwarder {
         }
     }
 
+    /// The sequence number and timestamp for a padding-only packet of our own (a bandwidth
+    /// probe), placed between two frames of the video being forwarded; `None` when that is not
+    /// possible now (audio, paused, waiting for a keyframe, or in the middle of a frame).
+    pub fn padding(&mut self) -> Option<(u16, u32)> {
+        if !self.video || !self.frame_ended || self.layers.current().is_none() {
+            return None;
+        }
+        self.rtp.insert()
+    }
+
     /// Decides the fate of one packet of any layer, received at `now`.
     pub fn forward_layer(&mut self, packet: &LayerPacket<'_>, now: Instant) -> LayerDecision {
         self.decide(packet, Some(now))
@@ -200,6 +218,7 @@ impl Forwarder {
         match action {
             LayerAction::Forward => {}
             LayerAction::Switch => {
+                self.frame_ended = false;
                 self.rtp.start_run(p.sequence_number, p.timestamp, now);
                 if let Some(vp8) = self.vp8.as_mut() {
                     vp8.start_run();
@@ -231,11 +250,16 @@ impl Forwarder {
             }
         }
         match self.rtp.map(seen.ext, p.timestamp, now) {
-            Some((sequence_number, timestamp)) => LayerDecision::Forward {
-                sequence_number,
-                timestamp,
-                vp8,
-            },
+            Some((sequence_number, timestamp)) => {
+                if seen.arrival != Arrival::Late {
+                    self.frame_ended = p.marker;
+                }
+                LayerDecision::Forward {
+                    sequence_number,
+                    timestamp,
+                    vp8,
+                }
+            }
             None => LayerDecision::Drop(DropReason::Stale),
         }
     }

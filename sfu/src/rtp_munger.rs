@@ -183,6 +183,32 @@ impl RtpMunger {
         }
     }
 
+    /// Takes the next output sequence number for a packet of our own (padding), after the
+    /// newest packet: every later publisher packet moves up by one, late ones keep their
+    /// numbers. Returns it with the newest output timestamp; `None` before the first packet.
+    pub fn insert(&mut self) -> Option<(u16, u32)> {
+        if !self.started {
+            return None;
+        }
+        let seq = self.next_sequence_number();
+        let run = self.run.as_mut()?;
+        let next = run.highest + 1;
+        let newest = run.newest();
+        if newest.start == next {
+            // Nothing newer has come since the last change: it moves up by one more.
+            let slot = (run.count - 1) % RANGES;
+            run.ranges[slot].offset = newest.offset.wrapping_add(1);
+        } else {
+            run.ranges[run.count % RANGES] = Range {
+                start: next,
+                offset: newest.offset.wrapping_add(1),
+                dropped: 0,
+            };
+            run.count += 1;
+        }
+        Some((seq, self.newest_ts))
+    }
+
     /// The output sequence number and timestamp of the packet `ext` (from [`Self::classify`])
     /// with input timestamp `ts`, forwarded at `now`.
     pub fn map(&mut self, ext: i64, ts: u32, now: Option<Instant>) -> Option<(u16, u32)> {
@@ -251,6 +277,26 @@ mod tests {
         // A dropped packet behind the newest cannot close anything: its slot stays.
         drop(&mut m, 1001);
         assert_eq!(forward(&mut m, 1006, 0), Some((103, 0)));
+    }
+
+    #[test]
+    fn inserted_packets_take_numbers_and_late_packets_keep_theirs() {
+        let mut m = RtpMunger::new(100, 500, 90_000);
+        assert_eq!(m.insert(), None, "nothing forwarded yet");
+        m.start_run(1000, 0, None);
+        assert_eq!(forward(&mut m, 1000, 0), Some((100, 500)));
+        // 1001 is late; two paddings after 1002.
+        assert_eq!(forward(&mut m, 1002, 3000), Some((102, 3500)));
+        assert_eq!(m.insert(), Some((103, 3500)));
+        assert_eq!(m.insert(), Some((104, 3500)));
+        assert_eq!(forward(&mut m, 1003, 6000), Some((105, 6500)));
+        assert_eq!(forward(&mut m, 1001, 0), Some((101, 500)));
+        // A drop right after an insert closes its own gap only.
+        assert_eq!(m.insert(), Some((106, 6500)));
+        drop(&mut m, 1004);
+        assert_eq!(forward(&mut m, 1005, 9000), Some((107, 9500)));
+        assert_eq!(m.next_sequence_number(), 108);
+        assert_eq!(forward(&mut m, 1003, 6000), Some((105, 6500)));
     }
 
     #[test]

@@ -188,6 +188,7 @@ impl Subscription {
                 timestamp: header.timestamp,
                 keyframe_start: keyframe,
                 padding_only: packet.payload.is_empty(),
+                marker: header.marker,
                 payload: &packet.payload,
             },
             now,
@@ -222,6 +223,42 @@ impl Subscription {
             LayerDecision::NeedKeyframe { layer } => {
                 Forwarded::NeedKeyframe(layer_at(layer).unwrap_or(Layer::F))
             }
+        }
+    }
+}
+
+impl Subscription {
+    /// Writes one padding-only packet (a bandwidth probe: no media, and the subscriber's
+    /// decoder skips it) into the stream between two frames. False when the stream has no room
+    /// for one now (see [`Forwarder::padding`]) or is not negotiated yet.
+    pub fn send_padding(&mut self, pc: &mut RTCPeerConnection, now: Instant) -> bool {
+        let Some(payload_type) = self.payload_type else {
+            return false;
+        };
+        let Some((sequence_number, timestamp)) = self.forwarder.padding() else {
+            return false;
+        };
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                padding: true,
+                payload_type,
+                sequence_number,
+                timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload: bytes::Bytes::new(),
+        };
+        match pc.rtp_sender(self.sender_id) {
+            Some(mut sender) => match sender.write_rtp(now, packet) {
+                Ok(()) => true,
+                Err(e) => {
+                    debug!(error = %e, "padding write failed");
+                    false
+                }
+            },
+            None => false,
         }
     }
 }

@@ -31,6 +31,7 @@ struct Packet {
     ts: u32,
     key: bool,
     padding: bool,
+    marker: bool,
     payload: Vec<u8>,
 }
 
@@ -126,6 +127,7 @@ impl Sim {
                     ts: l.ts,
                     key: key && k == 0,
                     padding: false,
+                    marker: k + 1 == packets,
                     payload: vp8_payload(l, tid, sync, k == 0, key),
                 }
             })
@@ -143,6 +145,7 @@ impl Sim {
             ts: l.ts,
             key: false,
             padding: true,
+            marker: false,
             payload: Vec::new(),
         }
     }
@@ -155,6 +158,7 @@ impl Sim {
             timestamp: p.ts,
             keyframe_start: p.key,
             padding_only: p.padding,
+            marker: p.marker,
             payload: &p.payload,
         };
         let decision = self.fwd.forward_layer(&input, self.now);
@@ -515,8 +519,13 @@ fn malformed_vp8_payloads_go_out_untouched_and_nothing_panics() {
             ts: (r >> 32) as u32,
             key: r & 1 == 0,
             padding: r & 6 == 0,
+            marker: r & 8 == 0,
             payload,
         };
+        if r & 0x30 == 0 {
+            // Probes interleaved anywhere: never a panic, never a number taken twice.
+            let _ = s.fwd.padding();
+        }
         if i % 1_000 == 0 {
             s.fwd
                 .set_target_layer([None, Some(0), Some(2)][(r % 3) as usize]);
@@ -566,4 +575,35 @@ fn the_first_run_passes_the_publishers_vp8_values_without_a_copy() {
         s.send(&key),
         LayerDecision::Forward { vp8: Some(_), .. }
     ));
+}
+
+#[test]
+fn probe_padding_goes_between_frames_and_the_numbers_stay_continuous() {
+    let mut s = Sim::new(VideoCodec::Vp8, Some(0), false);
+    assert_eq!(s.fwd.padding(), None, "nothing forwarded yet");
+    s.step([true, false, false]);
+    let mut seqs: Vec<u16> = s.got.iter().map(|g| g.seq).collect();
+    // Between two frames: three paddings in a row, at the last frame's timestamp.
+    for _ in 0..3 {
+        let (seq, ts) = s.fwd.padding().expect("room for padding after a frame");
+        assert_eq!(ts, s.last().ts);
+        seqs.push(seq);
+    }
+    // Mid-frame: none.
+    let frame = s.frame(0, false, 3);
+    s.send(&frame[0]);
+    seqs.push(s.last().seq);
+    assert_eq!(s.fwd.padding(), None, "padding inside a frame");
+    for p in &frame[1..] {
+        s.send(p);
+        seqs.push(s.last().seq);
+    }
+    assert!(s.fwd.padding().is_some());
+    for w in seqs.windows(2) {
+        assert_eq!(w[1], w[0].wrapping_add(1), "{seqs:?}");
+    }
+    // Paused: none.
+    s.fwd.set_target_layer(None);
+    s.step([false; 3]);
+    assert_eq!(s.fwd.padding(), None, "padding while paused");
 }
