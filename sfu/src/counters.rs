@@ -20,6 +20,8 @@ pub struct MediaCounters {
     /// Retransmissions subscribers asked for that were not sent (asked again too soon, resent
     /// six times already, or over the receiver's retransmission budget).
     pub retransmissions_refused: AtomicU64,
+    /// Padding-only packets sent to probe receivers' downlinks.
+    pub padding_packets_sent: AtomicU64,
     /// PLI and FIR received from subscribers.
     pub keyframe_requests_received: AtomicU64,
     /// PLIs sent to publishers.
@@ -38,6 +40,7 @@ pub(crate) struct LocalCounts {
     pub packets_out: u64,
     pub bytes_out: u64,
     pub packets_dropped: u64,
+    pub padding_packets_sent: u64,
     pub keyframe_requests_received: u64,
     pub keyframe_requests_sent: u64,
 }
@@ -55,6 +58,7 @@ impl LocalCounts {
         add(&totals.packets_out, self.packets_out);
         add(&totals.bytes_out, self.bytes_out);
         add(&totals.packets_dropped, self.packets_dropped);
+        add(&totals.padding_packets_sent, self.padding_packets_sent);
         add(
             &totals.keyframe_requests_received,
             self.keyframe_requests_received,

@@ -1,6 +1,7 @@
 //! One receiver's downlink as the SFU manages it: its bandwidth estimate (written by the
 //! estimator inside its subscriber connection), the allocator that shares it among its video
-//! subscriptions, and what it was last told (`downlinkChanged`). Plain
+//! subscriptions, the prober that pads its video to prove a thin link recovered, and what it
+//! was last told (`downlinkChanged`). Plain
 //! state; the room drives it on its timer. It never sends anything itself.
 
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use protocol::{Layer, TrackLayer};
 
 use crate::allocator::{Allocator, AllocatorParams};
 use crate::downlink_estimator::{INITIAL_BPS, SharedEstimate};
+use crate::prober::Prober;
 use crate::thinning::Thinning;
 
 /// `downlinkChanged` at most this often per receiver.
@@ -22,6 +24,8 @@ pub(crate) struct Downlink {
     pub allocator: Allocator<u32>,
     /// Temporal layers of the lowest simulcast layers, when even those do not fit.
     pub thinning: Thinning,
+    /// Pads the receiver's video to prove its link after a back-off.
+    pub prober: Prober,
     reported: Vec<TrackLayer>,
     reported_estimate: u64,
     reported_at: Option<Instant>,
@@ -39,6 +43,7 @@ impl Downlink {
                 now,
             ),
             thinning: Thinning::default(),
+            prober: Prober::default(),
             reported: Vec::new(),
             reported_estimate: 0,
             reported_at: None,

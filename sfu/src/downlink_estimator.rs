@@ -10,13 +10,16 @@
 //! nothing), and after its first back-off it only adds 12 kbit/s at a time (a receiver whose link
 //! recovered would take minutes to get full quality back). Here the estimate is bounded by what
 //! the receiver actually takes (three times its received rate plus 1 Mbit/s: room for the next
-//! layer up, not for an imagined gigabit), falls at once to 85 %
-//! of the received rate on overuse (a growing queueing delay) or to 90 % of it on heavy loss,
-//! and climbs: by 10 kbit/s a second while within 25 % of where it last backed off (an
-//! overshoot there is a burst of loss for the receiver), else 8 % a second right after a
-//! back-off, then 50 % a second once the link has been calm for 3 s (then 6 s when back-offs
-//! keep coming: a link that keeps proving thin is tried less often): so a link that recovers is
-//! used again within about 15 s, one layer upgrade (a real probe) at a time.
+//! layer up, not for an imagined gigabit), falls at once to 85 % of the received rate on
+//! overuse (a growing queueing delay) or to 90 % of it on heavy loss, and climbs 8 % a second
+//! right after a back-off, then 50 % a second once the link has been calm for 3 s (6 s when
+//! back-offs keep coming). After a back-off, though, it climbs no higher than the back-off's rate
+//! or what the receiver is seen taking, whichever is more, for 30 s after the latest one, unless
+//! the link proves better first: the receiver takes 1.4 times the back-off's rate (at most
+//! 300 kbit/s more) without overuse. The room's prober pads the receiver's video to make it
+//! take that much (`prober.rs`). So a link that proved thin is not handed a layer it cannot
+//! carry on a guess (each such try was a burst of loss and a freeze), and a link that recovers
+//! is found by a probe within seconds.
 //!
 //! Loss lowers the estimate only when it is heavy and sustained: more than 20 % of at least 20
 //! packets over half a second (a full queue that drops what does not fit shows a steady delay,
@@ -66,19 +69,93 @@ const MUCH_LOWER: f64 = 0.75;
 const LOSS_WINDOW: Duration = Duration::from_millis(500);
 const LOSS_MIN_PACKETS: usize = 20;
 const HEAVY_LOSS: f64 = 0.20;
+/// What the link carries per packet besides the RTP packet the feedback reports: the SRTP
+/// authentication tag (10), UDP (8) and IPv4 (20) headers. Small packets (padding probes) cost
+/// the link far more than their RTP size.
+const PER_PACKET_OVERHEAD: usize = 38;
+/// After a back-off the estimate climbs past `UNVERIFIED` times its rate only as far as
+/// `VERIFIED_HEADROOM` times what the receiver is seen taking: a link that proved thin is believed to carry
+/// more only once it has (the prober pads the stream to show it).
+const UNVERIFIED: f64 = 1.0;
+const VERIFIED_HEADROOM: f64 = 1.0;
+/// The receiver taking this multiple of the back-off's rate (or `MAX_PROOF_STEP` more) without
+/// overuse proves the link better than it was: the back-off is forgotten.
+const PROOF: f64 = 1.4;
+const MAX_PROOF_STEP: f64 = 300_000.0;
 
 /// A receiver's downlink estimate in bits per second, shared between its estimator (inside the
-/// engine) and the room.
+/// engine) and the room, with what the room's prober needs: the rate the receiver must be seen
+/// taking before the estimate may climb past its link's last back-off, and how many back-offs
+/// there have been.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SharedEstimate(Arc<AtomicU64>);
+pub(crate) struct SharedEstimate(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    estimate: AtomicU64,
+    verify: AtomicU64,
+    received: AtomicU64,
+    backoffs: AtomicU64,
+    /// The packets of the latest feedback that were lost (high 32 bits) and reported (low), and
+    /// the per mille lost on average.
+    loss: AtomicU64,
+    average_loss: AtomicU64,
+}
 
 impl SharedEstimate {
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.estimate.load(Ordering::Relaxed)
+    }
+
+    /// The rate to prove (by sending that much, padding included) before the estimate may
+    /// climb further; 0 when it may climb on its own.
+    pub fn to_verify(&self) -> u64 {
+        self.0.verify.load(Ordering::Relaxed)
+    }
+
+    /// What the receiver took over the last second, per-packet overhead included.
+    pub fn received(&self) -> u64 {
+        self.0.received.load(Ordering::Relaxed)
+    }
+
+    /// The packets the latest feedback reported lost, and how many it reported (the prober's
+    /// first sign that its probe overshoots, before any back-off).
+    pub fn recent_loss(&self) -> (u32, u32) {
+        let packed = self.0.loss.load(Ordering::Relaxed);
+        ((packed >> 32) as u32, packed as u32)
+    }
+
+    /// The share of packets lost on average (the loss a link shows without our probes).
+    pub fn average_loss(&self) -> f64 {
+        self.0.average_loss.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Back-offs so far (the prober's sign that its probe overshot).
+    pub fn backoffs(&self) -> u64 {
+        self.0.backoffs.load(Ordering::Relaxed)
     }
 
     fn set(&self, bps: f64) {
-        self.0.store(bps as u64, Ordering::Relaxed);
+        self.0.estimate.store(bps as u64, Ordering::Relaxed);
+    }
+}
+
+/// Sets what an estimator would publish, for tests of its readers.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub fn lose(shared: &SharedEstimate, lost: u32, of: u32) {
+        shared
+            .0
+            .loss
+            .store((u64::from(lost) << 32) | u64::from(of), Ordering::Relaxed);
+    }
+
+    pub fn publish(shared: &SharedEstimate, verify: u64, received: u64, backoffs: u64) {
+        shared.0.verify.store(verify, Ordering::Relaxed);
+        shared.0.received.store(received, Ordering::Relaxed);
+        shared.0.backoffs.store(backoffs, Ordering::Relaxed);
     }
 }
 
@@ -138,7 +215,7 @@ pub(crate) struct DownlinkEstimator {
     /// What the link delivered when the estimate last backed off: near it, the estimate creeps
     /// up instead of climbing (each overshoot there is a burst of loss or delay for the
     /// receiver).
-    /// The highest such rate of the back-offs of the last `BACKOFF_MEMORY`, and when it was set.
+    /// The latest back-off's rate and when it was, for `BACKOFF_MEMORY`.
     backoff_rate: Option<(f64, Instant)>,
     /// Packets reported (and of them lost) since `window_start`.
     window: (Option<Instant>, usize, usize),
@@ -177,12 +254,11 @@ impl DownlinkEstimator {
         }
         if bps < self.estimate {
             self.estimate = bps.clamp(MIN_BPS, MAX_BPS);
-            self.backoff_rate = Some(match self.backoff_rate {
-                Some((rate, at)) if now.saturating_duration_since(at) < BACKOFF_MEMORY => {
-                    (rate.max(self.estimate), at)
-                }
-                _ => (self.estimate, now),
-            });
+            // The latest back-off's rate (the first of a sudden drop still counts arrivals from
+            // before it), remembered until `BACKOFF_MEMORY` after it or until the link proves
+            // better.
+            self.backoff_rate = Some((self.estimate, now));
+            self.out.0.backoffs.fetch_add(1, Ordering::Relaxed);
             // Back-offs less than `EPISODE` apart are one congestion episode.
             let since = self.last_decrease.map(|t| now.saturating_duration_since(t));
             self.calm_needed = match since {
@@ -192,6 +268,41 @@ impl DownlinkEstimator {
             };
             self.last_decrease = Some(now);
         }
+    }
+
+    /// The rate of the remembered back-off, if any.
+    fn remembered_backoff(&self, now: Instant) -> Option<f64> {
+        self.backoff_rate
+            .filter(|(_, at)| now.saturating_duration_since(*at) < BACKOFF_MEMORY)
+            .map(|(b, _)| b)
+    }
+
+    /// What the receiver must take to prove its link better than the remembered back-off.
+    fn proof_rate(backoff: f64) -> f64 {
+        (PROOF * backoff).min(backoff + MAX_PROOF_STEP)
+    }
+
+    /// Forgets the back-off once the receiver takes its proof rate calmly; publishes what is
+    /// left to prove and what it takes.
+    fn check_proof(&mut self, now: Instant, received: Option<f64>, calm: bool) {
+        let backoff = self.remembered_backoff(now);
+        if let (Some(b), Some(r)) = (backoff, received)
+            && calm
+            && r >= Self::proof_rate(b)
+        {
+            tracing::debug!(
+                backoff = b,
+                received = r,
+                "the link proved better; back-off forgotten"
+            );
+            self.backoff_rate = None;
+        }
+        let verify = self.remembered_backoff(now).map_or(0.0, Self::proof_rate);
+        self.out.0.verify.store(verify as u64, Ordering::Relaxed);
+        self.out
+            .0
+            .received
+            .store(received.unwrap_or(0.0) as u64, Ordering::Relaxed);
     }
 
     /// The loss over the window that just closed, when it was heavy.
@@ -222,17 +333,21 @@ impl DownlinkEstimator {
             .last_decrease
             .is_none_or(|t| now.saturating_duration_since(t) >= self.calm_needed);
         let seconds = elapsed.as_secs_f64().min(1.0);
-        let near_backoff = self.backoff_rate.is_some_and(|(b, at)| {
-            now.saturating_duration_since(at) < BACKOFF_MEMORY && self.estimate < b * NEAR_BACKOFF
-        });
+        let backoff = self.remembered_backoff(now);
+        let near_backoff = backoff.is_some_and(|b| self.estimate < b * NEAR_BACKOFF);
         let grown = if near_backoff {
             self.estimate + CREEP_BPS * seconds
         } else {
             let growth = if calm { CALM_GROWTH } else { CAREFUL_GROWTH };
             self.estimate * growth.powf(seconds)
         };
-        // What the receiver takes bounds what we may believe about its link.
-        let ceiling = received.map_or(MAX_BPS, |r| 3.0 * r + 1_000_000.0);
+        // What the receiver takes bounds what we may believe about its link; after a back-off,
+        // closely (see `VERIFIED_HEADROOM`).
+        let ceiling = match (received, backoff) {
+            (Some(r), Some(b)) => (UNVERIFIED * b).max(VERIFIED_HEADROOM * r),
+            (Some(r), None) => 3.0 * r + 1_000_000.0,
+            (None, _) => MAX_BPS,
+        };
         if grown > self.estimate {
             self.estimate = grown
                 .min(ceiling.max(self.estimate))
@@ -249,7 +364,7 @@ impl BandwidthEstimator for DownlinkEstimator {
         let mut usage = self.detector.usage();
         for report in reports {
             if report.arrived {
-                self.received.add(now, report.size);
+                self.received.add(now, report.size + PER_PACKET_OVERHEAD);
             }
             if let Some(trend) = self.slope.accumulate(report) {
                 usage = self.detector.update(trend.at, trend.estimate_ms);
@@ -257,7 +372,14 @@ impl BandwidthEstimator for DownlinkEstimator {
         }
         let received = self.received.bps(now);
         let lost = reports.iter().filter(|r| !r.arrived).count();
+        let packed = ((lost.min(u32::MAX as usize) as u64) << 32)
+            | reports.len().min(u32::MAX as usize) as u64;
+        self.out.0.loss.store(packed, Ordering::Relaxed);
         self.loss.update(now, lost, reports.len());
+        self.out.0.average_loss.store(
+            (self.loss.average_loss().unwrap_or(0.0) * 1000.0) as u64,
+            Ordering::Relaxed,
+        );
         let heavy_loss = self.heavy_loss(now, lost, reports.len());
         if let (Some(loss), Some(r)) = (heavy_loss, received) {
             tracing::debug!(loss, received = r, "heavy loss on a downlink");
@@ -275,6 +397,11 @@ impl BandwidthEstimator for DownlinkEstimator {
             Usage::Normal => {}
             Usage::Under => {}
         }
+        self.check_proof(
+            now,
+            received,
+            usage == Usage::Normal && heavy_loss.is_none(),
+        );
         tracing::trace!(
             ?usage,
             loss = self.loss.average_loss(),
@@ -455,12 +582,14 @@ mod tests {
             Some(Duration::from_millis(20 + (round * 3 + i) * 60))
         });
         assert!(low < 400_000, "thin link estimate {low}");
-        // The link recovers; the receiver takes more as the estimate allows (modelled here
-        // by sending at the estimate's rate, in 1,200-byte packets).
+        // The link recovers; the receiver takes more as the estimate allows, and the prober
+        // pads the stream up to what must be proven (modelled here by sending at the higher
+        // of the two, in 1,200-byte packets).
         let mut at_ms = 3_000;
         let mut estimate = low;
         for _ in 0..12 {
-            let pps = (estimate / 9_600).max(10);
+            let sent = estimate.max(est.out.to_verify() * 11 / 10);
+            let pps = (sent / 9_600).max(10);
             estimate = run(&mut est, epoch, at_ms, 1, pps, |_, _| {
                 Some(Duration::from_millis(20))
             });
@@ -469,6 +598,33 @@ mod tests {
         assert!(
             estimate > 2_500_000,
             "estimate only reached {estimate} in 12 s"
+        );
+    }
+
+    #[test]
+    fn after_a_back_off_the_estimate_climbs_only_as_far_as_the_receiver_is_seen_taking() {
+        let mut est = DownlinkEstimator::new(SharedEstimate::default());
+        let epoch = Instant::now();
+        est.decrease_to(epoch, 200_000.0);
+        assert_eq!(est.out.backoffs(), 1);
+        // 20 packets a second of 1,200 bytes: about 200 kbit/s taken, calmly, for 20 s.
+        let after = run(&mut est, epoch, 0, 20, 20, |_, _| {
+            Some(Duration::from_millis(20))
+        });
+        assert!(
+            after <= 260_000,
+            "estimate {after} ran past what was proven"
+        );
+        let proof = est.out.to_verify();
+        assert!(proof >= 270_000, "nothing left to prove ({proof})");
+        // Taking the proof rate (padding included) forgets the back-off: free to climb again.
+        let after = run(&mut est, epoch, 20_000, 2, proof / 9_000, |_, _| {
+            Some(Duration::from_millis(20))
+        });
+        assert_eq!(est.out.to_verify(), 0);
+        assert!(
+            after > 300_000,
+            "estimate {after} stayed down after the proof"
         );
     }
 }

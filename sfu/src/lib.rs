@@ -43,6 +43,7 @@ pub mod memory;
 mod negotiator;
 mod participant;
 mod peer;
+mod prober;
 mod publication;
 mod read_hook;
 mod retransmission_budget;

@@ -131,6 +131,12 @@ pub(crate) fn render(metrics: &Metrics, sfu: &Sfu, turn: Option<&TurnServer>) ->
                 Unit::Count,
             ),
             (
+                "switchyard_padding_packets_sent_total",
+                "Padding-only packets sent to probe a receiver's downlink after it backed off.",
+                read(&media.padding_packets_sent),
+                Unit::Count,
+            ),
+            (
                 "switchyard_keyframe_requests_received_total",
                 "PLI and FIR received from subscribers.",
                 read(&media.keyframe_requests_received),

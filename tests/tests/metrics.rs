@@ -123,6 +123,7 @@ async fn metrics_pass_promtool_and_move_during_a_call() {
         "switchyard_packets_dropped_total",
         "switchyard_nacks_received_total",
         "switchyard_retransmissions_refused_total",
+        "switchyard_padding_packets_sent_total",
         "switchyard_keyframe_requests_received_total",
         "switchyard_keyframe_requests_sent_total",
         "switchyard_turn_packets_to_peers_total",

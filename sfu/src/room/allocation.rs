@@ -177,6 +177,10 @@ impl Room {
         let mut allocation = p.downlink.allocator.allocate(audio_bps, &demands, now);
         allocation.targets.extend(fixed);
         tracing::trace!(participant = %p.id, estimate, ?demands, ?allocation, "allocation");
+        let limited = allocation.deficient || temporal.is_some();
+        if let Some(outcome) = p.downlink.prober.plan(now, &p.downlink.estimate, limited) {
+            debug!(participant = %p.id, ?outcome, "downlink probe ended");
+        }
         let mut keyframes: Vec<(TrackId, Layer)> = Vec::new();
         let mut report = Vec::with_capacity(allocation.targets.len());
         for (ssrc, target) in allocation.targets {

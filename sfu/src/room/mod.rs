@@ -12,6 +12,7 @@ mod admin;
 mod allocation;
 mod connections;
 mod membership;
+mod probing;
 mod signals;
 pub(crate) mod task;
 mod tracks;
@@ -155,6 +156,7 @@ impl Room {
             self.next_allocation = now + ALLOCATION_INTERVAL;
             self.allocate_layers(now);
         }
+        self.send_probe_padding(now);
     }
 
     /// When the room must next handle its timers.
@@ -180,6 +182,9 @@ impl Room {
         }
         if !self.participants.is_empty() {
             next = next.min(self.next_allocation).min(self.next_speakers);
+        }
+        if let Some(probe) = self.probe_deadline() {
+            next = next.min(probe);
         }
         next
     }
