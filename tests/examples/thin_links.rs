@@ -5,7 +5,9 @@
 //! the other two notice (fps against their baseline, freezes, keyframe requests), and how long
 //! it takes to climb back once the limit is lifted, against issue 13's targets, and writes the
 //! run as a CSV and an SVG plot (estimate and received widths over time). Exits non-zero when a
-//! target is missed.
+//! target is missed. `THIN_TRACE=1` also prints, at each sample, the thin page's raw inbound-rtp
+//! counters per camera (decoded, received and dropped frames, packets received and lost, NACKs,
+//! PLIs, freezes, seconds frozen, jitter-buffer delay in ms): where a freeze comes from.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -331,6 +333,20 @@ async fn run() -> Vec<String> {
 
 /// One row of the run: seconds since the limit, Ann's estimate (kbit/s), layers, fps sums.
 async fn sample(ann: &Client, started: Instant) -> Row {
+    if std::env::var("THIN_TRACE").is_ok() {
+        let counters = switchyard_tests::browser::eval(ann, r#"
+const out = [];
+for (const r of window.switchyard.client.subscriberPc.getReceivers()) {
+  if (r.track.kind !== 'video') continue;
+  (await r.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') out.push([s.framesDecoded, s.framesReceived, s.framesDropped, s.packetsReceived, s.packetsLost, s.nackCount, s.pliCount, s.freezeCount, (s.totalFreezesDuration||0).toFixed(2), s.jitterBufferDelay && s.jitterBufferEmittedCount ? (1000*s.jitterBufferDelay/s.jitterBufferEmittedCount).toFixed(0) : 0]); });
+}
+return JSON.stringify(out);"#).await;
+        eprintln!(
+            "TRACE {:.1} {}",
+            started.elapsed().as_secs_f64(),
+            counters.map(|v| v.to_string()).unwrap_or_default()
+        );
+    }
     let (estimate, layers) = downlink(ann).await;
     let all = remotes(ann).await;
     let widths = ["Ben", "Cat"]
