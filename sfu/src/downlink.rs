@@ -26,6 +26,9 @@ pub(crate) struct Downlink {
     pub thinning: Thinning,
     /// Pads the receiver's video to prove its link after a back-off.
     pub prober: Prober,
+    /// When to ask for fresh keyframes of the lowest layers it receives: a while after a
+    /// congestion made it thin them (see `room/allocation.rs`).
+    pub refresh_keyframes_at: Option<Instant>,
     reported: Vec<TrackLayer>,
     reported_estimate: u64,
     reported_at: Option<Instant>,
@@ -44,6 +47,7 @@ impl Downlink {
             ),
             thinning: Thinning::default(),
             prober: Prober::default(),
+            refresh_keyframes_at: None,
             reported: Vec::new(),
             reported_estimate: 0,
             reported_at: None,

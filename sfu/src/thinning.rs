@@ -74,6 +74,11 @@ impl Thinning {
         })
     }
 
+    /// Temporal layers forwarded of the lowest layers now: 0 (7.5 fps), 1 (15 fps), 2 (all).
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+
     /// Decides the level for `demands` (their full rates) given the estimate, the held estimate
     /// (the lowest of the last second) and what audio and single-layer video reserve; scales the
     /// lowest layer's rate of each demand to match and returns the highest temporal layer to

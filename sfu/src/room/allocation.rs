@@ -20,6 +20,13 @@ use crate::tile::Tile;
 const AUDIO_BPS: u64 = 30_000;
 /// A layer nobody has needed for this long is paused at the publisher.
 const PAUSE_UNNEEDED_AFTER: Duration = Duration::from_secs(5);
+/// How long after a congestion made a receiver thin its lowest layers it gets fresh keyframes
+/// of them. The congestion lost packets of frames its decoder still waits for; their resends
+/// may have been lost too, and the browser asks for a keyframe itself only after about 3 s of
+/// nothing decodable. A second later the queue has mostly drained, and a keyframe restarts the
+/// picture at once. (Sooner, or "once the latest feedback shows little loss", measured worse:
+/// the keyframe went into the full queue and was lost as well.)
+const REFRESH_AFTER_THINNING: Duration = Duration::from_secs(1);
 
 /// A simulcast publication's layers as the allocator sees them: the measured rate of each layer
 /// that arrives, and 0 (unmeasured) for one that does not arrive because we paused it at the
@@ -170,10 +177,18 @@ impl Room {
         let estimate = p.downlink.estimate.get();
         p.downlink.allocator.on_estimate(estimate, now);
         let held = p.downlink.allocator.held_estimate_bps(now);
+        let level_before = p.downlink.thinning.level();
         let temporal = p
             .downlink
             .thinning
             .apply(&mut demands, estimate, held, audio_bps, now);
+        if p.downlink.thinning.level() < level_before {
+            p.downlink.refresh_keyframes_at = Some(now + REFRESH_AFTER_THINNING);
+        }
+        let refresh = p.downlink.refresh_keyframes_at.is_some_and(|at| now >= at);
+        if refresh {
+            p.downlink.refresh_keyframes_at = None;
+        }
         let mut allocation = p.downlink.allocator.allocate(audio_bps, &demands, now);
         allocation.targets.extend(fixed);
         tracing::trace!(participant = %p.id, estimate, ?demands, ?allocation, "allocation");
@@ -204,6 +219,9 @@ impl Room {
             s.set_max_temporal_layer(if lowest { temporal } else { None });
             if let Some(wanted) = s.wanted_keyframe() {
                 keyframes.push((track.clone(), wanted));
+            } else if refresh && lowest && s.current_layer() == Some(Layer::Q) {
+                debug!(%track, "fresh keyframe after congestion");
+                keyframes.push((track.clone(), Layer::Q));
             }
             report.push(track_layer(track.to_string(), target));
         }
