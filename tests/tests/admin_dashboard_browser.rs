@@ -79,20 +79,17 @@ async fn the_dashboard_shows_a_live_call_and_mutes_a_track() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     println!("dashboard live after {:?}", start.elapsed());
-    let charts = eval(
+    // The charts are drawn on the dashboard's next render after the samples arrive.
+    let charts = wait_for_script(
         &dashboard,
-        "return [...document.querySelectorAll('svg[data-chart=bitrate] polyline')]\
-           .map(p => (p.getAttribute('points') || '').trim().split(/\\s+/).length)",
+        "both bitrate charts drawn with at least three points",
+        Duration::from_secs(10),
+        "const n = [...document.querySelectorAll('svg[data-chart=bitrate] polyline')]\
+           .map(p => (p.getAttribute('points') || '').trim().split(/\\s+/).length); \
+         return n.length >= 2 && n.every(k => k >= 3) ? n : null",
     )
-    .await
-    .unwrap();
+    .await;
     println!("bitrate chart points per participant: {charts}");
-    assert!(
-        charts
-            .as_array()
-            .is_some_and(|c| c.len() >= 2 && c.iter().all(|n| n.as_u64().unwrap_or(0) >= 3)),
-        "both bitrate charts are drawn: {charts}"
-    );
     let png = dashboard.screenshot().await.expect("screenshot");
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("admin-dashboard.png");
     std::fs::write(&path, &png).unwrap();
