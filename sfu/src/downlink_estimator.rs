@@ -73,11 +73,6 @@ const HEAVY_LOSS: f64 = 0.20;
 /// authentication tag (10), UDP (8) and IPv4 (20) headers. Small packets (padding probes) cost
 /// the link far more than their RTP size.
 const PER_PACKET_OVERHEAD: usize = 38;
-/// After a back-off the estimate climbs past `UNVERIFIED` times its rate only as far as
-/// `VERIFIED_HEADROOM` times what the receiver is seen taking: a link that proved thin is believed to carry
-/// more only once it has (the prober pads the stream to show it).
-const UNVERIFIED: f64 = 1.0;
-const VERIFIED_HEADROOM: f64 = 1.0;
 /// The receiver taking this multiple of the back-off's rate (or `MAX_PROOF_STEP` more) without
 /// overuse proves the link better than it was: the back-off is forgotten.
 const PROOF: f64 = 1.4;
@@ -341,10 +336,11 @@ impl DownlinkEstimator {
             let growth = if calm { CALM_GROWTH } else { CAREFUL_GROWTH };
             self.estimate * growth.powf(seconds)
         };
-        // What the receiver takes bounds what we may believe about its link; after a back-off,
-        // closely (see `VERIFIED_HEADROOM`).
+        // What the receiver takes bounds what we may believe about its link. After a back-off,
+        // exactly: a link that proved thin is believed to carry more than the back-off's rate
+        // only once it has (the prober pads the stream to show it).
         let ceiling = match (received, backoff) {
-            (Some(r), Some(b)) => (UNVERIFIED * b).max(VERIFIED_HEADROOM * r),
+            (Some(r), Some(b)) => b.max(r),
             (Some(r), None) => 3.0 * r + 1_000_000.0,
             (None, _) => MAX_BPS,
         };
