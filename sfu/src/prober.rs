@@ -188,6 +188,30 @@ mod tests {
         t0 + Duration::from_millis(ms)
     }
 
+    /// Ticks every 10 ms from `*at` to `until` (ms after `t0`); the padding bytes asked for.
+    fn pad(
+        prober: &mut Prober,
+        shared: &SharedEstimate,
+        t0: Instant,
+        at: &mut u64,
+        until: u64,
+    ) -> f64 {
+        let mut sent = 0;
+        while *at < until {
+            *at += 10;
+            sent += prober.due(ms(t0, *at), shared);
+        }
+        sent as f64 * PADDING_PACKET_BYTES
+    }
+
+    /// Plans every 250 ms from `*at` until a probe starts.
+    fn until_probing(prober: &mut Prober, shared: &SharedEstimate, t0: Instant, at: &mut u64) {
+        while !prober.probing() {
+            *at += 250;
+            prober.plan(ms(t0, *at), shared, true);
+        }
+    }
+
     #[test]
     fn a_limited_receiver_after_a_back_off_gets_padding_ramping_up_to_the_proof_rate() {
         let shared = SharedEstimate::default();
@@ -209,23 +233,13 @@ mod tests {
         prober.plan(ms(t0, 3_000), &shared, true);
         assert!(prober.probing());
         // 280 k * 1.1 - 200 k = 108 kbit/s of padding once ramped: 13,500 bytes a second.
-        let mut sent = 0;
         let mut at = 3_000;
-        while at < 5_000 {
-            at += 10;
-            sent += prober.due(ms(t0, at), &shared);
-        }
-        let ramped = sent as f64 * PADDING_PACKET_BYTES;
+        let ramped = pad(&mut prober, &shared, t0, &mut at, 5_000);
         assert!(
             (12_000.0..=15_000.0).contains(&ramped),
             "{ramped} bytes while ramping"
         );
-        let mut sent = 0;
-        while at < 6_000 {
-            at += 10;
-            sent += prober.due(ms(t0, at), &shared);
-        }
-        let full = sent as f64 * PADDING_PACKET_BYTES;
+        let full = pad(&mut prober, &shared, t0, &mut at, 6_000);
         assert!(
             (12_500.0..=14_000.0).contains(&full),
             "{full} bytes in the last second"
@@ -257,10 +271,7 @@ mod tests {
             );
             assert_eq!(prober.due(ms(t0, at + 10), &shared), 0);
             let started = at;
-            while !prober.probing() {
-                at += 250;
-                prober.plan(ms(t0, at), &shared, true);
-            }
+            until_probing(&mut prober, &shared, t0, &mut at);
             intervals.push(at - started);
         }
         assert_eq!(intervals, [6_000, 8_000, 8_000, 8_000]);
@@ -278,10 +289,7 @@ mod tests {
         assert!(!prober.probing());
         testing::lose(&shared, 0, 20);
         // A probe that neither proves nor overshoots ends after `LENGTH`.
-        while !prober.probing() {
-            at += 250;
-            prober.plan(ms(t0, at), &shared, true);
-        }
+        until_probing(&mut prober, &shared, t0, &mut at);
         at += 4_000;
         assert_eq!(
             prober.plan(ms(t0, at), &shared, true),

@@ -225,9 +225,6 @@ impl Subscription {
             }
         }
     }
-}
-
-impl Subscription {
     /// Writes one padding-only packet (a bandwidth probe: no media, and the subscriber's
     /// decoder skips it) into the stream between two frames. False when the stream has no room
     /// for one now (see [`Forwarder::padding`]) or is not negotiated yet.
