@@ -372,11 +372,16 @@ impl Floor {
 }
 
 /// Which layers of one publication its receivers need, from every receiver's target for it:
-/// `[q, h, f]`. Simulcast layers are independent, so a receiver of `h` needs `h` only.
+/// `[q, h, f]`: each layer some receiver gets, and the lowest one whenever anyone gets any. The
+/// lowest layer is the fallback of a receiver whose link suddenly turns thin: kept running, the
+/// receiver drops to it at its next keyframe (a PLI away); paused, it waits for the publisher's
+/// encoder to start again while its link is flooded. (LiveKit's dynacast keeps every layer up to
+/// the highest watched one; the lowest alone costs a publisher about a sixth of `h`.)
 pub fn needed_layers(targets: impl IntoIterator<Item = Option<Layer>>) -> [bool; 3] {
     let mut needed = [false; 3];
     for layer in targets.into_iter().flatten() {
         needed[layer.index()] = true;
+        needed[Layer::Q.index()] = true;
     }
     needed
 }

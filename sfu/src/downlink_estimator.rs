@@ -69,6 +69,12 @@ const MUCH_LOWER: f64 = 0.75;
 const LOSS_WINDOW: Duration = Duration::from_millis(500);
 const LOSS_MIN_PACKETS: usize = 20;
 const HEAVY_LOSS: f64 = 0.20;
+/// What the received rate averages over (ten slots of 100 ms).
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// Whole 100 ms slots of the received rate a back-off on heavy loss reads (with the current
+/// one): a queue full enough to drop delivers at the link's rate, and the second before it still
+/// counts the faster link of before a drop.
+const RECENT_SLOTS: usize = 4;
 /// What the link carries per packet besides the RTP packet the feedback reports: the SRTP
 /// authentication tag (10), UDP (8) and IPv4 (20) headers. Small packets (padding probes) cost
 /// the link far more than their RTP size.
@@ -195,6 +201,22 @@ impl ReceivedRate {
             self.slots.iter().sum::<u64>() as f64 * 8.0 / span
         })
     }
+
+    /// Bits per second over the latest `RECENT_SLOTS` whole slots and the current one as far as
+    /// it went: what arrived since a link turned thin, without the second before it.
+    fn recent_bps(&mut self, now: Instant) -> Option<f64> {
+        self.advance(now);
+        let epoch = self.epoch?;
+        let into_slot = now.saturating_duration_since(epoch).as_millis() as u64 % 100;
+        (self.current_slot >= RECENT_SLOTS as u64).then(|| {
+            let n = self.slots.len();
+            let bytes: u64 = (0..=RECENT_SLOTS)
+                .map(|back| self.slots[(self.current + n - back) % n])
+                .sum();
+            let span = (RECENT_SLOTS as u64 * 100 + into_slot.max(1)) as f64 / 1_000.0;
+            bytes as f64 * 8.0 / span
+        })
+    }
 }
 
 /// The estimator the engine feeds with transport-wide feedback reports.
@@ -236,11 +258,14 @@ impl DownlinkEstimator {
         }
     }
 
-    fn decrease_to(&mut self, now: Instant, bps: f64) {
+    /// Lowers the estimate to `bps`. `heavy_loss`: the reading is what a dropping queue
+    /// delivered over the latest loss window, the link's rate, taken at each window.
+    fn decrease_to(&mut self, now: Instant, bps: f64, heavy_loss: bool) {
         // A reading far below the estimate is news (the link got thinner still, or the first
-        // back-off after a sudden drop counted arrivals from before it), not the old queue's echo.
-        let much_lower = bps < MUCH_LOWER * self.estimate;
-        if !much_lower
+        // back-off after a sudden drop counted arrivals from before it), not the old queue's
+        // echo; so is what a queue that keeps dropping delivers.
+        let news = heavy_loss || bps < MUCH_LOWER * self.estimate;
+        if !news
             && self
                 .last_decrease
                 .is_some_and(|t| now.saturating_duration_since(t) < DECREASE_INTERVAL)
@@ -280,8 +305,13 @@ impl DownlinkEstimator {
     /// Forgets the back-off once the receiver takes its proof rate calmly; publishes what is
     /// left to prove and what it takes.
     fn check_proof(&mut self, now: Instant, received: Option<f64>, calm: bool) {
-        let backoff = self.remembered_backoff(now);
-        if let (Some(b), Some(r)) = (backoff, received)
+        let backoff = self.backoff_rate.filter(|(_, at)| {
+            // The received rate's window holds nothing from before the back-off (right after a
+            // sudden drop it still counts the faster link's arrivals: no proof at all).
+            let since = now.saturating_duration_since(*at);
+            since >= RATE_WINDOW && since < BACKOFF_MEMORY
+        });
+        if let (Some((b, _)), Some(r)) = (backoff, received)
             && calm
             && r >= Self::proof_rate(b)
         {
@@ -378,15 +408,16 @@ impl BandwidthEstimator for DownlinkEstimator {
         );
         let heavy_loss = self.heavy_loss(now, lost, reports.len());
         if let (Some(loss), Some(r)) = (heavy_loss, received) {
-            tracing::debug!(loss, received = r, "heavy loss on a downlink");
-            // A queue full enough to drop delivers at the link's rate: what was received is
-            // what the link carries.
-            self.decrease_to(now, 0.9 * r);
+            let recent = self.received.recent_bps(now).unwrap_or(r);
+            tracing::debug!(loss, received = r, recent, "heavy loss on a downlink");
+            // A queue full enough to drop delivers at the link's rate: what was received lately
+            // is what the link carries.
+            self.decrease_to(now, 0.9 * r.min(recent), true);
         }
         match usage {
             Usage::Over => {
                 if let Some(r) = received {
-                    self.decrease_to(now, 0.85 * r);
+                    self.decrease_to(now, 0.85 * r, false);
                 }
             }
             Usage::Normal if heavy_loss.is_none() => self.increase(now, received),
@@ -521,24 +552,42 @@ mod tests {
     }
 
     #[test]
+    fn the_recent_rate_forgets_what_came_before_a_drop() {
+        let mut rate = ReceivedRate::default();
+        let t0 = Instant::now();
+        // A second at 1 Mbit/s, then half a second at 200 kbit/s (2,500 bytes per 100 ms).
+        for i in 0..10u64 {
+            rate.add(t0 + Duration::from_millis(i * 100), 12_500);
+        }
+        for i in 10..15u64 {
+            rate.add(t0 + Duration::from_millis(i * 100 + 50), 2_500);
+        }
+        let now = t0 + Duration::from_millis(1_499);
+        let recent = rate.recent_bps(now).unwrap();
+        assert!((150_000.0..=260_000.0).contains(&recent), "{recent}");
+        let second = rate.bps(now).unwrap();
+        assert!(second > 500_000.0, "{second}");
+    }
+
+    #[test]
     fn a_link_that_keeps_proving_thin_is_probed_less_often() {
         let mut est = DownlinkEstimator::new(SharedEstimate::default());
         let t0 = Instant::now();
         let at = |s: f64| t0 + Duration::from_secs_f64(s);
-        est.decrease_to(at(0.0), 300_000.0);
+        est.decrease_to(at(0.0), 300_000.0, false);
         assert_eq!(est.calm_needed, CALM);
         // More back-offs in the same episode change nothing.
-        est.decrease_to(at(0.5), 250_000.0);
+        est.decrease_to(at(0.5), 250_000.0, false);
         assert_eq!(est.calm_needed, CALM);
         // A new episode soon after: twice as long, then capped.
-        est.decrease_to(at(6.0), 200_000.0);
+        est.decrease_to(at(6.0), 200_000.0, false);
         assert_eq!(est.calm_needed, CALM * 2);
-        est.decrease_to(at(14.0), 150_000.0);
+        est.decrease_to(at(14.0), 150_000.0, false);
         assert_eq!(est.calm_needed, MAX_CALM);
-        est.decrease_to(at(24.0), 100_000.0);
+        est.decrease_to(at(24.0), 100_000.0, false);
         assert_eq!(est.calm_needed, MAX_CALM);
         // A long calm resets it.
-        est.decrease_to(at(60.0), 90_000.0);
+        est.decrease_to(at(60.0), 90_000.0, false);
         assert_eq!(est.calm_needed, CALM);
     }
 
@@ -598,10 +647,23 @@ mod tests {
     }
 
     #[test]
+    fn arrivals_from_before_a_back_off_prove_nothing() {
+        let mut est = DownlinkEstimator::new(SharedEstimate::default());
+        let epoch = Instant::now();
+        // A second at 1 Mbit/s, calmly: then a back-off to 200 kbit/s. The next calm report
+        // still sees the fast second in the received rate, which is not a proof.
+        run(&mut est, epoch, 0, 1, 100, |_, _| Some(Duration::from_millis(20)));
+        let at = epoch + Duration::from_millis(1_000);
+        est.decrease_to(at, 200_000.0, true);
+        run(&mut est, epoch, 1_000, 1, 20, |_, _| Some(Duration::from_millis(20)));
+        assert!(est.out.to_verify() > 0, "the back-off was forgotten at once");
+    }
+
+    #[test]
     fn after_a_back_off_the_estimate_climbs_only_as_far_as_the_receiver_is_seen_taking() {
         let mut est = DownlinkEstimator::new(SharedEstimate::default());
         let epoch = Instant::now();
-        est.decrease_to(epoch, 200_000.0);
+        est.decrease_to(epoch, 200_000.0, false);
         assert_eq!(est.out.backoffs(), 1);
         // 20 packets a second of 1,200 bytes: about 200 kbit/s taken, calmly, for 20 s.
         let after = run(&mut est, epoch, 0, 20, 20, |_, _| {

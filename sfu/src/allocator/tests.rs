@@ -424,11 +424,12 @@ fn changed_reports_new_removed_and_moved_subscriptions() {
 }
 
 #[test]
-fn needed_layers_is_the_union_of_every_receivers_target() {
-    let table: [(&[Option<Layer>], [bool; 3]); 5] = [
+fn needed_layers_are_every_receivers_target_and_the_lowest_as_their_fallback() {
+    let table: [(&[Option<Layer>], [bool; 3]); 6] = [
         (&[], [false; 3]),
         (&[None, None], [false; 3]),
-        (&[Some(H)], [false, true, false]),
+        (&[Some(H)], [true, true, false]),
+        (&[Some(Q), None], [true, false, false]),
         (&[Some(Q), Some(F), None], [true, false, true]),
         (&[Some(F), Some(H), Some(Q), Some(H)], [true; 3]),
     ];
