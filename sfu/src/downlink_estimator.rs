@@ -652,11 +652,18 @@ mod tests {
         let epoch = Instant::now();
         // A second at 1 Mbit/s, calmly: then a back-off to 200 kbit/s. The next calm report
         // still sees the fast second in the received rate, which is not a proof.
-        run(&mut est, epoch, 0, 1, 100, |_, _| Some(Duration::from_millis(20)));
+        run(&mut est, epoch, 0, 1, 100, |_, _| {
+            Some(Duration::from_millis(20))
+        });
         let at = epoch + Duration::from_millis(1_000);
         est.decrease_to(at, 200_000.0, true);
-        run(&mut est, epoch, 1_000, 1, 20, |_, _| Some(Duration::from_millis(20)));
-        assert!(est.out.to_verify() > 0, "the back-off was forgotten at once");
+        run(&mut est, epoch, 1_000, 1, 20, |_, _| {
+            Some(Duration::from_millis(20))
+        });
+        assert!(
+            est.out.to_verify() > 0,
+            "the back-off was forgotten at once"
+        );
     }
 
     #[test]
