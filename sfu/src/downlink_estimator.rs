@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::queue_delay::QueueDelay;
 use rtc::interceptor::{
     BandwidthEstimator, EstimatorStats, LossController, OveruseDetector, PacketReport,
     SlopeEstimator, Usage,
@@ -101,6 +102,8 @@ struct Shared {
     /// the per mille lost on average.
     loss: AtomicU64,
     average_loss: AtomicU64,
+    /// The standing queue at the latest feedback, in milliseconds.
+    queue_ms: AtomicU64,
 }
 
 impl SharedEstimate {
@@ -131,6 +134,12 @@ impl SharedEstimate {
         self.0.average_loss.load(Ordering::Relaxed) as f64 / 1000.0
     }
 
+    /// The standing queue on the link at the latest feedback, in milliseconds (see
+    /// [`crate::queue_delay`]): the prober's earliest sign that its probe overshoots.
+    pub fn queue_ms(&self) -> u64 {
+        self.0.queue_ms.load(Ordering::Relaxed)
+    }
+
     /// Back-offs so far (the prober's sign that its probe overshot).
     pub fn backoffs(&self) -> u64 {
         self.0.backoffs.load(Ordering::Relaxed)
@@ -151,6 +160,10 @@ pub(crate) mod testing {
             .0
             .loss
             .store((u64::from(lost) << 32) | u64::from(of), Ordering::Relaxed);
+    }
+
+    pub fn queue(shared: &SharedEstimate, ms: u64) {
+        shared.0.queue_ms.store(ms, Ordering::Relaxed);
     }
 
     pub fn publish(shared: &SharedEstimate, verify: u64, received: u64, backoffs: u64) {
@@ -224,6 +237,7 @@ pub(crate) struct DownlinkEstimator {
     slope: SlopeEstimator,
     detector: OveruseDetector,
     received: ReceivedRate,
+    queue: QueueDelay,
     loss: LossController,
     estimate: f64,
     last_increase: Option<Instant>,
@@ -247,6 +261,7 @@ impl DownlinkEstimator {
             slope: SlopeEstimator::new(),
             detector: OveruseDetector::new(),
             received: ReceivedRate::default(),
+            queue: QueueDelay::default(),
             loss: LossController::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
             estimate: INITIAL_BPS,
             last_increase: None,
@@ -397,6 +412,9 @@ impl BandwidthEstimator for DownlinkEstimator {
             }
         }
         let received = self.received.bps(now);
+        if let Some(queue) = self.queue.update(now, reports) {
+            self.out.0.queue_ms.store(queue as u64, Ordering::Relaxed);
+        }
         let lost = reports.iter().filter(|r| !r.arrived).count();
         let packed = ((lost.min(u32::MAX as usize) as u64) << 32)
             | reports.len().min(u32::MAX as usize) as u64;

@@ -45,6 +45,7 @@ mod participant;
 mod peer;
 mod prober;
 mod publication;
+mod queue_delay;
 mod read_hook;
 mod retransmission_budget;
 mod room;

@@ -2,10 +2,11 @@
 //! believes in more bandwidth only once the receiver has taken it
 //! ([`SharedEstimate::to_verify`]); while the receiver gets less than its tiles want, the prober
 //! pads its video up to that rate for a few seconds. If the link carries it the back-off is
-//! forgotten and the allocator climbs again; if it does not, the estimator backs off, the padding
-//! stops at once and the next probe waits longer. A failed probe costs the receiver padding, not
-//! a layer switch that its link cannot carry. Pure decisions: it never sends (the room writes
-//! the padding packets it asks for) and has no clock of its own.
+//! forgotten and the allocator climbs again; if it does not (the link's standing queue grows or
+//! it loses packets, or the estimator backs off), the padding stops at once and the next probe
+//! waits longer. A failed probe costs the receiver padding, not a layer switch that its link
+//! cannot carry. Pure decisions: it never sends (the room writes the padding packets it asks
+//! for) and has no clock of its own.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,11 @@ const LENGTH: Duration = Duration::from_secs(4);
 /// includes the congestion that caused the back-off.)
 const LOSS_ABORT: f64 = 0.03;
 const MAX_USUAL_LOSS: f64 = 0.05;
+/// A standing queue this much longer than when the probe started ends it at once, before the
+/// loss: a buffer counted in packets fills with small padding while the media packets among
+/// them already wait longer (at 250 kbit/s a full 20-packet queue of this mix holds about
+/// 150 ms).
+const DELAY_ABORT_MS: u64 = 50;
 /// Feedback in the first moments of a probe reports packets sent before it: not its doing.
 const BLIND: Duration = Duration::from_millis(200);
 /// The probe aims this much above the rate to prove: the received rate is a one-second window.
@@ -56,6 +62,7 @@ struct Probe {
     started: Instant,
     padding_bps: f64,
     usual_loss: f64,
+    usual_queue_ms: u64,
 }
 
 /// One receiver's prober.
@@ -141,6 +148,7 @@ impl Prober {
                 started: now,
                 padding_bps,
                 usual_loss: estimate.average_loss().min(MAX_USUAL_LOSS),
+                usual_queue_ms: estimate.queue_ms(),
             });
             self.credit = 0.0;
             self.last_tick = Some(now);
@@ -154,12 +162,15 @@ impl Prober {
         let loss = f64::from(lost) / f64::from(reported.max(1));
         if let Some(probe) = &self.probe
             && now.saturating_duration_since(probe.started) >= BLIND
-            && lost >= 2
-            && loss > probe.usual_loss + LOSS_ABORT
         {
-            tracing::debug!(lost, reported, "probe ended by loss");
-            self.end(now, Outcome::Overshot);
-            return 0;
+            let queue_ms = estimate.queue_ms();
+            let lossy = lost >= 2 && loss > probe.usual_loss + LOSS_ABORT;
+            let queued = queue_ms > probe.usual_queue_ms + DELAY_ABORT_MS;
+            if lossy || queued {
+                tracing::debug!(lost, reported, queue_ms, "probe ended by loss or queue");
+                self.end(now, Outcome::Overshot);
+                return 0;
+            }
         }
         let Some(probe) = &self.probe else {
             return 0;
@@ -288,6 +299,16 @@ mod tests {
         assert_eq!(prober.due(ms(t0, at + 10), &shared), 0);
         assert!(!prober.probing());
         testing::lose(&shared, 0, 20);
+        // So does a standing queue that grew during the probe, before any loss.
+        testing::queue(&shared, 10);
+        until_probing(&mut prober, &shared, t0, &mut at);
+        at += 1_000;
+        testing::queue(&shared, 55);
+        assert!(prober.due(ms(t0, at), &shared) > 0, "5 ms more is no queue");
+        testing::queue(&shared, 70);
+        assert_eq!(prober.due(ms(t0, at + 10), &shared), 0);
+        assert!(!prober.probing());
+        testing::queue(&shared, 0);
         // A probe that neither proves nor overshoots ends after `LENGTH`.
         until_probing(&mut prober, &shared, t0, &mut at);
         at += 4_000;
