@@ -70,6 +70,9 @@ const MUCH_LOWER: f64 = 0.75;
 const LOSS_WINDOW: Duration = Duration::from_millis(500);
 const LOSS_MIN_PACKETS: usize = 20;
 const HEAVY_LOSS: f64 = 0.20;
+/// What a back-off keeps of the rate that arrived (GCC's beta), on overuse and on heavy loss
+/// alike: a little under the link's rate, so that the queue that built up drains.
+const BACKOFF_SHARE: f64 = 0.85;
 /// What the received rate averages over (ten slots of 100 ms).
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Whole 100 ms slots of the received rate a back-off on heavy loss reads (with the current
@@ -430,12 +433,12 @@ impl BandwidthEstimator for DownlinkEstimator {
             tracing::debug!(loss, received = r, recent, "heavy loss on a downlink");
             // A queue full enough to drop delivers at the link's rate: what was received lately
             // is what the link carries.
-            self.decrease_to(now, 0.9 * r.min(recent), true);
+            self.decrease_to(now, BACKOFF_SHARE * r.min(recent), true);
         }
         match usage {
             Usage::Over => {
                 if let Some(r) = received {
-                    self.decrease_to(now, 0.85 * r, false);
+                    self.decrease_to(now, BACKOFF_SHARE * r, false);
                 }
             }
             Usage::Normal if heavy_loss.is_none() => self.increase(now, received),
