@@ -58,7 +58,7 @@ impl MediaSockets {
                 .collect(),
         };
         for (bind_addr, announced) in targets {
-            let socket = UdpSocket::bind(bind_addr).await.map_err(|e| {
+            let socket = bind_media(bind_addr).map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("cannot bind the media port on {bind_addr}: {e}"),
@@ -162,6 +162,39 @@ impl MediaSockets {
 /// How many datagrams one `sendmmsg` call takes at most.
 #[cfg(target_os = "linux")]
 const BATCH: usize = 32;
+
+/// What the media socket asks the kernel to buffer each way (the kernel caps it at
+/// `net.core.wmem_max` / `rmem_max`). Every peer's datagrams share one socket, and a datagram
+/// counts against the socket's send buffer until it leaves the machine: with the default
+/// 212 KB, a local queue in front of one thin receiver (a traffic shaper on this host holding
+/// a thousand of its packets) filled the buffer and every other receiver's datagrams were
+/// refused with it.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+/// Binds one media socket, non-blocking, with `SOCKET_BUFFER_BYTES` asked for each way.
+fn bind_media(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    for (what, result) in [
+        ("send", socket.set_send_buffer_size(SOCKET_BUFFER_BYTES)),
+        ("receive", socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES)),
+    ] {
+        if let Err(error) = result {
+            warn!(%error, "the media socket keeps the kernel's default {what} buffer");
+        }
+    }
+    debug!(
+        send = socket.send_buffer_size().ok(),
+        receive = socket.recv_buffer_size().ok(),
+        "media socket buffers"
+    );
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
 
 /// Sends `datagrams` on `socket` with `sendmmsg(2)`, up to `BATCH` per call. A datagram the
 /// kernel refuses (full buffer, unreachable) is dropped, as the network would, and the rest
@@ -375,6 +408,22 @@ mod tests {
             got.push(buf[..n].to_vec());
         }
         got
+    }
+
+    #[tokio::test]
+    async fn the_media_socket_asks_for_large_buffers() {
+        let socket = bind_media("127.0.0.1:0".parse().unwrap()).unwrap();
+        let sock = socket2::SockRef::from(&socket);
+        let granted = sock.send_buffer_size().unwrap();
+        // The kernel doubles what it grants, capped by net.core.wmem_max.
+        let cap = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(SOCKET_BUFFER_BYTES);
+        assert!(
+            granted >= SOCKET_BUFFER_BYTES.min(cap),
+            "send buffer {granted} (cap {cap})"
+        );
     }
 
     #[tokio::test]
