@@ -5,21 +5,22 @@
 //! it never sends, never blocks, and takes time from the feedback it is given.
 //!
 //! Why not `rtc`'s own `Gcc`: an SFU forwards whole layers, so it sends far less than the link
-//! could carry most of the time, and learns the link's ceiling only by trying the next layer.
-//! `Gcc` grows its target by 8 % a second whatever is sent (so an idle receiver's estimate means
+//! could carry most of the time, and learns the link's ceiling only by trying the next layer. `Gcc`
+//! grows its target by 8 % a second whatever is sent (so an idle receiver's estimate means
 //! nothing), and after its first back-off it only adds 12 kbit/s at a time (a receiver whose link
-//! recovered would take minutes to get full quality back). Here the estimate is bounded by what
-//! the receiver actually takes (three times its received rate plus 1 Mbit/s: room for the next
-//! layer up, not for an imagined gigabit), falls at once to 85 % of the received rate on
-//! overuse (a growing queueing delay) or to 90 % of it on heavy loss, and climbs 8 % a second
-//! right after a back-off, then 50 % a second once the link has been calm for 3 s (6 s when
-//! back-offs keep coming). After a back-off, though, it climbs no higher than the back-off's rate
-//! or what the receiver is seen taking, whichever is more, for 30 s after the latest one, unless
-//! the link proves better first: the receiver takes 1.4 times the back-off's rate (at most
-//! 300 kbit/s more) without overuse. The room's prober pads the receiver's video to make it
-//! take that much (`prober.rs`). So a link that proved thin is not handed a layer it cannot
-//! carry on a guess (each such try was a burst of loss and a freeze), and a link that recovers
-//! is found by a probe within seconds.
+//! recovered would take minutes to get full quality back). Here the estimate is bounded by what the
+//! receiver actually takes (three times its received rate plus 1 Mbit/s: room for the next layer
+//! up, not for an imagined gigabit), falls at once to 85 % of the received rate on overuse (a
+//! growing queueing delay), or on heavy loss to 85 % of what arrived over the last half second (the
+//! last second still counts the faster link of before a drop), and climbs 8 % a second right after
+//! a back-off, then 50 % a second once the link has been calm for 3 s (6 s when back-offs keep
+//! coming). After a back-off, though, it climbs no higher than the back-off's rate or what the
+//! receiver is seen taking, whichever is more, for 30 s after the latest one, unless the link
+//! proves better first: the receiver takes 1.4 times the back-off's rate (at most 300 kbit/s more)
+//! without overuse, over a second measured after the back-off. The room's prober pads the
+//! receiver's video to make it take that much (`prober.rs`). So a link that proved thin is not
+//! handed a layer it cannot carry on a guess (each such try was a burst of loss and a freeze), and
+//! a link that recovers is found by a probe within seconds.
 //!
 //! Loss lowers the estimate only when it is heavy and sustained: more than 20 % of at least 20
 //! packets over half a second (a full queue that drops what does not fit shows a steady delay,
