@@ -324,13 +324,13 @@ impl DownlinkEstimator {
     /// Forgets the back-off once the receiver takes its proof rate calmly; publishes what is
     /// left to prove and what it takes.
     fn check_proof(&mut self, now: Instant, received: Option<f64>, calm: bool) {
-        let backoff = self.backoff_rate.filter(|(_, at)| {
-            // The received rate's window holds nothing from before the back-off (right after a
-            // sudden drop it still counts the faster link's arrivals: no proof at all).
-            let since = now.saturating_duration_since(*at);
-            since >= RATE_WINDOW && since < BACKOFF_MEMORY
-        });
-        if let (Some((b, _)), Some(r)) = (backoff, received)
+        // The received rate's window must hold nothing from before the back-off (right after a
+        // sudden drop it still counts the faster link's arrivals: no proof at all).
+        let measured_after = self
+            .backoff_rate
+            .is_some_and(|(_, at)| now.saturating_duration_since(at) >= RATE_WINDOW);
+        if let (Some(b), Some(r)) = (self.remembered_backoff(now), received)
+            && measured_after
             && calm
             && r >= Self::proof_rate(b)
         {
