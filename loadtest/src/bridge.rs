@@ -130,7 +130,7 @@ async fn serve(mut ws: Ws, janus: Arc<JanusSession>, rooms: Arc<Rooms>, publishe
                             name: String::new(),
                             tracks: Vec::new(),
                         };
-                        send(&mut ws, &ServerMessage::Joined { room: name, you, participants: Vec::new(), ice_servers: Vec::new(), resume: None }).await;
+                        send(&mut ws, &ServerMessage::Joined { room: name, you, participants: Vec::new(), ice_servers: Vec::new(), resume: None, nodes: Vec::new() }).await;
                         // Subscribe once the room's publishers are up (a publisher waits for
                         // its own feed too, so that it can leave itself out).
                         let (rooms, tx) = (Arc::clone(&rooms), feeds_tx.clone());

@@ -50,6 +50,9 @@ pub struct RoomSummary {
     /// The state of the room's current or most recent recording; absent when it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_state: Option<RecordingState>,
+    /// In a cluster: the id of the node that serves the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `GET /api/rooms`.
@@ -305,6 +308,7 @@ mod tests {
                     codecs: vec![],
                 },
                 recording_state: None,
+                node: None,
             },
             participants: vec![],
             recording: None,

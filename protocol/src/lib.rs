@@ -298,6 +298,10 @@ pub enum ServerMessage {
         /// Lets a client whose WebSocket drops take its session back with `resume`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<Box<ResumeInfo>>,
+        /// In a cluster: the WebSocket URLs of every live node, where a client whose node
+        /// went away joins again (any node places the room anew). Empty on a single server.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
     },
     /// The session was taken back: same participant, same tracks, no renegotiation. What the
     /// room said meanwhile follows.
@@ -382,7 +386,17 @@ pub enum ServerMessage {
     Draining {
         closes_in_secs: u64,
     },
+    /// In a cluster: the room is served by another node. The client sends the same `join`
+    /// (same token) to `url`, that node's WebSocket; this connection closes with 4010.
+    #[serde(rename_all = "camelCase")]
+    Redirect {
+        url: String,
+        node: String,
+    },
 }
+
+/// Close code that follows `redirect`.
+pub const CLOSE_REDIRECT: u16 = 4010;
 
 /// Typed error codes (see `docs/signaling.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

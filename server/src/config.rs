@@ -97,6 +97,8 @@ pub struct Cli {
     pub trusted_proxies: Vec<String>,
     #[command(flatten)]
     pub tls: crate::tls::settings::TlsArgs,
+    #[command(flatten)]
+    pub cluster: crate::cluster_settings::ClusterArgs,
 }
 
 /// The file's shape (every field optional; unknown fields are an error).
@@ -112,6 +114,7 @@ pub struct FileConfig {
     pub webhooks: WebhookSection,
     pub recording: RecordingSection,
     pub tls: crate::tls::settings::TlsSection,
+    pub cluster: crate::cluster_settings::ClusterSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +233,8 @@ pub struct Config {
     pub recorder: Option<PathBuf>,
     /// HTTPS (`None`: plain HTTP only). With it, plain HTTP redirects to HTTPS.
     pub tls: Option<crate::tls::settings::TlsSettings>,
+    /// The cluster on Redis (`None`: a single server).
+    pub cluster: Option<crate::cluster_settings::ClusterSettings>,
 }
 
 /// The bundled TURN relay's settings.
@@ -256,6 +261,7 @@ impl Config {
     pub fn load(cli: Cli) -> anyhow::Result<Config> {
         let file = read_file(cli.config.as_deref())?;
         let turn = turn_settings(&cli, file.turn)?;
+        let cluster = crate::cluster_settings::resolve(&cli.cluster, file.cluster)?;
         let webhook_urls = file.webhooks.urls;
         let webhook_secret = file.webhooks.secret;
         let credentials = resolve_credentials(
@@ -344,6 +350,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("recordings")),
             recorder: cli.recorder.or(file.recording.recorder),
             tls,
+            cluster,
         };
         if !webhook_urls.is_empty() {
             for url in &webhook_urls {

@@ -8,6 +8,7 @@
 
 pub mod banner;
 pub mod cli;
+pub mod cluster_settings;
 pub mod config;
 pub mod tls;
 
@@ -59,6 +60,10 @@ pub struct Server {
     metrics: Arc<signaling::metrics::Metrics>,
     /// On SIGTERM: how long calls go on without new joins (`drain`).
     pub drain_time: Duration,
+    /// This node's part in a cluster, if any.
+    pub cluster: Option<signaling::cluster_link::ClusterLink>,
+    /// The cluster registry's task: it ends once the node has deregistered.
+    registry: Option<JoinHandle<()>>,
 }
 
 fn random_string(len: usize) -> String {
@@ -72,10 +77,37 @@ fn random_string(len: usize) -> String {
 /// Binds the HTTP and media ports and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     let cancel = CancellationToken::new();
+    // A cluster's Redis is checked first: a node that cannot join its cluster does not start.
+    let cluster = match &config.cluster {
+        Some(settings) => Some(
+            cluster::Cluster::connect(
+                cluster::ClusterConfig {
+                    redis_url: settings.redis.clone(),
+                    prefix: settings.prefix.clone(),
+                    node_id: settings.node_id.clone(),
+                    // Set below once the HTTP port is bound, unless configured.
+                    url: settings.node_url.clone().unwrap_or_default(),
+                    policy: settings.policy,
+                },
+                cancel.clone(),
+            )
+            .await
+            .context("cannot join the cluster")?,
+        ),
+        None => None,
+    };
     let (credentials, dev_credentials) = match config.credentials.clone() {
         Some(c) => (c, None),
         None => {
-            let c = (format!("APIdev{}", random_string(10)), random_string(40));
+            let mut c = (format!("APIdev{}", random_string(10)), random_string(40));
+            // Every node of a dev cluster signs with the same secret, so a token from one
+            // node admits to a room on another.
+            if let Some(cluster) = &cluster {
+                c = cluster
+                    .shared_dev_credentials(c)
+                    .await
+                    .context("cannot share dev credentials through Redis")?;
+            }
             (c.clone(), Some(c))
         }
     };
@@ -143,6 +175,33 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     );
     let drain = signaling::drain::Drain::default();
     let metrics: Arc<signaling::metrics::Metrics> = Arc::default();
+    let (cluster_link, registry) = match cluster {
+        Some(mut cluster) => {
+            if cluster.url().is_empty() {
+                let scheme = if https.is_some() { "https" } else { "http" };
+                let port = https
+                    .as_ref()
+                    .map_or(http_addr.port(), |h| h.listener.addr().port());
+                let host = config
+                    .announce_ip
+                    .or_else(|| (!http_addr.ip().is_unspecified()).then(|| http_addr.ip()))
+                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+                let host = match host {
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                };
+                cluster.set_url(format!("{scheme}://{host}:{port}"));
+            }
+            let (link, registry) = signaling::cluster_link::ClusterLink::start(
+                cluster,
+                sfu.clone(),
+                recordings.clone(),
+                drain.clone(),
+            );
+            (Some(link), Some(registry))
+        }
+        None => (None, None),
+    };
     let state = AppState {
         config: Arc::new(SignalingConfig {
             max_message_size: config.max_message_size,
@@ -163,6 +222,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         recordings: recordings.clone(),
         parking: signaling::resume::Parking::new(config.resume_window),
         drain: drain.clone(),
+        cluster: cluster_link.clone(),
     };
     tokio::spawn(signaling::api::publish_stats(sfu.clone(), cancel.clone()));
     if let Some(webhooks) = config.webhooks.clone() {
@@ -219,6 +279,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         drain,
         drain_time: config.drain_time,
         metrics,
+        cluster: cluster_link,
+        registry,
     })
 }
 
@@ -310,6 +372,9 @@ impl Server {
                     .await
                     .map_err(|e| anyhow::anyhow!("HTTP server task failed: {e}"))?
                     .context("HTTP server failed")?;
+            }
+            if let Some(registry) = self.registry {
+                let _ = registry.await;
             }
             // WebSockets live on after the listeners: let each pass on its `closed` and close
             // before the process goes, or a client could see the connection cut without a word.

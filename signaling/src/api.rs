@@ -330,6 +330,10 @@ async fn openapi() -> Response {
 
 async fn list_rooms(admin: Admin, State(state): State<AppState>) -> Result<Response, Failure> {
     admin.check_all_rooms()?;
+    if let Some(link) = &state.cluster {
+        let rooms = link.list_rooms(&state.sfu, &state.recordings).await;
+        return Ok(json(StatusCode::OK, RoomList { rooms }));
+    }
     let mut rooms = Vec::new();
     for room in state.sfu.room_names() {
         // A room that closes meanwhile is simply not listed.
@@ -553,10 +557,26 @@ async fn stream_events(
         (Some(own), _) => Some(own.clone()),
         (None, asked) => asked,
     };
-    let last_id = headers
+    let last_header = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .map(|v| v.trim().to_owned());
+    if let Some(link) = &state.cluster {
+        // Every node's events, from the cluster's stream; ids are the stream's.
+        let interest = state.sfu.events().want_stats(room.as_deref());
+        let stream = link
+            .events(&state.sfu, last_header, room)
+            .await
+            .map(move |event| {
+                let _reading = &interest;
+                Ok::<_, std::convert::Infallible>(event)
+            })
+            .take_until(state.cancel.clone().cancelled_owned());
+        return Ok(Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response());
+    }
+    let last_id = last_header.and_then(|v| v.parse::<u64>().ok());
     let (missed, live) = state.sfu.events().subscribe(last_id);
     // Stats are taken while someone reads them: this reader, for as long as it reads.
     let interest = state.sfu.events().want_stats(room.as_deref());

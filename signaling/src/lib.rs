@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 mod auth_failures;
 pub mod client_ip;
+pub mod cluster_link;
 mod config;
 pub mod drain;
 /// Entry points for the fuzz targets in `signaling/fuzz` and the corpus replay test (not a
@@ -55,10 +56,17 @@ pub fn app(state: AppState) -> Router {
         limiters: std::sync::Arc::new(ip_limits::IpLimiters::new(state.config.ip_limits)),
         proxies: state.config.trusted_proxies.clone(),
     };
-    let limited = limited.route_layer(axum::middleware::from_fn_with_state(
-        limits,
-        http_limit::limit,
-    ));
+    // In a cluster, a request about a room served by another node goes to that node (inside
+    // the request limit: it counts once, here).
+    let limited = limited
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cluster_link::to_owner,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            limits,
+            http_limit::limit,
+        ));
     let router = Router::new()
         .route("/", get(|| async { static_file("index.html") }))
         .route("/room/{room}", get(room_page))
@@ -115,7 +123,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: this server's numbers in the Prometheus text format.
 async fn metrics_page(State(state): State<AppState>) -> Response {
-    metrics::render(&state.metrics, &state.sfu, state.turn.as_ref())
+    metrics::render(
+        &state.metrics,
+        &state.sfu,
+        state.turn.as_ref(),
+        state.cluster.as_ref().map(|link| &link.cluster),
+    )
 }
 
 fn static_file(name: &str) -> Response {
@@ -201,11 +214,27 @@ async fn dev_admin_token(
 async fn dev_token(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
+    headers: axum::http::HeaderMap,
     Query(q): Query<DevTokenQuery>,
 ) -> Response {
     if let Some(refusal) = dev_refusal(&state, &extensions) {
         return refusal;
     }
+    let mut response = mint_dev_token(&state, q);
+    // A page served by another node of the cluster (one that died, say) fetches its next token
+    // here: let the cluster's own pages read the answer, and nobody else's.
+    if let Some(link) = &state.cluster
+        && let Some(origin) = headers.get(header::ORIGIN)
+        && link.is_node_origin(origin.to_str().unwrap_or_default())
+    {
+        response
+            .headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    }
+    response
+}
+
+fn mint_dev_token(state: &AppState, q: DevTokenQuery) -> Response {
     if let Err(e) = RoomId::new(&q.room) {
         return (
             StatusCode::BAD_REQUEST,

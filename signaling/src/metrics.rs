@@ -77,7 +77,12 @@ fn process_usage() -> Option<(f64, f64)> {
 
 /// Copies the media plane's, the relay's and this layer's totals into `metrics`' recorder and
 /// renders it.
-pub(crate) fn render(metrics: &Metrics, sfu: &Sfu, turn: Option<&TurnServer>) -> Response {
+pub(crate) fn render(
+    metrics: &Metrics,
+    sfu: &Sfu,
+    turn: Option<&TurnServer>,
+    cluster: Option<&cluster::Cluster>,
+) -> Response {
     metrics::with_local_recorder(&metrics.recorder, || {
         let media = sfu.counters();
         let read = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
@@ -205,9 +210,13 @@ pub(crate) fn render(metrics: &Metrics, sfu: &Sfu, turn: Option<&TurnServer>) ->
             gauge!("switchyard_process_resident_memory_bytes").set(rss);
         }
     });
+    let mut text = metrics.recorder.handle().render();
+    if let Some(cluster) = cluster {
+        text.push_str(&cluster.metrics());
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.recorder.handle().render(),
+        text,
     )
         .into_response()
 }

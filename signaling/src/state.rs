@@ -31,4 +31,6 @@ pub struct AppState {
     pub parking: std::sync::Arc<Parking>,
     /// Set when the server drains before going away: no new joins.
     pub drain: Drain,
+    /// This node's part in a cluster on Redis; `None`: a single server.
+    pub cluster: Option<crate::cluster_link::ClusterLink>,
 }

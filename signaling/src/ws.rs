@@ -168,25 +168,38 @@ async fn wait_for_join(
             }
         }
         match incoming {
-            Incoming::Message(ClientMessage::Join { .. }) if state.drain.is_draining() => {
-                // Going away: join elsewhere, or here once the server is back.
-                send(
-                    socket,
-                    &ServerMessage::Closed {
-                        reason: CloseReason::Draining,
-                    },
-                )
-                .await;
-                close(socket, CLOSE_TRY_AGAIN_LATER, "draining").await;
+            // A lone server that drains takes no join; a cluster node may still send the
+            // client to another node (`join`).
+            Incoming::Message(ClientMessage::Join { .. })
+                if state.drain.is_draining() && state.cluster.is_none() =>
+            {
+                refuse_draining(socket).await;
                 return Ok(None);
             }
             Incoming::Message(ClientMessage::Join { room, token }) => {
-                let session = join(state, &room, &token, host).await?;
-                return Ok(Some(Start {
-                    session,
-                    resume_token: Parking::new_token(),
-                    missed: None,
-                }));
+                match join(state, &room, &token, host).await? {
+                    Joining::Here(session) => {
+                        return Ok(Some(Start {
+                            session,
+                            resume_token: Parking::new_token(),
+                            missed: None,
+                        }));
+                    }
+                    Joining::Elsewhere(node) => {
+                        info!(%room, node = %node.id, "join redirected to the room's node");
+                        let redirect = ServerMessage::Redirect {
+                            url: node.ws_url(),
+                            node: node.id,
+                        };
+                        send(socket, &redirect).await;
+                        close(socket, protocol::CLOSE_REDIRECT, "redirect").await;
+                        return Ok(None);
+                    }
+                    Joining::Draining => {
+                        refuse_draining(socket).await;
+                        return Ok(None);
+                    }
+                }
             }
             Incoming::Message(ClientMessage::Resume { token }) => {
                 if let Some(resumed) = state.parking.claim(&token).await {
@@ -227,12 +240,34 @@ async fn wait_for_join(
     }
 }
 
+/// Going away: join elsewhere, or here once the server is back.
+async fn refuse_draining(socket: &mut WebSocket) {
+    send(
+        socket,
+        &ServerMessage::Closed {
+            reason: CloseReason::Draining,
+        },
+    )
+    .await;
+    close(socket, CLOSE_TRY_AGAIN_LATER, "draining").await;
+}
+
+/// Where a valid join goes.
+enum Joining {
+    /// Joined on this node.
+    Here(Session),
+    /// In a cluster: the room is served by another node.
+    Elsewhere(cluster::NodeInfo),
+    /// This node drains and the room is its own.
+    Draining,
+}
+
 async fn join(
     state: &AppState,
     room: &str,
     token: &str,
     host: Option<&str>,
-) -> Result<Session, Fatal> {
+) -> Result<Joining, Fatal> {
     if token.is_empty() {
         return Err(Fatal::new(
             ErrorCode::Unauthorized,
@@ -253,6 +288,26 @@ async fn join(
             ),
         ));
     }
+    if let Some(link) = &state.cluster {
+        match link.cluster.place(room).await {
+            Ok(cluster::Placement::Here) => {}
+            Ok(cluster::Placement::Elsewhere(node)) => return Ok(Joining::Elsewhere(node)),
+            // Redis is away: a room already here goes on; a new one waits for the cluster.
+            Err(e) if state.sfu.room_names().contains(&room_id) => {
+                warn!(error = %e, %room, "cannot reach the cluster; joining the room served here");
+            }
+            Err(e) => {
+                warn!(error = %e, %room, "cannot place a room");
+                return Err(Fatal::new(
+                    ErrorCode::Internal,
+                    format!("the cluster cannot place this room now ({e}); try again"),
+                ));
+            }
+        }
+        if state.drain.is_draining() {
+            return Ok(Joining::Draining);
+        }
+    }
     let name = if claims.name.is_empty() {
         claims.sub.clone()
     } else {
@@ -268,7 +323,7 @@ async fn join(
         grants: claims.grants,
         ice_servers,
     };
-    state.sfu.join(room_id, params).await.map_err(|e| match e {
+    let session = state.sfu.join(room_id, params).await.map_err(|e| match e {
         JoinError::RoomFull { .. } => Fatal::new(ErrorCode::RoomFull, e.to_string()),
         JoinError::ShuttingDown => Fatal::new(ErrorCode::Internal, e.to_string()),
         JoinError::NoSuchRoom(_) => Fatal::new(ErrorCode::WrongRoom, e.to_string()),
@@ -279,7 +334,8 @@ async fn join(
                 "the server could not set up media; try again",
             )
         }
-    })
+    })?;
+    Ok(Joining::Here(session))
 }
 
 /// What the budget made of one incoming frame.
@@ -333,6 +389,11 @@ async fn relay(mut socket: WebSocket, start: Start, state: &AppState, mut budget
         missed,
     } = start;
     let window = state.parking.window();
+    let nodes = state
+        .cluster
+        .as_ref()
+        .map(|link| link.ws_urls())
+        .unwrap_or_default();
     if let Some(missed) = missed {
         info!(room = %session.room, participant = %session.participant_id, missed = missed.len(), "signaling session resumed");
         let resumed = ServerMessage::Resumed {
@@ -362,7 +423,7 @@ async fn relay(mut socket: WebSocket, start: Start, state: &AppState, mut budget
         tokio::select! {
             event = session.events.recv() => match event {
                 Some(SessionEvent::Message(m)) => {
-                    let m = with_resume_token(m, &resume_token, window);
+                    let m = with_session_info(m, &resume_token, window, &nodes);
                     if !send(&mut socket, &m).await {
                         break End::Dropped;
                     }
@@ -455,8 +516,14 @@ async fn relay(mut socket: WebSocket, start: Start, state: &AppState, mut budget
     }
 }
 
-/// Adds the resume token to the room's `joined`, which only signaling can issue.
-fn with_resume_token(message: ServerMessage, token: &str, window: Duration) -> ServerMessage {
+/// Adds what only signaling knows to the room's `joined`: the resume token, and in a cluster
+/// the nodes a client can come back to.
+fn with_session_info(
+    message: ServerMessage,
+    token: &str,
+    window: Duration,
+    nodes: &[String],
+) -> ServerMessage {
     match message {
         ServerMessage::Joined {
             room,
@@ -464,15 +531,18 @@ fn with_resume_token(message: ServerMessage, token: &str, window: Duration) -> S
             participants,
             ice_servers,
             ..
-        } if !window.is_zero() => ServerMessage::Joined {
+        } => ServerMessage::Joined {
             room,
             you,
             participants,
             ice_servers,
-            resume: Some(Box::new(ResumeInfo {
-                token: token.to_owned(),
-                window_secs: window.as_secs(),
-            })),
+            resume: (!window.is_zero()).then(|| {
+                Box::new(ResumeInfo {
+                    token: token.to_owned(),
+                    window_secs: window.as_secs(),
+                })
+            }),
+            nodes: nodes.to_vec(),
         },
         other => other,
     }

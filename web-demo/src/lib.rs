@@ -38,6 +38,7 @@ assets! {
     "switchyard-data.js" => "text/javascript; charset=utf-8",
     "switchyard-media.js" => "text/javascript; charset=utf-8",
     "switchyard-token.js" => "text/javascript; charset=utf-8",
+    "switchyard-route.js" => "text/javascript; charset=utf-8",
     "switchyard-publish.js" => "text/javascript; charset=utf-8",
     "switchyard-remote.js" => "text/javascript; charset=utf-8",
     "call.js" => "text/javascript; charset=utf-8",

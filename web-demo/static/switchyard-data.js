@@ -17,6 +17,19 @@
  * if (client.dataReady) await client.sendData(new TextEncoder().encode('hi'), { topic: 'chat' });
  * await client.sendData(bytes, { to: ['bob'], topic: 'file', reliable: true });
  *
+ * Events of `SwitchyardClient` about data (all `CustomEvent`, payload in `event.detail`):
+ * - `dataOpen`         {}   the reliable data channel opened (`client.dataReady` is now true)
+ * - `dataClose`        {}   the data channels went away (drop, reconnect or leave)
+ * - `data`             {from, fromId, topic, to, payload, reliable}   a message from another
+ *                      participant: `from` is its identity, `fromId` its participant id (both
+ *                      stamped by the SFU), `to` the identities it was addressed to ([] = everyone),
+ *                      `payload` an ArrayBuffer, `reliable` which channel carried it
+ * - `dataError`        {code, message, recipient, from, reliable}   the SFU refused or could not
+ *                      deliver a data message: code is permission_denied | forged_sender |
+ *                      unknown_recipient | too_large | bad_frame | recipient_unavailable |
+ *                      recipient_overflow; `recipient` names the recipient concerned (told to the
+ *                      sender), `from` the sender concerned (told to a recipient that missed data)
+ *
  * `client.sendData(payload, {to, topic, reliable = true})` resolves once the frame was handed to
  * the channel. Sends on one channel keep their order; the client keeps at most ~1 MiB queued in
  * the browser (it waits for `bufferedamountlow`, threshold 256 KiB, before sending more), so

@@ -13,6 +13,7 @@
  * that cannot work (resume window over, media still down after 8 restarts) does it rejoin afresh, republishing the same local
  * stream: back-off 0.5 s doubling to 8 s, until `leave()`. It gives up (state 'failed') after
  * close codes 4001/4003 or a `closed` message with reason removed / room_closed / replaced.
+ * In a cluster it follows `redirect` to the room's node (switchyard-route.js).
  *
  * It never touches the page (no DOM): call.js turns its events into UI. Data messages, access
  * tokens and receive stats live in switchyard-data.js, switchyard-token.js and
@@ -60,18 +61,6 @@
  *                      'ice_failed' (media connection failed; reconnecting), 'no_turn',
  *                      'unauthorized' (dev tokens disabled), 'client' (could not apply a message)
  *
- * - `dataOpen`         {}   the reliable data channel opened (`client.dataReady` is now true)
- * - `dataClose`        {}   the data channels went away (drop, reconnect or leave)
- * - `data`             {from, fromId, topic, to, payload, reliable}   a message from another
- *                      participant: `from` is its identity, `fromId` its participant id (both
- *                      stamped by the SFU), `to` the identities it was addressed to ([] = everyone),
- *                      `payload` an ArrayBuffer, `reliable` which channel carried it
- * - `dataError`        {code, message, recipient, from, reliable}   the SFU refused or could not
- *                      deliver a data message: code is permission_denied | forged_sender |
- *                      unknown_recipient | too_large | bad_frame | recipient_unavailable |
- *                      recipient_overflow; `recipient` names the recipient concerned (told to the
- *                      sender), `from` the sender concerned (told to a recipient that missed data)
- *
  * `client.participants` is a Map participantId -> {id, identity, name, tracks} of the *other*
  * participants (tracks: TrackInfo {id, kind, codec, muted, source, layers?}); `client.you` is
  * this participant as the server described it in `joined`. Also: `shareScreen(track?)`,
@@ -79,13 +68,15 @@
  * `remoteTrack(trackId)`, `remoteTrackId(track)`, `localEncodings()`, and the read-only
  * `trackSettings`, `speakers`, `downlink`, `screenTrack`, `simulcast`.
  *
- * Data messages (`sendData`, the `data` / `dataError` events): see switchyard-data.js.
+ * Data messages (`sendData`; the `dataOpen`, `dataClose`, `data`, `dataError` events): see
+ * switchyard-data.js.
  */
 
 import { closeDataChannels, createDataChannels, sendDataMessage } from './switchyard-data.js';
 import { receiveStats } from './switchyard-media.js';
 import { Publisher, browserSimulcast } from './switchyard-publish.js';
 import { RemoteTracks } from './switchyard-remote.js';
+import { NodeRoute } from './switchyard-route.js';
 import { FatalError, defaultDevToken, getToken } from './switchyard-token.js';
 
 // The data-frame format is part of this module's API (importers may use it from here).
@@ -144,7 +135,9 @@ export class SwitchyardClient extends EventTarget {
     this.name = name;
     this.relay = !!relay;
     this.videoCodec = String(videoCodec || '').toLowerCase();
-    this.fetchDevToken = fetchDevToken || ((args) => defaultDevToken(this.url, args));
+    /** Which node of a cluster to talk to (`url` on a single server). */
+    this._route = new NodeRoute(this.url);
+    this.fetchDevToken = fetchDevToken || ((args) => defaultDevToken(this._route.url, args));
 
     /** @type {'connecting'|'connected'|'reconnecting'|'disconnected'|'failed'} */
     this.state = 'disconnected';
@@ -370,6 +363,7 @@ export class SwitchyardClient extends EventTarget {
       } catch (err) {
         if (gen !== this._gen) return;
         if (err instanceof FatalError) return this.#fail(err.message, 'unauthorized');
+        this._route.next();
         return this.#scheduleReconnect(false, false);
       }
     }
@@ -377,7 +371,7 @@ export class SwitchyardClient extends EventTarget {
 
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(this._route.url);
     } catch (err) {
       return this.#fail(`Invalid server URL ${this.url}: ${err.message}`, 'bad_url');
     }
@@ -412,6 +406,7 @@ export class SwitchyardClient extends EventTarget {
         if (msg.reason in FINAL_CLOSE_REASONS) this._finalReason = msg.reason;
         return;
       }
+      if (msg.type === 'redirect') return this._route.noteRedirect(msg.url);
       this._inbox = this._inbox
         .then(() => gen === this._gen && this.#handle(msg))
         .catch((err) => {
@@ -445,6 +440,13 @@ export class SwitchyardClient extends EventTarget {
       const why = this._lastError?.message || reason || `Connection refused by the server (code ${code}).`;
       return this.#stop('failed', why);
     }
+    if (this._route.follow(code)) {
+      this.#dropSocket(); // the room is served by another node of the cluster: join there now
+      this._retryTimer = setTimeout(() => !this._stopped && this.#open(), 0);
+      return;
+    }
+    // A cluster node that cannot be reached holds no session to resume: join afresh elsewhere.
+    if (!wasOpen && this._route.next()) return this.#scheduleReconnect(false, false);
     this.#scheduleReconnect(wasOpen, true);
   }
 
@@ -635,6 +637,7 @@ export class SwitchyardClient extends EventTarget {
   async #onJoined(msg) {
     this.you = normaliseParticipant(msg.you);
     this._resume = msg.resume ? { token: msg.resume.token, windowMs: msg.resume.windowSecs * 1000 } : null;
+    this._route.joined(msg.nodes);
     this.participants = new Map((msg.participants || []).map((p) => [p.id, normaliseParticipant(p)]));
     this._attempt = 0;
     this._remote.reset(new Set([...this.participants.values()].flatMap((p) => p.tracks.map((t) => t.id))));

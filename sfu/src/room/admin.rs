@@ -86,6 +86,7 @@ impl Room {
                 codecs: self.config.video_codecs.clone(),
             },
             recording_state: None,
+            node: None,
         }
     }
 

@@ -99,6 +99,7 @@ impl Room {
                 ice_servers: params.ice_servers,
                 // Signaling adds these: resuming a dropped WebSocket is its business.
                 resume: None,
+                nodes: Vec::new(),
             });
         }
         if !hidden {

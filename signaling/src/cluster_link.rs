@@ -1,0 +1,319 @@
+//! Signaling's part in a cluster on Redis ([`ClusterLink`]): it starts the node's registry,
+//! event publisher and event tail, tells where a joining client's room is served, sends admin
+//! requests about a room to the node that serves it ([`to_owner`]), lists every node's rooms,
+//! and streams every node's events. Without a cluster none of this runs. It never touches media:
+//! a client always talks media with the node that serves its room.
+//!
+//! Joins reach the owner by redirect, not by a bridge: the receiving node answers `redirect`
+//! with the owner's WebSocket URL and the client joins there. That needs clients to reach every
+//! node directly (see `docs/cluster.md`), and in exchange no node carries another's signaling
+//! and a node that dies takes only its own connections with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::Event;
+use axum::response::{IntoResponse, Response};
+use cluster::events::{ClusterEvent, parse_id};
+use cluster::registry::LocalRooms;
+use cluster::{Cluster, NodeInfo};
+use futures::{Stream, StreamExt};
+use protocol::admin::{RoomDetail, RoomSummary};
+use sfu::{AdminCommand, AdminReply, RoomId, Sfu};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::drain::Drain;
+use crate::recording::supervisor::Recordings;
+use crate::state::AppState;
+
+/// Marks a request one node passed to another: the receiver serves it itself, never again
+/// elsewhere (no loops).
+pub const FORWARDED: &str = "x-switchyard-forwarded-by";
+/// How long a forwarded admin request may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This node's membership, as signaling uses it. Cloning is cheap.
+#[derive(Clone)]
+pub struct ClusterLink {
+    pub cluster: Cluster,
+    events: broadcast::Sender<Arc<ClusterEvent>>,
+    http: reqwest::Client,
+}
+
+impl ClusterLink {
+    /// Starts the registry (until the cluster's cancel token fires; the handle ends once the
+    /// node has deregistered), the event publisher and the event tail, and marks the node
+    /// draining when `drain` starts.
+    pub fn start(
+        cluster: Cluster,
+        sfu: Sfu,
+        recordings: Recordings,
+        drain: Drain,
+    ) -> (ClusterLink, JoinHandle<()>) {
+        let (events, _) = broadcast::channel(cluster::events::REPLAY);
+        let local: LocalRooms = {
+            let sfu = sfu.clone();
+            Arc::new(move || {
+                let sfu = sfu.clone();
+                let recordings = recordings.clone();
+                Box::pin(async move { local_rooms(&sfu, &recordings).await })
+            })
+        };
+        let registry = tokio::spawn(cluster::registry::run(cluster.clone(), local));
+        tokio::spawn(cluster.clone().publish_events(sfu.events().clone()));
+        tokio::spawn(cluster.clone().tail_events(events.clone()));
+        {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                drain.started().await;
+                cluster.set_draining();
+            });
+        }
+        let http = reqwest::Client::builder()
+            .timeout(FORWARD_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        (
+            ClusterLink {
+                cluster,
+                events,
+                http,
+            },
+            registry,
+        )
+    }
+
+    /// The WebSocket URLs of every live node (as last read), for `joined`.
+    pub fn ws_urls(&self) -> Vec<String> {
+        let mut urls: Vec<String> = self.cluster.nodes().iter().map(NodeInfo::ws_url).collect();
+        let here = cluster::ws_url(self.cluster.url());
+        if !urls.contains(&here) {
+            urls.insert(0, here);
+        }
+        urls
+    }
+
+    /// Whether `origin` (`http://host:port`) is a live node's (or this node's) own.
+    pub fn is_node_origin(&self, origin: &str) -> bool {
+        let origin = origin.trim_end_matches('/');
+        origin == self.cluster.url().trim_end_matches('/')
+            || self
+                .cluster
+                .nodes()
+                .iter()
+                .any(|n| n.url.trim_end_matches('/') == origin)
+    }
+
+    /// Passes `request` to `node` and its answer back.
+    async fn forward(&self, node: &NodeInfo, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, crate::api::MAX_BODY).await else {
+            return failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "request bodies are limited to {} bytes",
+                    crate::api::MAX_BODY
+                ),
+            );
+        };
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut outgoing = self
+            .http
+            .request(parts.method.clone(), format!("{}{path}", node.url))
+            .header(FORWARDED, self.cluster.node_id())
+            .body(body);
+        for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+            if let Some(value) = parts.headers.get(&name) {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        let answer = match outgoing.send().await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(node = %node.id, error = %e, "a forwarded admin request failed");
+                return failure(
+                    StatusCode::BAD_GATEWAY,
+                    "node_unreachable",
+                    format!(
+                        "the room's node {} did not answer; try again (if it died, its rooms \
+                         are freed within seconds)",
+                        node.id
+                    ),
+                );
+            }
+        };
+        let status = answer.status();
+        let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+        let bytes = answer.bytes().await.unwrap_or_default();
+        let mut response = (status, Body::from(bytes)).into_response();
+        if let Some(value) = content_type {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        if let Ok(value) = HeaderValue::from_str(&node.id) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-switchyard-node"), value);
+        }
+        response
+    }
+
+    /// Every room of the cluster: this node's now, the others' as they last reported them.
+    pub async fn list_rooms(&self, sfu: &Sfu, recordings: &Recordings) -> Vec<RoomSummary> {
+        let here = self.cluster.node_id().to_owned();
+        let mut rooms: Vec<RoomSummary> = local_rooms(sfu, recordings)
+            .await
+            .into_iter()
+            .map(|r| with_node(r.summary, &here))
+            .collect();
+        match self.cluster.rooms().await {
+            Ok(nodes) => {
+                for node in nodes.into_iter().filter(|n| n.node != here) {
+                    let id = node.node;
+                    rooms.extend(node.rooms.into_iter().map(|r| with_node(r.summary, &id)));
+                }
+            }
+            Err(e) => warn!(error = %e, "listing the other nodes' rooms failed; listing this node's"),
+        }
+        rooms.sort_by(|a, b| a.name.cmp(&b.name).then(a.node.cmp(&b.node)));
+        rooms
+    }
+
+    /// The cluster's events for an SSE reader, after `last_id` (a stream id) when given, then
+    /// live; `room` limits them to one room. This node's periodic stats join them live.
+    pub async fn events(
+        &self,
+        sfu: &Sfu,
+        last_id: Option<String>,
+        room: Option<String>,
+    ) -> impl Stream<Item = Event> + Send + 'static {
+        let live = self.events.subscribe();
+        let missed = match &last_id {
+            Some(id) => self.cluster.events_since(id).await.unwrap_or_else(|e| {
+                warn!(error = %e, "replaying events after Last-Event-ID failed");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let floor = missed
+            .last()
+            .map(|e| e.id.clone())
+            .or(last_id)
+            .and_then(|id| parse_id(&id));
+        let live = futures::stream::unfold(live, |mut live| async move {
+            loop {
+                match live.recv().await {
+                    Ok(event) => return Some((event, live)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .filter(move |e| {
+            let newer = parse_id(&e.id).is_some_and(|id| floor.is_none_or(|f| id > f));
+            async move { newer }
+        });
+        let room_filter = room.clone();
+        let cluster_events = futures::stream::iter(missed.into_iter().map(Arc::new))
+            .chain(live)
+            .filter(move |e| {
+                let keep = room_filter.as_ref().is_none_or(|r| *r == e.room);
+                async move { keep }
+            })
+            .map(|e| Event::default().id(&e.id).event(&e.kind).data(&e.data));
+        let (_, local) = sfu.events().subscribe(Some(u64::MAX));
+        let stats = futures::stream::unfold(local, |mut local| async move {
+            loop {
+                match local.recv().await {
+                    Ok(event) => return Some((event, local)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .filter(move |e| {
+            let keep = e.kind == "stats" && room.as_ref().is_none_or(|r| *r == e.room);
+            async move { keep }
+        })
+        .map(|e| Event::default().event(e.kind).data(e.data.to_string()));
+        futures::stream::select(cluster_events, stats)
+    }
+}
+
+fn with_node(mut summary: RoomSummary, node: &str) -> RoomSummary {
+    summary.node = Some(node.to_owned());
+    summary
+}
+
+/// This node's rooms with their participants and recording states.
+async fn local_rooms(sfu: &Sfu, recordings: &Recordings) -> Vec<RoomDetail> {
+    let mut rooms = Vec::new();
+    for room in sfu.room_names() {
+        // A room that closes meanwhile is simply not listed.
+        if let Ok(AdminReply::Room(mut detail)) = sfu.admin(&room, AdminCommand::Snapshot).await {
+            detail.summary.recording_state =
+                recordings.latest(&detail.summary.name).map(|r| r.state);
+            rooms.push(*detail);
+        }
+    }
+    rooms
+}
+
+/// The room a `/api/rooms/{room}/...` path is about.
+fn room_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/rooms/")?
+        .split('/')
+        .next()
+        .filter(|r| !r.is_empty())
+}
+
+/// Middleware: a request about a room this node does not serve, but another live node does,
+/// is answered by that node. Everything else (and every request another node forwarded) is
+/// served here.
+pub async fn to_owner(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(link) = &state.cluster else {
+        return next.run(request).await;
+    };
+    if request.headers().contains_key(FORWARDED) {
+        return next.run(request).await;
+    }
+    let Some(room) = room_of(request.uri().path()).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    let local = RoomId::new(&room).is_ok_and(|id| state.sfu.room_names().contains(&id));
+    if local {
+        return next.run(request).await;
+    }
+    match link.cluster.owner(&room).await {
+        Ok(Some(node)) if node.id != link.cluster.node_id() => link.forward(&node, request).await,
+        _ => next.run(request).await,
+    }
+}
+
+fn failure(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_paths_name_their_room() {
+        assert_eq!(room_of("/api/rooms/demo"), Some("demo"));
+        assert_eq!(room_of("/api/rooms/demo/participants/ann"), Some("demo"));
+        assert_eq!(room_of("/api/rooms"), None);
+        assert_eq!(room_of("/api/rooms/"), None);
+        assert_eq!(room_of("/api/recordings"), None);
+    }
+}

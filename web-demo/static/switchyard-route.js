@@ -1,0 +1,62 @@
+/**
+ * Which node of a Switchyard cluster the client talks to. A node that does not serve the room
+ * answers `join` with `redirect` {url} and closes with 4010: the client sends the same join to
+ * that node at once (at most 3 redirects in a row, then it backs off). `joined` lists every live
+ * node; when the client's node cannot be reached (it died), the next connection goes to the next
+ * node, which places the room anew. On a single server `url` is always the server's. It never
+ * opens a socket: switchyard.js does.
+ */
+
+/** Close code after `redirect`. */
+const REDIRECT_CLOSE_CODE = 4010;
+/** Redirects followed in a row before backing off (nodes that disagree about a room). */
+const MAX_REDIRECTS = 3;
+
+export class NodeRoute {
+  /** @param {string} home  the WebSocket URL the client was given */
+  constructor(home) {
+    this.home = home;
+    this.target = null; // the node to talk to, when not `home`
+    this.pending = null; // a `redirect` whose close has not come yet
+    this.followed = 0; // redirects followed in a row
+    this.nodes = []; // every live node's WebSocket URL, from `joined`
+  }
+
+  /** The WebSocket URL for the next connection. */
+  get url() {
+    return this.target || this.home;
+  }
+
+  /** `redirect` arrived: the close that follows sends the join to `url`. */
+  noteRedirect(url) {
+    this.pending = url;
+  }
+
+  /** On a close with `code`: whether to join at the redirect's node now (then `url` is it). */
+  follow(code) {
+    const go = code === REDIRECT_CLOSE_CODE && !!this.pending && this.followed < MAX_REDIRECTS;
+    if (go) {
+      this.target = this.pending;
+      this.followed += 1;
+    } else {
+      this.followed = 0;
+    }
+    this.pending = null;
+    return go;
+  }
+
+  /** `joined`: remember the cluster's nodes. */
+  joined(nodes) {
+    this.nodes = Array.isArray(nodes) ? nodes.filter((n) => typeof n === 'string') : [];
+    this.followed = 0;
+  }
+
+  /** Aim at the next known node; false on a single server (nothing changes). */
+  next() {
+    const nodes = [...new Set([this.home, ...this.nodes])];
+    if (nodes.length < 2) return false;
+    const at = nodes.indexOf(this.url);
+    this.target = nodes[(at + 1) % nodes.length];
+    return true;
+  }
+}
