@@ -5,19 +5,27 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// The Redis URL cannot be parsed.
-    #[error("the Redis URL {url:?} is not valid ({reason}); write it as redis://[:password@]host:port[/db]")]
+    #[error(
+        "the Redis URL {url:?} is not valid ({reason}); write it as redis://[:password@]host:port[/db]"
+    )]
     BadUrl { url: String, reason: String },
     /// Redis refused the credentials.
-    #[error("Redis at {url} refused the password ({detail}); check the password in [cluster] redis / --redis")]
+    #[error(
+        "Redis at {url} refused the password ({detail}); check the password in [cluster] redis / --redis"
+    )]
     WrongPassword { url: String, detail: String },
     /// Redis cannot be reached (down, wrong host or port, a firewall).
-    #[error("cannot reach Redis at {url} ({detail}); is redis-server running there? (set [cluster] redis / --redis)")]
+    #[error(
+        "cannot reach Redis at {url} ({detail}); is redis-server running there? (set [cluster] redis / --redis)"
+    )]
     Unreachable { url: String, detail: String },
     /// Redis answered with an error, or did not answer in time, during normal work.
     #[error("Redis: {0}")]
     Redis(String),
     /// No live node takes new rooms (every one drains or is full).
-    #[error("no node of the cluster takes new rooms now (all are draining or full); try again shortly")]
+    #[error(
+        "no node of the cluster takes new rooms now (all are draining or full); try again shortly"
+    )]
     NoNode,
 }
 

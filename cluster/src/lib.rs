@@ -37,7 +37,7 @@ pub use placement::{Placement, PlacementPolicy};
 /// How often a node refreshes its heartbeat, registration and room list.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node whose heartbeat is this old is dead (the key's TTL).
-pub const HEARTBEAT_TTL: Duration = Duration::from_secs(6);
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
 
 /// How a node joins the cluster.
 #[derive(Debug, Clone)]
@@ -117,6 +117,8 @@ struct Inner {
     refresh: Notify,
     /// The live nodes as last read (this one included).
     view: Mutex<Vec<NodeInfo>>,
+    /// Every node URL seen since this node started (dead nodes' too).
+    known_urls: Mutex<std::collections::HashSet<String>>,
     started_at: u64,
     recent_claims: placement::RecentClaims,
     cancel: CancellationToken,
@@ -157,6 +159,7 @@ impl Cluster {
                 draining: AtomicBool::new(false),
                 refresh: Notify::new(),
                 view: Mutex::new(Vec::new()),
+                known_urls: Mutex::default(),
                 started_at,
                 recent_claims: Default::default(),
                 cancel,
@@ -257,7 +260,29 @@ impl Cluster {
     }
 
     pub(crate) fn set_view(&self, nodes: Vec<NodeInfo>) {
-        *self.inner.view.lock().unwrap_or_else(PoisonError::into_inner) = nodes;
+        self.inner
+            .known_urls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(nodes.iter().map(|n| n.url.trim_end_matches('/').to_owned()));
+        *self
+            .inner
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = nodes;
+    }
+
+    /// Whether `url` is (or was) a node's base URL: a page a node served, whose node has died
+    /// since, still counts.
+    pub fn is_known_url(&self, url: &str) -> bool {
+        let url = url.trim_end_matches('/');
+        url == self.url().trim_end_matches('/')
+            || self
+                .inner
+                .known_urls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(url)
     }
 
     pub(crate) fn recent_claims(&self) -> &placement::RecentClaims {

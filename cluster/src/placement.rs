@@ -89,11 +89,7 @@ impl Cluster {
         let Some(owner) = owner else {
             return Ok(None);
         };
-        Ok(self
-            .live_nodes()
-            .await?
-            .into_iter()
-            .find(|n| n.id == owner))
+        Ok(self.live_nodes().await?.into_iter().find(|n| n.id == owner))
     }
 
     /// Frees `room` if this node owns it (the room closed).
@@ -145,7 +141,10 @@ impl Cluster {
 
     /// Whether this node claimed `room` less than `within` ago.
     pub(crate) fn claimed_within(&self, room: &str, within: Duration) -> bool {
-        let mut recent = self.recent_claims().lock().unwrap_or_else(PoisonError::into_inner);
+        let mut recent = self
+            .recent_claims()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         recent.retain(|_, at| at.elapsed() < Duration::from_secs(60));
         recent.get(room).is_some_and(|at| at.elapsed() < within)
     }
@@ -273,7 +272,10 @@ mod tests {
             choose(PlacementPolicy::Local, "a", true, &nodes).as_deref(),
             Some("b")
         );
-        assert_eq!(choose(PlacementPolicy::Participants, "a", true, &nodes[..1]), None);
+        assert_eq!(
+            choose(PlacementPolicy::Participants, "a", true, &nodes[..1]),
+            None
+        );
         // Before its own registration is visible, a node still counts itself.
         assert_eq!(
             choose(PlacementPolicy::Participants, "a", false, &[]).as_deref(),

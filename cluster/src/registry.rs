@@ -118,7 +118,9 @@ async fn register(
 /// is fresh (its join is still setting the room up).
 async fn release_unused(cluster: &Cluster, local: &HashSet<&str>) {
     let mut conn = cluster.redis();
-    let claims: Vec<String> = match conn.smembers(cluster.keys().claims_of(cluster.node_id())).await
+    let claims: Vec<String> = match conn
+        .smembers(cluster.keys().claims_of(cluster.node_id()))
+        .await
     {
         Ok(c) => c,
         Err(_) => return,
@@ -154,7 +156,11 @@ async fn sweep(cluster: &Cluster) {
         if let Ok(freed) = freed
             && freed >= 0
         {
-            info!(node, rooms = freed, "swept a dead node: its rooms go to the next join");
+            info!(
+                node,
+                rooms = freed,
+                "swept a dead node: its rooms go to the next join"
+            );
         }
     }
 }

@@ -393,6 +393,11 @@ pub enum ServerMessage {
         url: String,
         node: String,
     },
+    /// In a cluster: the live nodes changed since `joined` (or the last `nodes`); the same
+    /// list as `joined.nodes`.
+    Nodes {
+        nodes: Vec<String>,
+    },
 }
 
 /// Close code that follows `redirect`.

@@ -13,7 +13,12 @@ use serde::Deserialize;
 pub struct ClusterArgs {
     /// Join a cluster on this Redis (`redis://[:password@]host:port[/db]`); unset: a single
     /// server with no external dependency.
-    #[arg(long, env = "SWITCHYARD_REDIS", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SWITCHYARD_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub redis: Option<String>,
     /// Key prefix in Redis: clusters sharing one Redis must use different prefixes
     /// [default: switchyard].

@@ -10,6 +10,7 @@ pub mod banner;
 pub mod cli;
 pub mod cluster_settings;
 pub mod config;
+pub mod run;
 pub mod tls;
 
 use std::net::SocketAddr;

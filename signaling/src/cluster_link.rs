@@ -99,15 +99,10 @@ impl ClusterLink {
         urls
     }
 
-    /// Whether `origin` (`http://host:port`) is a live node's (or this node's) own.
+    /// Whether `origin` (`http://host:port`) is a node's own, a dead one's included: its
+    /// pages live on after it.
     pub fn is_node_origin(&self, origin: &str) -> bool {
-        let origin = origin.trim_end_matches('/');
-        origin == self.cluster.url().trim_end_matches('/')
-            || self
-                .cluster
-                .nodes()
-                .iter()
-                .any(|n| n.url.trim_end_matches('/') == origin)
+        self.cluster.is_known_url(origin)
     }
 
     /// Passes `request` to `node` and its answer back.
@@ -179,7 +174,9 @@ impl ClusterLink {
                     rooms.extend(node.rooms.into_iter().map(|r| with_node(r.summary, &id)));
                 }
             }
-            Err(e) => warn!(error = %e, "listing the other nodes' rooms failed; listing this node's"),
+            Err(e) => {
+                warn!(error = %e, "listing the other nodes' rooms failed; listing this node's")
+            }
         }
         rooms.sort_by(|a, b| a.name.cmp(&b.name).then(a.node.cmp(&b.node)));
         rooms

@@ -214,11 +214,7 @@ pub(crate) fn render(
     if let Some(cluster) = cluster {
         text.push_str(&cluster.metrics());
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[cfg(test)]

@@ -389,7 +389,7 @@ async fn relay(mut socket: WebSocket, start: Start, state: &AppState, mut budget
         missed,
     } = start;
     let window = state.parking.window();
-    let nodes = state
+    let mut nodes = state
         .cluster
         .as_ref()
         .map(|link| link.ws_urls())
@@ -488,6 +488,18 @@ async fn relay(mut socket: WebSocket, start: Start, state: &AppState, mut budget
                 }
             }
             _ = check.tick() => {
+                // In a cluster, the client learns of nodes that come and go: where to join
+                // again if this one dies.
+                if let Some(link) = &state.cluster {
+                    let now = link.ws_urls();
+                    if now != nodes {
+                        nodes = now;
+                        let update = ServerMessage::Nodes { nodes: nodes.clone() };
+                        if !send(&mut socket, &update).await {
+                            break End::Dropped;
+                        }
+                    }
+                }
                 if last_heard.elapsed() > keepalive {
                     info!(participant = %session.participant_id, "no keepalive; disconnecting");
                     close(&mut socket, CLOSE_KEEPALIVE, "keepalive timeout").await;

@@ -2,7 +2,7 @@
  * Which node of a Switchyard cluster the client talks to. A node that does not serve the room
  * answers `join` with `redirect` {url} and closes with 4010: the client sends the same join to
  * that node at once (at most 3 redirects in a row, then it backs off). `joined` lists every live
- * node; when the client's node cannot be reached (it died), the next connection goes to the next
+ * node (`nodes` updates it); when the client's node cannot be reached (it died), the next connection goes to the next
  * node, which places the room anew. On a single server `url` is always the server's. It never
  * opens a socket: switchyard.js does.
  */
@@ -11,6 +11,8 @@
 const REDIRECT_CLOSE_CODE = 4010;
 /** Redirects followed in a row before backing off (nodes that disagree about a room). */
 const MAX_REDIRECTS = 3;
+/** Longest wait between reconnects in a cluster. */
+const CLUSTER_BACKOFF_MAX_MS = 2000;
 
 export class NodeRoute {
   /** @param {string} home  the WebSocket URL the client was given */
@@ -47,8 +49,21 @@ export class NodeRoute {
 
   /** `joined`: remember the cluster's nodes. */
   joined(nodes) {
-    this.nodes = Array.isArray(nodes) ? nodes.filter((n) => typeof n === 'string') : [];
+    this.setNodes(nodes);
     this.followed = 0;
+  }
+
+  /** `joined` or `nodes`: the live nodes' WebSocket URLs. */
+  setNodes(nodes) {
+    this.nodes = Array.isArray(nodes) ? nodes.filter((n) => typeof n === 'string') : [];
+  }
+
+  /**
+   * The longest wait between reconnects: in a cluster each try goes to another node, and a
+   * dead node's rooms are placed anew within seconds, so tries stay frequent (2 s).
+   */
+  maxBackoff(single) {
+    return this.nodes.length > 1 ? Math.min(single, CLUSTER_BACKOFF_MAX_MS) : single;
   }
 
   /** Aim at the next known node; false on a single server (nothing changes). */

@@ -464,7 +464,7 @@ export class SwitchyardClient extends EventTarget {
       this.#teardown();
     }
     this._attempt += 1;
-    const delay = Math.min(BACKOFF_MIN_MS * 2 ** (this._attempt - 1), BACKOFF_MAX_MS);
+    const delay = Math.min(BACKOFF_MIN_MS * 2 ** (this._attempt - 1), this._route.maxBackoff(BACKOFF_MAX_MS));
     const unreachable = !serverWasReachable;
     const message = unreachable
       ? `Server unreachable – retrying (attempt ${this._attempt})`
@@ -616,6 +616,8 @@ export class SwitchyardClient extends EventTarget {
         return this._publisher.applyLayers(this.publisherPc, msg);
       case 'draining':
         return this.#emit('draining', { closesInSecs: msg.closesInSecs });
+      case 'nodes':
+        return this._route.setNodes(msg.nodes);
       case 'pong':
         if (typeof msg.ts === 'number') this.rtt = Date.now() - msg.ts;
         return;
