@@ -4,7 +4,8 @@
 
 use protocol::admin::RoomDetail;
 
-use crate::{Cluster, ClusterError};
+use crate::error::ClusterError;
+use crate::membership::Cluster;
 
 /// One node's rooms.
 #[derive(Debug, Clone)]

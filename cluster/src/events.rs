@@ -15,7 +15,8 @@ use sfu::events::EventBus;
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
-use crate::{Cluster, ClusterError};
+use crate::error::ClusterError;
+use crate::membership::Cluster;
 
 /// Events kept in the stream (approximately: Redis trims in whole blocks).
 pub const STREAM_LENGTH: usize = 10_000;

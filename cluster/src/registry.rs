@@ -12,8 +12,10 @@ use redis::AsyncCommands;
 use tracing::{debug, info, warn};
 
 use crate::load::CpuMeter;
+use crate::membership::{Cluster, HEARTBEAT, HEARTBEAT_TTL};
+use crate::node_info::NodeInfo;
 use crate::placement::Claimed;
-use crate::{Cluster, HEARTBEAT, HEARTBEAT_TTL, NodeInfo, scripts};
+use crate::scripts;
 
 /// What this node serves now: every local room with its participants.
 pub type LocalRooms = std::sync::Arc<dyn Fn() -> BoxFuture<'static, Vec<RoomDetail>> + Send + Sync>;

@@ -371,6 +371,7 @@ impl Config {
             config.webhooks = Some(signaling::webhooks::WebhookConfig {
                 urls: webhook_urls,
                 secret,
+                node: config.cluster.as_ref().map(|c| c.node_id.clone()),
             });
         }
         config.validate()?;

@@ -378,6 +378,26 @@ async fn create_room(
             "unknown codec {bad:?}: use vp8, vp9 or h264"
         )));
     }
+    if let Some(link) = &state.cluster {
+        // The room lives on this node, unless a node already serves it.
+        match link.cluster.claim_here(&body.name).await {
+            Ok(cluster::Placement::Here) => {}
+            Ok(cluster::Placement::Elsewhere(node)) => {
+                return Err(Failure::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("room {:?} already exists on node {}", body.name, node.id),
+                ));
+            }
+            Err(e) => {
+                return Err(Failure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    e.to_string(),
+                ));
+            }
+        }
+    }
     state.sfu.create_room(room.clone(), &settings)?;
     match state.sfu.admin(&room, AdminCommand::Snapshot).await? {
         AdminReply::Room(detail) => Ok(json(StatusCode::CREATED, detail.summary)),
@@ -434,8 +454,17 @@ async fn stop_recording(
 }
 
 /// `GET /api/recordings`: newest first; a room-scoped admin sees its room's only.
-async fn list_recordings(admin: Admin, State(state): State<AppState>) -> Response {
-    let recordings = state.recordings.list(admin.room.as_deref());
+async fn list_recordings(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let mut recordings = state.recordings.list(admin.room.as_deref());
+    // In a cluster, every node's recordings.
+    if let Some(link) = &state.cluster {
+        recordings.extend(link.remote_recordings(&headers).await);
+        recordings.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    }
     json(StatusCode::OK, RecordingList { recordings })
 }
 
@@ -444,8 +473,18 @@ async fn get_recording(
     admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, Failure> {
-    let info = state.recordings.get(&id)?;
+    let info = match (state.recordings.get(&id), &state.cluster) {
+        (Ok(info), _) => info,
+        (Err(RecordingError::NotFound(_)), Some(link)) => link
+            .remote_recordings(&headers)
+            .await
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or(RecordingError::NotFound(id.clone()))?,
+        (Err(e), _) => return Err(e.into()),
+    };
     if admin.check_room(&info.room).is_err() {
         // Another room's recording is not this admin's to know about.
         return Err(RecordingError::NotFound(id).into());

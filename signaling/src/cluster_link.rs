@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use cluster::events::{ClusterEvent, parse_id};
@@ -23,18 +22,19 @@ use cluster::registry::LocalRooms;
 use cluster::{Cluster, NodeInfo};
 use futures::{Stream, StreamExt};
 use protocol::admin::{RoomDetail, RoomSummary};
-use sfu::{AdminCommand, AdminReply, RoomId, Sfu};
+use sfu::{AdminCommand, AdminReply, Sfu};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::drain::Drain;
 use crate::recording::supervisor::Recordings;
-use crate::state::AppState;
 
 /// Marks a request one node passed to another: the receiver serves it itself, never again
 /// elsewhere (no loops).
 pub const FORWARDED: &str = "x-switchyard-forwarded-by";
+/// The largest request body forwarded (the admin API's own limit).
+const MAX_FORWARDED_BODY: usize = 1024 * 1024;
 /// How long a forwarded admin request may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -106,16 +106,13 @@ impl ClusterLink {
     }
 
     /// Passes `request` to `node` and its answer back.
-    async fn forward(&self, node: &NodeInfo, request: Request) -> Response {
+    pub async fn forward(&self, node: &NodeInfo, request: Request) -> Response {
         let (parts, body) = request.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, crate::api::MAX_BODY).await else {
+        let Ok(body) = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await else {
             return failure(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!(
-                    "request bodies are limited to {} bytes",
-                    crate::api::MAX_BODY
-                ),
+                format!("request bodies are limited to {MAX_FORWARDED_BODY} bytes"),
             );
         };
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -157,6 +154,53 @@ impl ClusterLink {
                 .insert(HeaderName::from_static("x-switchyard-node"), value);
         }
         response
+    }
+
+    /// The other live nodes' recordings (each asked with the caller's authorization), with
+    /// absolute playlist URLs on their nodes; none for a request another node forwarded (it
+    /// wants this node's only). A node that does not answer is left out.
+    pub async fn remote_recordings(
+        &self,
+        request: &axum::http::HeaderMap,
+    ) -> Vec<protocol::admin::RecordingInfo> {
+        if request.contains_key(FORWARDED) {
+            return Vec::new();
+        }
+        let authorization = request.get(header::AUTHORIZATION).cloned();
+        let others: Vec<NodeInfo> = self
+            .cluster
+            .nodes()
+            .into_iter()
+            .filter(|n| n.id != self.cluster.node_id())
+            .collect();
+        let asks = others.iter().map(|node| {
+            let mut request = self
+                .http
+                .get(format!("{}/api/recordings", node.url))
+                .header(FORWARDED, self.cluster.node_id());
+            if let Some(value) = &authorization {
+                request = request.header(header::AUTHORIZATION, value.clone());
+            }
+            async move {
+                let list: protocol::admin::RecordingList =
+                    request.send().await.ok()?.json().await.ok()?;
+                Some(
+                    list.recordings
+                        .into_iter()
+                        .map(|mut r| {
+                            r.playlist_url = format!("{}{}", node.url, r.playlist_url);
+                            r
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            }
+        });
+        futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect()
     }
 
     /// Every room of the cluster: this node's now, the others' as they last reported them.
@@ -262,55 +306,10 @@ async fn local_rooms(sfu: &Sfu, recordings: &Recordings) -> Vec<RoomDetail> {
     rooms
 }
 
-/// The room a `/api/rooms/{room}/...` path is about.
-fn room_of(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/rooms/")?
-        .split('/')
-        .next()
-        .filter(|r| !r.is_empty())
-}
-
-/// Middleware: a request about a room this node does not serve, but another live node does,
-/// is answered by that node. Everything else (and every request another node forwarded) is
-/// served here.
-pub async fn to_owner(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(link) = &state.cluster else {
-        return next.run(request).await;
-    };
-    if request.headers().contains_key(FORWARDED) {
-        return next.run(request).await;
-    }
-    let Some(room) = room_of(request.uri().path()).map(str::to_owned) else {
-        return next.run(request).await;
-    };
-    let local = RoomId::new(&room).is_ok_and(|id| state.sfu.room_names().contains(&id));
-    if local {
-        return next.run(request).await;
-    }
-    match link.cluster.owner(&room).await {
-        Ok(Some(node)) if node.id != link.cluster.node_id() => link.forward(&node, request).await,
-        _ => next.run(request).await,
-    }
-}
-
 fn failure(status: StatusCode, code: &str, message: String) -> Response {
     (
         status,
         axum::Json(serde_json::json!({"error": {"code": code, "message": message}})),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn room_paths_name_their_room() {
-        assert_eq!(room_of("/api/rooms/demo"), Some("demo"));
-        assert_eq!(room_of("/api/rooms/demo/participants/ann"), Some("demo"));
-        assert_eq!(room_of("/api/rooms"), None);
-        assert_eq!(room_of("/api/rooms/"), None);
-        assert_eq!(room_of("/api/recordings"), None);
-    }
 }

@@ -20,6 +20,7 @@ mod http_limit;
 mod inbound;
 pub mod ip_limits;
 pub mod metrics;
+mod owner_routing;
 pub mod rate_limit;
 pub mod recording;
 pub mod resume;
@@ -61,7 +62,7 @@ pub fn app(state: AppState) -> Router {
     let limited = limited
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            cluster_link::to_owner,
+            owner_routing::to_owner,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
             limits,

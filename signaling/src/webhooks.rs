@@ -31,6 +31,9 @@ const BACKOFF: [Duration; 3] = [
 pub struct WebhookConfig {
     pub urls: Vec<String>,
     pub secret: String,
+    /// In a cluster: this node's id, sent as `node` with each event. Each node delivers only
+    /// the events of its own rooms, so every event goes out once; `(node, id)` names it.
+    pub node: Option<String>,
 }
 
 /// `sha256=<hex>` of the body.
@@ -86,9 +89,11 @@ pub async fn run(events: EventBus, config: WebhookConfig, stats: bool, cancel: C
         if event.kind == "stats" && !stats {
             continue;
         }
-        let body = serde_json::json!({"id": event.id, "event": event.kind, "data": event.data})
-            .to_string()
-            .into_bytes();
+        let mut body = serde_json::json!({"id": event.id, "event": event.kind, "data": event.data});
+        if let Some(node) = &config.node {
+            body["node"] = serde_json::Value::from(node.as_str());
+        }
+        let body = body.to_string().into_bytes();
         for (url, queue) in &queues {
             if queue.try_send(body.clone()).is_err() {
                 warn!(%url, id = event.id, "webhook queue full; event dropped");

@@ -11,6 +11,7 @@ pub mod cluster_node;
 pub mod impair;
 pub mod lossy_link;
 pub mod media;
+pub mod promtool;
 pub mod redis;
 mod server;
 pub mod sockets;

@@ -534,6 +534,7 @@ async fn webhooks_deliver_signed_events_and_retry() {
         config.webhooks = Some(signaling::webhooks::WebhookConfig {
             urls: vec![hook.clone()],
             secret: "hook-secret".into(),
+            node: None,
         });
     })
     .await;

@@ -2,12 +2,11 @@
 //! prometheus) accepts it, and its counters move while a call runs.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use client::Client;
 use protocol::{Grants, ServerMessage};
+use switchyard_tests::promtool::promtool_check;
 use switchyard_tests::{Server, start_local_server, ws_url};
 
 async fn scrape(server: &Server) -> String {
@@ -27,33 +26,6 @@ fn samples(text: &str) -> HashMap<String, f64> {
             Some((name.to_owned(), value.parse().ok()?))
         })
         .collect()
-}
-
-fn promtool_check(text: &str) -> String {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs (Debian package prometheus; scripts/test installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "promtool refused /metrics:\n{report}\n{text}"
-    );
-    report
 }
 
 async fn publisher(server: &Server, identity: &str) -> Client {

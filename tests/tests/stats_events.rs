@@ -154,6 +154,7 @@ async fn stats_run_only_while_someone_listens_and_never_crowd_out_real_events() 
         config.webhooks = Some(signaling::webhooks::WebhookConfig {
             urls: vec![hook_url],
             secret: "hook-secret".into(),
+            node: None,
         });
         // Hundreds of rooms are created below from this one address.
         config.ip_limits.request_rate = 0;
@@ -253,6 +254,7 @@ async fn webhooks_configured_for_stats_receive_them() {
         config.webhooks = Some(signaling::webhooks::WebhookConfig {
             urls: vec![hook_url],
             secret: "hook-secret".into(),
+            node: None,
         });
         config.webhook_stats = true;
     })

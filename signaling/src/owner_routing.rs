@@ -1,0 +1,57 @@
+//! In a cluster, admin requests about a room go to the node that serves it ([`to_owner`]): a
+//! middleware in front of the API. A request about a room this node serves, about no room, or
+//! forwarded by another node is served here. It never changes a request; the owner checks the
+//! token as for any request.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use sfu::RoomId;
+
+use crate::cluster_link::FORWARDED;
+use crate::state::AppState;
+
+/// The room a `/api/rooms/{room}/...` path is about.
+fn room_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/rooms/")?
+        .split('/')
+        .next()
+        .filter(|r| !r.is_empty())
+}
+
+/// Middleware: a request about a room this node does not serve, but another live node does,
+/// is answered by that node. Everything else (and every request another node forwarded) is
+/// served here.
+pub async fn to_owner(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(link) = &state.cluster else {
+        return next.run(request).await;
+    };
+    if request.headers().contains_key(FORWARDED) {
+        return next.run(request).await;
+    }
+    let Some(room) = room_of(request.uri().path()).map(str::to_owned) else {
+        return next.run(request).await;
+    };
+    let local = RoomId::new(&room).is_ok_and(|id| state.sfu.room_names().contains(&id));
+    if local {
+        return next.run(request).await;
+    }
+    match link.cluster.owner(&room).await {
+        Ok(Some(node)) if node.id != link.cluster.node_id() => link.forward(&node, request).await,
+        _ => next.run(request).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_paths_name_their_room() {
+        assert_eq!(room_of("/api/rooms/demo"), Some("demo"));
+        assert_eq!(room_of("/api/rooms/demo/participants/ann"), Some("demo"));
+        assert_eq!(room_of("/api/rooms"), None);
+        assert_eq!(room_of("/api/rooms/"), None);
+        assert_eq!(room_of("/api/recordings"), None);
+    }
+}
