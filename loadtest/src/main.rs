@@ -22,8 +22,10 @@ enum Server {
 #[command(about = "Simulated participants that load a Switchyard (or Janus) server")]
 struct Args {
     /// Server URL: Switchyard's HTTP address, or Janus's HTTP API (http://127.0.0.1:8088/janus).
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// Several Switchyard nodes of one cluster (repeat, or separate with commas): participants
+    /// join at each in turn, and joins are redirected to their room's node.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    url: Vec<String>,
     /// Which kind of server `--url` is.
     #[arg(long, value_enum, default_value = "switchyard")]
     server: Server,
@@ -108,7 +110,7 @@ async fn main() -> ExitCode {
     };
     let target = match args.server {
         Server::Switchyard => Target::Switchyard {
-            url: args.url.clone(),
+            urls: args.url.clone(),
             credentials: match (args.token, args.api_key, args.api_secret) {
                 (Some(token), _, _) => Credentials::Fixed(token),
                 (None, Some(api_key), Some(api_secret)) => Credentials::Keys {
@@ -119,7 +121,7 @@ async fn main() -> ExitCode {
             },
         },
         Server::Janus => Target::Janus {
-            url: args.url.clone(),
+            url: args.url.first().cloned().unwrap_or_default(),
         },
     };
     let scenario = Scenario {

@@ -67,26 +67,45 @@ pub async fn participant(mut spec: ParticipantSpec) -> ParticipantStats {
         }
     };
     let opened = Instant::now();
-    let mut client = match Client::connect(&spec.ws_url).await {
-        Ok(client) => client,
-        Err(e) => {
-            fail(&mut stats, &spec.live, e.to_string());
-            return stats;
+    // In a cluster a join may be redirected to the room's node: follow (at most 3 times).
+    let mut url = spec.ws_url.clone();
+    let mut redirects = 0;
+    let (mut client, joined) = loop {
+        let mut client = match Client::connect(&url).await {
+            Ok(client) => client,
+            Err(e) => {
+                fail(&mut stats, &spec.live, e.to_string());
+                return stats;
+            }
+        };
+        client.join(&spec.room, &token);
+        let joined = client
+            .wait_for(JOIN_TIMEOUT, |event| match event {
+                ClientEvent::Message(ServerMessage::Joined { .. }) => Some(Ok(None)),
+                ClientEvent::Message(ServerMessage::Redirect { url, .. }) => {
+                    Some(Ok(Some(url.clone())))
+                }
+                ClientEvent::Message(ServerMessage::Error { code, message }) => {
+                    Some(Err(format!("join refused ({code:?}): {message}")))
+                }
+                ClientEvent::Closed { code, reason } => {
+                    Some(Err(format!("closed while joining ({code:?}): {reason}")))
+                }
+                _ => None,
+            })
+            .await;
+        match joined {
+            Some(Ok(Some(next))) if redirects < 3 => {
+                redirects += 1;
+                url = next;
+            }
+            Some(Ok(Some(_))) => break (client, Some(Err("redirected too often".to_owned()))),
+            Some(Ok(None)) => break (client, Some(Ok(()))),
+            Some(Err(e)) => break (client, Some(Err(e))),
+            None => break (client, None),
         }
     };
-    client.join(&spec.room, &token);
-    let joined = client
-        .wait_for(JOIN_TIMEOUT, |event| match event {
-            ClientEvent::Message(ServerMessage::Joined { .. }) => Some(Ok(())),
-            ClientEvent::Message(ServerMessage::Error { code, message }) => {
-                Some(Err(format!("join refused ({code:?}): {message}")))
-            }
-            ClientEvent::Closed { code, reason } => {
-                Some(Err(format!("closed while joining ({code:?}): {reason}")))
-            }
-            _ => None,
-        })
-        .await;
+    stats.redirected = redirects > 0;
     match joined {
         Some(Ok(())) => Live::add(&spec.live.joined, 1),
         Some(Err(e)) => {

@@ -39,6 +39,8 @@ pub struct Report {
     pub window_seconds: f64,
     pub participants: u32,
     pub joined: u32,
+    /// Joins that reached another node of a cluster first and were redirected to the room's.
+    pub redirected: u32,
     pub join_ms: Percentiles,
     /// Packets the participants received inside the window (each one forwarded by the server).
     pub packets_received: u64,
@@ -107,8 +109,10 @@ impl Report {
         let mut errors: Vec<ErrorCount> = Vec::new();
         let mut timeline: Vec<Second> = Vec::new();
         let mut joined = 0;
+        let mut redirected = 0;
         let mut receivers = Vec::new();
         for p in participants {
+            redirected += u32::from(p.redirected);
             receivers.extend(p.downlink.rows(&p.identity, window));
             if let Some(error) = p.error {
                 match errors.iter_mut().find(|e| e.error == error) {
@@ -175,6 +179,7 @@ impl Report {
             window_seconds: window.as_secs_f64(),
             participants: scenario.participants(),
             joined,
+            redirected,
             join_ms: Percentiles::of(join_ms, 1000.0),
             packets_received: packets,
             packets_per_second: packets as f64 / window.as_secs_f64(),
@@ -242,8 +247,16 @@ impl Report {
             (
                 "joined",
                 format!(
-                    "{}/{} (ramp-up {:.1} s, measured {:.1} s)",
-                    self.joined, self.participants, self.ramp_seconds, self.window_seconds
+                    "{}/{} (ramp-up {:.1} s, measured {:.1} s){}",
+                    self.joined,
+                    self.participants,
+                    self.ramp_seconds,
+                    self.window_seconds,
+                    if self.redirected > 0 {
+                        format!(", {} redirected to their room's node", self.redirected)
+                    } else {
+                        String::new()
+                    }
                 ),
             ),
             (

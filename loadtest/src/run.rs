@@ -87,14 +87,19 @@ pub async fn run(scenario: Scenario, cache: &std::path::Path) -> Result<Report, 
     if let Some(pid) = scenario.server_pid {
         usage::read(pid)?;
     }
-    let (ws_url, bridge) = match &scenario.target {
-        Target::Switchyard { url, .. } => {
-            preflight(url).await?;
-            (websocket_url(url), None)
+    let (ws_urls, bridge) = match &scenario.target {
+        Target::Switchyard { urls, .. } => {
+            for url in urls {
+                preflight(url).await?;
+            }
+            (
+                urls.iter().map(|u| websocket_url(u)).collect::<Vec<_>>(),
+                None,
+            )
         }
         Target::Janus { url } => {
             let bridge = crate::bridge::Bridge::start(url, scenario.publishers).await?;
-            (bridge.ws_url(), Some(bridge))
+            (vec![bridge.ws_url()], Some(bridge))
         }
     };
     let video = match (scenario.video, scenario.simulcast) {
@@ -154,7 +159,8 @@ pub async fn run(scenario: Scenario, cache: &std::path::Path) -> Result<Report, 
             scenario.publishers + i
         };
         let spec = ParticipantSpec {
-            ws_url: ws_url.clone(),
+            // Spread over the nodes in turn.
+            ws_url: ws_urls[n % ws_urls.len()].clone(),
             room: room_name,
             identity,
             token,
@@ -266,7 +272,7 @@ async fn token(
     identity: &str,
     publisher: bool,
 ) -> Result<String, String> {
-    let Target::Switchyard { url, credentials } = target else {
+    let Target::Switchyard { urls, credentials } = target else {
         return Ok(String::new()); // the Janus bridge needs none
     };
     match credentials {
@@ -300,7 +306,11 @@ async fn token(
         }
         Credentials::DevTokens => {
             let response = reqwest::Client::new()
-                .get(format!("{}/api/dev-token", url.trim_end_matches('/')))
+                // A dev cluster's nodes share their credentials: any node's token works.
+                .get(format!(
+                    "{}/api/dev-token",
+                    urls.first().map_or("", |u| u.trim_end_matches('/'))
+                ))
                 .query(&[("room", room), ("identity", identity), ("name", identity)])
                 .send()
                 .await

@@ -8,9 +8,10 @@ use crate::tiles::TileSize;
 /// Which server the participants talk to.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// A Switchyard server (`http://host:port`) with how to get join tokens.
+    /// A Switchyard server (`http://host:port`), or several nodes of one cluster (each
+    /// participant joins at the next in turn), with how to get join tokens.
     Switchyard {
-        url: String,
+        urls: Vec<String>,
         credentials: Credentials,
     },
     /// A Janus server's HTTP API (`http://host:8088/janus`), reached through a local bridge

@@ -128,6 +128,8 @@ pub struct ParticipantStats {
     pub identity: String,
     /// The video it received, track by track (layers, pictures, bitrate).
     pub downlink: crate::downlink::DownlinkView,
+    /// Whether its join was redirected to the room's node (a cluster).
+    pub redirected: bool,
 }
 
 impl ParticipantStats {
