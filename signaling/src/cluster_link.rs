@@ -126,6 +126,22 @@ impl ClusterLink {
                 outgoing = outgoing.header(name, value);
             }
         }
+        // The caller's address, for the owner's per-client limits when it trusts this node as
+        // a proxy (`[http] trusted_proxies`).
+        if let Some(peer) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            let chain = match parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(earlier) => format!("{earlier}, {}", peer.0.ip()),
+                None => peer.0.ip().to_string(),
+            };
+            outgoing = outgoing.header("x-forwarded-for", chain);
+        }
         let answer = match outgoing.send().await {
             Ok(a) => a,
             Err(e) => {
