@@ -419,6 +419,10 @@ async fn get_room(
         AdminReply::Room(mut detail) => {
             detail.recording = state.recordings.latest(&room);
             detail.summary.recording_state = detail.recording.as_ref().map(|r| r.state);
+            detail.summary.node = state
+                .cluster
+                .as_ref()
+                .map(|link| link.cluster.node_id().to_owned());
             Ok(json(StatusCode::OK, detail))
         }
         _ => Err(AdminError::Unavailable.into()),

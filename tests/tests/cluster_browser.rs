@@ -243,6 +243,32 @@ async fn a_room_on_three_nodes_survives_its_node_and_a_redis_restart() {
         metrics.contains("switchyard_cluster_nodes_alive 3"),
         "{metrics}"
     );
+    // Node B's dashboard shows the room, its node and its three participants.
+    let dashboard = driver.browser().await.expect("a browser");
+    dashboard
+        .goto(&format!("{}/admin?token={admin}", b.url()))
+        .await
+        .expect("the dashboard loads");
+    let card = format!(
+        "const card = document.querySelector('[data-room=\"{ROOM}\"]'); \
+         if (!card) return null; \
+         return [card.querySelector('[data-field=node]').textContent, \
+                 card.querySelectorAll('.participants [data-identity]').length]"
+    );
+    wait_for(
+        "node B's dashboard to show the room on node A with three participants",
+        Duration::from_secs(20),
+        async || {
+            let shown = eval(&dashboard, &card).await.unwrap_or_default();
+            if shown == serde_json::json!(["node-a", 3]) {
+                Ok(())
+            } else {
+                Err(format!("the room's card shows {shown}"))
+            }
+        },
+    )
+    .await;
+    dashboard.close().await.expect("the dashboard closes");
 
     // Kill node A mid-call: within 15 s every page is in a call on another node, decoding.
     let killed = Instant::now();

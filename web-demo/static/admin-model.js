@@ -46,7 +46,7 @@ export class AdminModel {
   /** A summary (from `GET /api/rooms` or a room's detail): updates or adds the room. */
   setSummary(summary) {
     const room = this.ensureRoom(summary.name);
-    for (const k of ['participantCount', 'publisherCount', 'bitrateIn', 'bitrateOut', 'createdAt', 'ageSeconds', 'settings']) {
+    for (const k of ['participantCount', 'publisherCount', 'bitrateIn', 'bitrateOut', 'createdAt', 'ageSeconds', 'settings', 'node']) {
       if (summary[k] !== undefined) room[k] = summary[k];
     }
     room.fetchedAt = this.clock();

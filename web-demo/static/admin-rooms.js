@@ -25,7 +25,8 @@ function createRoom(room) {
         h('h2', { id }, h('span', { class: 'sr-only', text: 'Room ' }), h('span', { class: 'room-label', text: room.name })),
         h('a', { class: 'open-link', href: `/room/${encodeURIComponent(room.name)}`, target: '_blank', rel: 'noopener', text: 'Open call ↗' })),
       h('dl', { class: 'room-meta' },
-        meta('Participants', 'participants'), meta('Bitrate in', 'in'), meta('Bitrate out', 'out'), meta('Age', 'age')),
+        meta('Participants', 'participants'), meta('Bitrate in', 'in'), meta('Bitrate out', 'out'), meta('Age', 'age'),
+        meta('Node', 'node')),
       h('button', { class: 'btn small danger', type: 'button', 'data-action': 'close-room', text: 'Close room' })),
     h('div', { class: 'recording-bar', 'data-recording-state': 'none' },
       h('span', { class: 'rec-status' },
@@ -88,6 +89,10 @@ function updateRoom(session, el, room) {
   setText(el.querySelector('[data-field=in]'), formatBitrate(room.bitrateIn));
   setText(el.querySelector('[data-field=out]'), formatBitrate(room.bitrateOut));
   setText(el.querySelector('[data-field=age]'), formatAge(session.model.age(room)));
+  // In a cluster: the node that serves the room (a single server has none).
+  const node = el.querySelector('[data-field=node]');
+  node.parentElement.hidden = !room.node;
+  setText(node, room.node || '');
   setAttr(el.querySelector('[data-action=close-room]'), 'aria-label', `Close room ${room.name}`);
   updateRecording(session, el, room);
   const list = el.querySelector('.participants');
