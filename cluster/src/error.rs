@@ -22,6 +22,11 @@ pub enum ClusterError {
     /// Redis answered with an error, or did not answer in time, during normal work.
     #[error("Redis: {0}")]
     Redis(String),
+    /// Another live node has this node's id.
+    #[error(
+        "node id {0:?} is in use by a live node of this cluster; give each node its own --node-id (or [cluster] node_id)"
+    )]
+    NodeIdInUse(String),
     /// No live node takes new rooms (every one drains or is full).
     #[error(
         "no node of the cluster takes new rooms now (all are draining or full); try again shortly"

@@ -99,7 +99,30 @@ impl Cluster {
             .query_async::<String>(&mut conn)
             .await
             .map_err(|e| start_error(&shown, e))?;
+        cluster.wait_for_free_id().await?;
         Ok(cluster)
+    }
+
+    /// Refuses an id a live node has. A heartbeat with this id from a previous run of this
+    /// node (a quick restart) expires within the TTL: wait for that.
+    async fn wait_for_free_id(&self) -> Result<(), ClusterError> {
+        let key = self.keys().alive(self.node_id());
+        let deadline = tokio::time::Instant::now() + HEARTBEAT_TTL + Duration::from_secs(1);
+        let mut conn = self.redis();
+        loop {
+            let taken: bool = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(ClusterError::redis)?;
+            if !taken {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::NodeIdInUse(self.node_id().to_owned()));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// This node's id.

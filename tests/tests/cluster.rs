@@ -460,6 +460,13 @@ async fn bad_cluster_settings_get_clear_errors() {
             "the password leaked: {printed}"
         );
     }
+    // Two nodes with one id: the second refuses to start (after waiting out a heartbeat that
+    // could be its own previous run's).
+    let redis = RedisServer::start();
+    let _first = node(&redis, "switchyard", "twin", None).await;
+    let (code, printed) = failed_start(&["--redis", &redis.url(), "--node-id", "twin"]).await;
+    assert_ne!(code, Some(0), "{printed}");
+    assert!(printed.contains("node id \"twin\" is in use"), "{printed}");
     // Not a Redis URL: a configuration error naming the setting.
     let (code, printed) = failed_start(&["--redis", "localhost:6379"]).await;
     assert_eq!(code, Some(2), "{printed}");
