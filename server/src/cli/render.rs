@@ -11,40 +11,51 @@ pub(super) fn rooms_table(rooms: &[RoomSummary]) -> String {
     if rooms.is_empty() {
         return "No rooms are open.\n".into();
     }
+    // A cluster names each room's node; a single server has none.
+    let clustered = rooms.iter().any(|r| r.node.is_some());
     let rows = rooms
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 clean(&r.name),
                 r.participant_count.to_string(),
                 r.publisher_count.to_string(),
                 age(r.age_seconds),
                 kbits(r.bitrate_in),
                 kbits(r.bitrate_out),
-            ]
+            ];
+            if clustered {
+                row.push(clean(r.node.as_deref().unwrap_or("")));
+            }
+            row
         })
         .collect::<Vec<_>>();
-    table(
-        &[
-            ("NAME", Align::Left),
-            ("PARTICIPANTS", Align::Right),
-            ("PUBLISHERS", Align::Right),
-            ("AGE", Align::Right),
-            ("IN kbit/s", Align::Right),
-            ("OUT kbit/s", Align::Right),
-        ],
-        &rows,
-    )
+    let mut columns = vec![
+        ("NAME", Align::Left),
+        ("PARTICIPANTS", Align::Right),
+        ("PUBLISHERS", Align::Right),
+        ("AGE", Align::Right),
+        ("IN kbit/s", Align::Right),
+        ("OUT kbit/s", Align::Right),
+    ];
+    if clustered {
+        columns.push(("NODE", Align::Left));
+    }
+    table(&columns, &rows)
 }
 
 /// One room: its summary, its participants, and their tracks.
 pub(super) fn room_detail(detail: &RoomDetail) -> String {
     let r = &detail.summary;
     let mut out = format!(
-        "Room {}: {} participant{}, {} publishing; open {} (since {})\n\
+        "Room {}{}: {} participant{}, {} publishing; open {} (since {})\n\
          Bitrate: {} kbit/s in, {} kbit/s out\n\
          Settings: {}\n\n",
         clean(&r.name),
+        r.node
+            .as_deref()
+            .map(|n| format!(" (on node {})", clean(n)))
+            .unwrap_or_default(),
         r.participant_count,
         if r.participant_count == 1 { "" } else { "s" },
         r.publisher_count,
@@ -231,6 +242,27 @@ mod tests {
             ],
         );
         assert_eq!(text, "NAME    N\ndemo   12\na\u{fffd}[2J   3\n");
+    }
+
+    #[test]
+    fn a_cluster_names_each_room_node() {
+        let room = |node: Option<&str>| -> RoomSummary {
+            serde_json::from_value(serde_json::json!({
+                "name": "demo", "participantCount": 2, "publisherCount": 1,
+                "createdAt": "2026-11-27T22:00:00Z", "ageSeconds": 5,
+                "bitrateIn": 0, "bitrateOut": 0, "node": node,
+                "settings": {"maxParticipants": 50, "emptyTimeoutSeconds": 20, "codecs": []}
+            }))
+            .unwrap()
+        };
+        let clustered = rooms_table(&[room(Some("node-a"))]);
+        assert!(
+            clustered.starts_with("NAME") && clustered.contains("NODE"),
+            "{clustered}"
+        );
+        assert!(clustered.trim_end().ends_with("node-a"), "{clustered}");
+        let single = rooms_table(&[room(None)]);
+        assert!(!single.contains("NODE"), "{single}");
     }
 
     #[test]
