@@ -27,6 +27,9 @@ pub enum ClusterError {
         "node id {0:?} is in use by a live node of this cluster; give each node its own --node-id (or [cluster] node_id)"
     )]
     NodeIdInUse(String),
+    /// Redis came back moments ago; rooms are placed again once every node re-asserted its own.
+    #[error("the cluster is recovering from a Redis outage; try again in a few seconds")]
+    Recovering,
     /// No live node takes new rooms (every one drains or is full).
     #[error(
         "no node of the cluster takes new rooms now (all are draining or full); try again shortly"

@@ -6,13 +6,13 @@
 //! event bus's broadcast.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use sfu::events::EventBus;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use tracing::{debug, warn};
 
 use crate::error::ClusterError;
@@ -44,6 +44,52 @@ pub fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
+/// An event waiting to go into the stream.
+#[derive(Debug, Clone)]
+struct Pending {
+    kind: String,
+    room: String,
+    data: String,
+}
+
+/// Events sent to Redis in one pipeline.
+const BATCH: usize = 200;
+
+/// Moves this node's events (but stats) from the local bus into `queue`, never waiting.
+async fn read_bus(
+    cluster: Cluster,
+    bus: EventBus,
+    queue: Arc<Mutex<VecDeque<Pending>>>,
+    ready: Arc<Notify>,
+) {
+    let (_, mut live) = bus.subscribe(Some(u64::MAX));
+    loop {
+        match live.recv().await {
+            Ok(event) if event.kind != "stats" => {
+                if changes_rooms(event.kind) {
+                    cluster.refresh_soon();
+                }
+                let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                if queue.len() == PENDING {
+                    queue.pop_front();
+                }
+                queue.push_back(Pending {
+                    kind: event.kind.to_owned(),
+                    room: event.room.clone(),
+                    data: event.data.to_string(),
+                });
+                drop(queue);
+                ready.notify_one();
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!(missed = n, "the cluster event reader fell behind the rooms");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
 /// The kinds that change what a node reports in the room directory.
 fn changes_rooms(kind: &str) -> bool {
     matches!(
@@ -53,37 +99,33 @@ fn changes_rooms(kind: &str) -> bool {
 }
 
 impl Cluster {
-    /// Appends every event of this node's rooms (but stats) to the stream until cancelled.
+    /// Appends every event of this node's rooms (but stats) to the stream until cancelled. The
+    /// local bus is read by a task that never waits for Redis; events wait in a queue of
+    /// [`PENDING`] (the oldest dropped beyond) and go out in pipelined batches.
     pub async fn publish_events(self, bus: EventBus) {
-        let (_, mut live) = bus.subscribe(Some(u64::MAX));
-        let mut pending: VecDeque<(String, String, String)> = VecDeque::new();
+        let queue: Arc<Mutex<VecDeque<Pending>>> = Arc::default();
+        let ready = Arc::new(Notify::new());
+        let reader = tokio::spawn(read_bus(
+            self.clone(),
+            bus,
+            Arc::clone(&queue),
+            Arc::clone(&ready),
+        ));
         let cancel = self.cancel().clone();
         loop {
-            let retry = !pending.is_empty();
-            tokio::select! {
-                event = live.recv() => match event {
-                    Ok(event) if event.kind != "stats" => {
-                        if changes_rooms(event.kind) {
-                            self.refresh_soon();
-                        }
-                        if pending.len() == PENDING {
-                            pending.pop_front();
-                        }
-                        pending.push_back((event.kind.to_owned(), event.room.clone(), event.data.to_string()));
-                    }
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        warn!(missed = n, "the cluster event publisher fell behind");
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = tokio::time::sleep(Duration::from_millis(500)), if retry => {}
-                _ = cancel.cancelled() => return,
+            let batch: Vec<Pending> = {
+                let queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                queue.iter().take(BATCH).cloned().collect()
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    _ = ready.notified() => continue,
+                    _ = cancel.cancelled() => break,
+                }
             }
-            while let Some((kind, room, data)) = pending.front() {
-                let mut conn = self.redis();
-                let added: Result<String, _> = redis::cmd("XADD")
+            let mut pipe = redis::pipe();
+            for event in &batch {
+                pipe.cmd("XADD")
                     .arg(self.keys().events())
                     .arg("MAXLEN")
                     .arg("~")
@@ -92,20 +134,30 @@ impl Cluster {
                     .arg("node")
                     .arg(self.node_id())
                     .arg("kind")
-                    .arg(kind)
+                    .arg(&event.kind)
                     .arg("room")
-                    .arg(room)
+                    .arg(&event.room)
                     .arg("data")
-                    .arg(data)
-                    .query_async(&mut conn)
-                    .await;
-                self.note(&added);
-                if added.is_err() {
-                    break;
+                    .arg(&event.data)
+                    .ignore();
+            }
+            let mut conn = self.redis();
+            let sent: Result<(), _> = pipe.query_async(&mut conn).await;
+            self.note(&sent);
+            if sent.is_ok() {
+                let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                // The reader may have dropped the oldest meanwhile; these were at the front.
+                for _ in 0..batch.len().min(queue.len()) {
+                    queue.pop_front();
                 }
-                pending.pop_front();
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = cancel.cancelled() => break,
+                }
             }
         }
+        reader.abort();
     }
 
     /// Tails the stream into `sender` until cancelled, on a connection of its own (a blocking
@@ -114,9 +166,10 @@ impl Cluster {
         let cancel = self.cancel().clone();
         let mut last: Option<String> = None;
         while !cancel.is_cancelled() {
+            // Reads block for 2 s; an answer 3 s later than that means a dead connection.
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(3)))
-                .set_response_timeout(None);
+                .set_response_timeout(Some(Duration::from_secs(5)));
             let conn = tokio::select! {
                 c = self.client().get_multiplexed_async_connection_with_config(&config) => c,
                 _ = cancel.cancelled() => return,

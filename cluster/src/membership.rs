@@ -4,7 +4,7 @@
 //! registry keeps the node registered, placement answers where rooms go, events carries the
 //! event stream. It never touches a room.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,9 +22,6 @@ use crate::node_info::{NodeInfo, redacted};
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node whose heartbeat is this old is dead (the key's TTL).
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
-
-/// When this node claimed each room lately (a claim is kept while its join sets the room up).
-pub(crate) type RecentClaims = Mutex<HashMap<String, Instant>>;
 
 /// This node's membership in the cluster. Cloning is cheap.
 #[derive(Clone)]
@@ -47,7 +44,10 @@ struct Inner {
     /// Every node URL seen since this node started (dead nodes' too).
     known_urls: Mutex<HashSet<String>>,
     started_at: u64,
-    recent_claims: RecentClaims,
+    /// Rooms, participants and CPU % as last measured, for the registration.
+    load: Mutex<(usize, usize, f32)>,
+    /// When the last Redis outage ended, as this node saw it.
+    recovered_at: Mutex<Option<Instant>>,
     cancel: CancellationToken,
 }
 
@@ -88,7 +88,8 @@ impl Cluster {
                 view: Mutex::new(Vec::new()),
                 known_urls: Mutex::default(),
                 started_at,
-                recent_claims: Default::default(),
+                recovered_at: Mutex::new(None),
+                load: Mutex::new((0, 0, 0.0)),
                 cancel,
             }),
         };
@@ -178,6 +179,12 @@ impl Cluster {
             }
         } else if !was && up {
             tracing::info!("Redis is back; re-registering this node and its rooms");
+            *self
+                .inner
+                .recovered_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+            self.refresh_soon();
         }
     }
 
@@ -235,8 +242,31 @@ impl Cluster {
                 .contains(url)
     }
 
-    pub(crate) fn recent_claims(&self) -> &RecentClaims {
-        &self.inner.recent_claims
+    /// Notes this node's load: rooms, participants, CPU % of one core.
+    pub(crate) fn set_load(&self, rooms: usize, participants: usize, cpu: f32) {
+        *self
+            .inner
+            .load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (rooms, participants, cpu);
+    }
+
+    /// Rooms, participants and CPU % as last noted.
+    pub(crate) fn load(&self) -> (usize, usize, f32) {
+        *self
+            .inner
+            .load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether Redis came back from an outage less than `within` ago.
+    pub(crate) fn recovered_within(&self, within: Duration) -> bool {
+        self.inner
+            .recovered_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < within)
     }
 
     pub(crate) fn started_at(&self) -> u64 {
@@ -260,10 +290,14 @@ impl Cluster {
         .invoke_async(&mut conn)
         .await
         .map_err(ClusterError::redis)?;
-        Ok(stored
+        stored
             .split_once('\n')
             .map(|(k, s)| (k.to_owned(), s.to_owned()))
-            .unwrap_or(proposed))
+            .ok_or_else(|| {
+                ClusterError::Redis(format!(
+                    "{key} holds something else than dev credentials; delete it (redis-cli DEL {key})"
+                ))
+            })
     }
 
     /// Prometheus lines with the cluster's figures as this node sees them.

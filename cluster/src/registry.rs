@@ -1,92 +1,103 @@
-//! The node registry: this node's heartbeat, registration and room list, refreshed every
-//! [`HEARTBEAT`](crate::HEARTBEAT) (sooner when rooms change), the claims on its rooms
-//! re-asserted (a Redis that restarted empty learns them again), claims it no longer needs
-//! released, and dead nodes swept. It never decides where a room goes ([`crate::placement`]).
+//! The node registry: this node's heartbeat (its own task, every [`HEARTBEAT`], never held up
+//! by anything else), its registration and room list (refreshed every heartbeat and soon after
+//! rooms change), the claims on its rooms re-asserted (a Redis that restarted empty learns them
+//! again), claims it no longer uses released, dead nodes swept. When another live node holds
+//! the claim of a room served here (after a Redis outage, say), this node's part of the room is
+//! closed with `moved`, so its participants join again at the owner: a room never stays split.
+//! It never decides where a new room goes ([`crate::placement`]).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use protocol::admin::RoomDetail;
 use redis::AsyncCommands;
+use sfu::{AdminCommand, RoomId, Sfu};
 use tracing::{debug, info, warn};
 
 use crate::load::CpuMeter;
 use crate::membership::{Cluster, HEARTBEAT, HEARTBEAT_TTL};
 use crate::node_info::NodeInfo;
-use crate::placement::Claimed;
+use crate::placement::{Claimed, UNUSED_CLAIM};
 use crate::scripts;
 
-/// What this node serves now: every local room with its participants.
-pub type LocalRooms = std::sync::Arc<dyn Fn() -> BoxFuture<'static, Vec<RoomDetail>> + Send + Sync>;
+/// Every local room with its participants, for the cluster's room listings.
+pub type LocalRooms = Arc<dyn Fn() -> BoxFuture<'static, Vec<RoomDetail>> + Send + Sync>;
 
-/// A claim this node holds with no local room is released once it is this old (a join that
-/// claimed a room has opened it long before).
-const UNUSED_CLAIM: Duration = Duration::from_secs(10);
 /// After a wake-up, wait this long for more changes before refreshing.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Keeps this node registered until the cluster's cancel token fires, then deregisters it.
-pub async fn run(cluster: Cluster, local: LocalRooms) {
+/// `sfu` says which rooms are served here; `snapshots` describes them for listings.
+pub async fn run(cluster: Cluster, sfu: Sfu, snapshots: LocalRooms) {
+    let heartbeat = tokio::spawn(heartbeat(cluster.clone()));
     let mut meter = CpuMeter::new();
     let cancel = cluster.cancel().clone();
+    let mut was_local = HashSet::new();
     loop {
-        let rooms = local().await;
-        beat(&cluster, &rooms, meter.sample()).await;
+        let rooms = snapshots().await;
+        cluster.set_load(
+            rooms.len(),
+            rooms.iter().map(|r| r.participants.len()).sum(),
+            meter.sample(),
+        );
+        let listed = publish_rooms(&cluster, &rooms).await;
+        cluster.note(&listed);
+        if listed.is_ok() {
+            let local: HashSet<String> = sfu.room_names().iter().map(|r| r.to_string()).collect();
+            reassert(&cluster, &sfu, &local).await;
+            release_unused(&cluster, &local, &was_local).await;
+            was_local = local;
+            sweep(&cluster).await;
+            match cluster.live_nodes().await {
+                Ok(nodes) => cluster.set_view(nodes),
+                Err(e) => debug!(error = %e, "reading the node list failed"),
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(HEARTBEAT) => {}
             _ = cluster.refresh_notified() => tokio::time::sleep(DEBOUNCE).await,
             _ = cancel.cancelled() => break,
         }
     }
+    let _ = heartbeat.await;
     leave(&cluster).await;
 }
 
-/// One refresh: heartbeat, registration, rooms, claims, sweep, view.
-async fn beat(cluster: &Cluster, rooms: &[RoomDetail], cpu: f32) {
-    let info = NodeInfo {
+/// This node as the cluster should see it now.
+fn info(cluster: &Cluster) -> NodeInfo {
+    let (rooms, participants, cpu) = cluster.load();
+    NodeInfo {
         id: cluster.node_id().to_owned(),
         url: cluster.url().to_owned(),
-        rooms: rooms.len(),
-        participants: rooms.iter().map(|r| r.participants.len()).sum(),
+        rooms,
+        participants,
         cpu,
         draining: cluster.draining(),
         started_at: cluster.started_at(),
-    };
-    let result = register(cluster, &info, rooms).await;
-    cluster.note(&result);
-    if result.is_err() {
-        return;
-    }
-    let local: HashSet<&str> = rooms.iter().map(|r| r.summary.name.as_str()).collect();
-    for room in &local {
-        match cluster.claim_for(room, cluster.node_id()).await {
-            Ok(Claimed::Us) => {}
-            Ok(Claimed::Other(owner)) => warn!(
-                room,
-                owner, "this node serves a room another live node owns (Redis lost its claims?)"
-            ),
-            Err(e) => debug!(error = %e, "re-asserting a claim failed"),
-        }
-    }
-    release_unused(cluster, &local).await;
-    sweep(cluster).await;
-    match cluster.live_nodes().await {
-        Ok(nodes) => cluster.set_view(nodes),
-        Err(e) => debug!(error = %e, "reading the node list failed"),
     }
 }
 
-/// Writes the heartbeat, the registration and the room list, all with the heartbeat's TTL.
-async fn register(
-    cluster: &Cluster,
-    info: &NodeInfo,
-    rooms: &[RoomDetail],
-) -> Result<(), redis::RedisError> {
+/// The heartbeat and registration, every [`HEARTBEAT`] until cancelled, whatever the rest of
+/// the registry is doing.
+async fn heartbeat(cluster: Cluster) {
+    let cancel = cluster.cancel().clone();
+    loop {
+        let beat = register(&cluster, &info(&cluster)).await;
+        cluster.note(&beat);
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Writes the heartbeat and the registration, with the heartbeat's TTL.
+async fn register(cluster: &Cluster, info: &NodeInfo) -> Result<(), redis::RedisError> {
     let keys = cluster.keys();
     let ttl = HEARTBEAT_TTL.as_millis() as u64;
     let node_json = serde_json::to_string(info).unwrap_or_default();
-    let rooms_json = serde_json::to_string(rooms).unwrap_or_default();
     let mut conn = cluster.redis();
     redis::pipe()
         .atomic()
@@ -102,12 +113,6 @@ async fn register(
         .arg("PX")
         .arg(ttl)
         .ignore()
-        .cmd("SET")
-        .arg(keys.rooms_of(&info.id))
-        .arg(rooms_json)
-        .arg("PX")
-        .arg(ttl)
-        .ignore()
         .cmd("SADD")
         .arg(keys.nodes())
         .arg(&info.id)
@@ -116,22 +121,72 @@ async fn register(
         .await
 }
 
-/// Releases claims this node holds but serves no room for (the room closed), unless the claim
-/// is fresh (its join is still setting the room up).
-async fn release_unused(cluster: &Cluster, local: &HashSet<&str>) {
+/// Writes the room list (and the registration, whose counts it updates), with the TTL.
+async fn publish_rooms(cluster: &Cluster, rooms: &[RoomDetail]) -> Result<(), redis::RedisError> {
+    let keys = cluster.keys();
+    let ttl = HEARTBEAT_TTL.as_millis() as u64;
+    let rooms_json = serde_json::to_string(rooms).unwrap_or_default();
+    let info = info(cluster);
+    let node_json = serde_json::to_string(&info).unwrap_or_default();
+    let mut conn = cluster.redis();
+    redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(keys.rooms_of(&info.id))
+        .arg(rooms_json)
+        .arg("PX")
+        .arg(ttl)
+        .ignore()
+        .cmd("SET")
+        .arg(keys.node(&info.id))
+        .arg(node_json)
+        .arg("PX")
+        .arg(ttl)
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await
+}
+
+/// Re-asserts the claim of every room served here. A room another live node holds is closed
+/// here with `moved`: its participants join again and are sent to that node.
+async fn reassert(cluster: &Cluster, sfu: &Sfu, local: &HashSet<String>) {
+    for room in local {
+        match cluster.claim_for(room, cluster.node_id()).await {
+            Ok(Claimed::Us) => {}
+            Ok(Claimed::Other(owner)) => {
+                warn!(
+                    room,
+                    owner,
+                    "another live node holds this room's claim; moving its participants there"
+                );
+                if let Ok(id) = RoomId::new(room) {
+                    let _ = sfu.admin(&id, AdminCommand::Relocate).await;
+                }
+            }
+            Err(e) => debug!(error = %e, "re-asserting a claim failed"),
+        }
+    }
+}
+
+/// Releases claims this node holds but serves no room for: at once for a room that closed here
+/// since the last round, else once [`UNUSED_CLAIM`] old (the Lua script checks the age, so a
+/// claim whose join is on its way stays).
+async fn release_unused(cluster: &Cluster, local: &HashSet<String>, was_local: &HashSet<String>) {
     let mut conn = cluster.redis();
     let claims: Vec<String> = match conn
-        .smembers(cluster.keys().claims_of(cluster.node_id()))
+        .zrange(cluster.keys().claims_of(cluster.node_id()), 0, -1)
         .await
     {
         Ok(c) => c,
         Err(_) => return,
     };
-    for room in claims {
-        if local.contains(room.as_str()) || cluster.claimed_within(&room, UNUSED_CLAIM) {
-            continue;
-        }
-        if let Err(e) = cluster.release(&room).await {
+    for room in claims.iter().filter(|r| !local.contains(*r)) {
+        let least_age = if was_local.contains(room) {
+            Duration::ZERO
+        } else {
+            UNUSED_CLAIM
+        };
+        if let Err(e) = cluster.release(room, least_age).await {
             debug!(error = %e, room, "releasing a claim failed");
         }
     }

@@ -1,27 +1,39 @@
 //! The Lua scripts that make room placement and clean-up atomic in Redis: a claim cannot race
-//! another claim, a release never frees a room another node has taken meanwhile, and a sweep
-//! never touches a node that came back. Script text only; [`crate::placement`] and
-//! [`crate::registry`] run them.
+//! another claim, a release never frees a room another node has taken meanwhile or a claim
+//! made moments ago, and a sweep never touches a node that came back. Each node's claims are a
+//! sorted set scored by when each was made (Redis's own clock). Script
+//! text only; [`crate::placement`] and [`crate::registry`] run them.
 
 /// KEYS[1] = the room key. ARGV = candidate node, key prefix, room name.
-/// Returns the owner: the current one if it is alive, else the candidate, who now holds it.
+/// Returns the owner: the current one if it is alive, else the candidate, who now holds it
+/// (its claim stamped with the time, so it is not released before its join arrives).
 pub const CLAIM: &str = r#"
 local owner = redis.call('GET', KEYS[1])
 if owner and redis.call('EXISTS', ARGV[2] .. 'alive:' .. owner) == 1 then
   return owner
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SADD', ARGV[2] .. 'claims:' .. ARGV[1], ARGV[3])
+redis.call('ZADD', ARGV[2] .. 'claims:' .. ARGV[1], now, ARGV[3])
 if owner and owner ~= ARGV[1] then
-  redis.call('SREM', ARGV[2] .. 'claims:' .. owner, ARGV[3])
+  redis.call('ZREM', ARGV[2] .. 'claims:' .. owner, ARGV[3])
 end
 return ARGV[1]
 "#;
 
-/// KEYS[1] = the room key. ARGV = node, key prefix, room name.
-/// Frees the room if `node` still owns it; returns 1 if it did.
+/// KEYS[1] = the room key. ARGV = node, key prefix, room name, least age in ms.
+/// Frees the room if `node` still owns it and claimed it at least that long ago (a join placed
+/// by a fresh claim is on its way); returns 1 if it did.
 pub const RELEASE: &str = r#"
-redis.call('SREM', ARGV[2] .. 'claims:' .. ARGV[1], ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local claims = ARGV[2] .. 'claims:' .. ARGV[1]
+local used = redis.call('ZSCORE', claims, ARGV[3])
+if used and now - tonumber(used) < tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('ZREM', claims, ARGV[3])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
@@ -37,7 +49,7 @@ if redis.call('EXISTS', p .. 'alive:' .. node) == 1 then
   return -1
 end
 local freed = 0
-for _, room in ipairs(redis.call('SMEMBERS', p .. 'claims:' .. node)) do
+for _, room in ipairs(redis.call('ZRANGE', p .. 'claims:' .. node, 0, -1)) do
   if redis.call('GET', p .. 'room:' .. room) == node then
     redis.call('DEL', p .. 'room:' .. room)
     freed = freed + 1

@@ -283,6 +283,9 @@ pub enum CloseReason {
     Removed,
     Replaced,
     Disconnected,
+    /// In a cluster: the room is served by another node now; join again (the same way) and
+    /// you are sent there.
+    Moved,
 }
 
 /// Messages the server sends.

@@ -123,9 +123,40 @@ pub fn resolve(
     }))
 }
 
+/// Whether the Redis URL names this machine (loopback, `localhost`, or a Unix socket).
+pub fn is_local_redis(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    if scheme.contains("unix") {
+        return true;
+    }
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split('/').next().unwrap_or(host_port);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or(v6)
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redis_on_this_machine_is_told_apart() {
+        assert!(is_local_redis("redis://127.0.0.1:6379"));
+        assert!(is_local_redis("redis://:pw@localhost:6379/0"));
+        assert!(is_local_redis("redis://[::1]:6379"));
+        assert!(is_local_redis("redis+unix:///run/redis.sock"));
+        assert!(!is_local_redis("redis://:pw@10.0.0.5:6379/0"));
+        assert!(!is_local_redis("redis://redis.internal:6379"));
+    }
 
     #[test]
     fn no_redis_means_no_cluster() {

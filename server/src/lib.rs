@@ -187,6 +187,17 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
                     .announce_ip
                     .or_else(|| (!http_addr.ip().is_unspecified()).then(|| http_addr.ip()))
                     .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+                // Other machines cannot reach a node at 127.0.0.1: a cluster on a Redis
+                // elsewhere needs the node's real address.
+                if host.is_loopback()
+                    && !cluster_settings::is_local_redis(&cluster.config().redis_url)
+                {
+                    anyhow::bail!(
+                        "this node would tell the cluster to reach it at {host}, but Redis is on \
+                         another machine: set --node-url (or [cluster] node_url) to the URL \
+                         browsers and other nodes reach this node at, or --announce-ip"
+                    );
+                }
                 let host = match host {
                     std::net::IpAddr::V6(v6) => format!("[{v6}]"),
                     v4 => v4.to_string(),

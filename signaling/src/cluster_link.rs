@@ -65,7 +65,7 @@ impl ClusterLink {
                 Box::pin(async move { local_rooms(&sfu, &recordings).await })
             })
         };
-        let registry = tokio::spawn(cluster::registry::run(cluster.clone(), local));
+        let registry = tokio::spawn(cluster::registry::run(cluster.clone(), sfu.clone(), local));
         tokio::spawn(cluster.clone().publish_events(sfu.events().clone()));
         tokio::spawn(cluster.clone().tail_events(events.clone()));
         {

@@ -232,6 +232,12 @@ async fn dev_token(
             .headers_mut()
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     }
+    if state.cluster.is_some() {
+        // The answer depends on the page's origin: caches must keep them apart.
+        response
+            .headers_mut()
+            .insert(header::VARY, header::HeaderValue::from_static("origin"));
+    }
     response
 }
 

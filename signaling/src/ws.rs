@@ -288,14 +288,15 @@ async fn join(
             ),
         ));
     }
-    if let Some(link) = &state.cluster {
+    // In a cluster, a room served here takes the join at once (even while Redis is away, or
+    // this node drains: the heartbeat re-asserts its claim, and moves it if another node
+    // holds it); any other room is placed first.
+    if let Some(link) = &state.cluster
+        && !state.sfu.room_names().contains(&room_id)
+    {
         match link.cluster.place(room).await {
             Ok(cluster::Placement::Here) => {}
             Ok(cluster::Placement::Elsewhere(node)) => return Ok(Joining::Elsewhere(node)),
-            // Redis is away: a room already here goes on; a new one waits for the cluster.
-            Err(e) if state.sfu.room_names().contains(&room_id) => {
-                warn!(error = %e, %room, "cannot reach the cluster; joining the room served here");
-            }
             Err(e) => {
                 warn!(error = %e, %room, "cannot place a room");
                 return Err(Fatal::new(

@@ -35,8 +35,19 @@ async fn member(redis: &RedisServer, id: &str, cancel: &CancellationToken) -> Cl
     )
     .await
     .expect("connects to Redis");
+    // A media plane with no room, so the node serves none.
+    let sfu = sfu::Sfu::start(
+        sfu::SfuConfig {
+            rtc_port: 0,
+            announce_ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            ..sfu::SfuConfig::default()
+        },
+        cancel.clone(),
+    )
+    .await
+    .expect("the media plane starts");
     let nothing: LocalRooms = Arc::new(|| Box::pin(async { Vec::new() }));
-    tokio::spawn(cluster::registry::run(cluster.clone(), nothing));
+    tokio::spawn(cluster::registry::run(cluster.clone(), sfu, nothing));
     cluster
 }
 
@@ -471,4 +482,49 @@ async fn bad_cluster_settings_get_clear_errors() {
     let (code, printed) = failed_start(&["--redis", "localhost:6379"]).await;
     assert_eq!(code, Some(2), "{printed}");
     assert!(printed.contains("cluster.redis"), "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_served_by_two_nodes_moves_to_its_claim_holder() {
+    let redis = RedisServer::start();
+    let x = node(&redis, "split", "x", None).await;
+    let y = node(&redis, "split", "y", None).await;
+    let mut ann = participant(&x, "ann", "split-room", false).await;
+    // Redis loses track (as after a restart) and node y's claim wins the room meanwhile.
+    let set = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "SET",
+            "split:room:split-room",
+            "y",
+        ])
+        .output()
+        .expect("redis-cli runs");
+    assert!(set.status.success(), "{set:?}");
+    // Node x moves its participants to the room's node: they are told `moved`...
+    let reason = ann
+        .wait_message(Duration::from_secs(10), |m| match m {
+            protocol::ServerMessage::Closed { reason } => Some(*reason),
+            _ => None,
+        })
+        .await
+        .expect("ann is told the room moved");
+    assert_eq!(reason, protocol::CloseReason::Moved);
+    // ...and joining again at node x sends them to node y.
+    let token = x.token("ann", "split-room", Grants::default());
+    let joined = switchyard_tests::cluster_node::join_following_redirects(
+        &format!("ws://{}/ws", x.http_addr),
+        "split-room",
+        &token,
+    )
+    .await
+    .expect("ann joins again");
+    assert_eq!(
+        joined.hops,
+        [
+            format!("ws://{}/ws", x.http_addr),
+            format!("ws://{}/ws", y.http_addr)
+        ]
+    );
 }

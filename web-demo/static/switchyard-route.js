@@ -13,6 +13,8 @@ const REDIRECT_CLOSE_CODE = 4010;
 const MAX_REDIRECTS = 3;
 /** Longest wait between reconnects in a cluster. */
 const CLUSTER_BACKOFF_MAX_MS = 2000;
+/** In a cluster, a node that has not opened the WebSocket by then counts as unreachable. */
+const CONNECT_TIMEOUT_MS = 4000;
 
 export class NodeRoute {
   /** @param {string} home  the WebSocket URL the client was given */
@@ -22,6 +24,34 @@ export class NodeRoute {
     this.pending = null; // a `redirect` whose close has not come yet
     this.followed = 0; // redirects followed in a row
     this.nodes = []; // every live node's WebSocket URL, from `joined`
+    this.misses = 0; // connections in a row that never opened at `url`
+  }
+
+  /**
+   * Watches a new WebSocket: in a cluster, `onTimeout` runs if it has not opened within 4 s (a
+   * crashed host refuses nothing; the browser would wait for minutes). Returns what to call
+   * when it opens.
+   */
+  watch(ws, onTimeout) {
+    const timer = this.nodes.length > 1
+      ? setTimeout(() => ws.readyState === WebSocket.CONNECTING && onTimeout(), CONNECT_TIMEOUT_MS)
+      : null;
+    return () => {
+      clearTimeout(timer);
+      this.misses = 0;
+    };
+  }
+
+  /**
+   * A connection to `url` never opened. Returns true when the client should join afresh at the
+   * next node: at once for a fresh join, after a second miss while a session could still be
+   * resumed at this node (a short network drop).
+   */
+  missed(resumable) {
+    this.misses += 1;
+    if (this.misses < (resumable ? 2 : 1) || !this.next()) return false;
+    this.misses = 0;
+    return true;
   }
 
   /** The WebSocket URL for the next connection. */

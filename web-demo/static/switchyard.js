@@ -377,8 +377,10 @@ export class SwitchyardClient extends EventTarget {
     }
     this._ws = ws;
     let opened = false;
+    const reached = this._route.watch(ws, () => gen === this._gen && this.#onDrop(1006, 'no answer', false));
     ws.onopen = () => {
       if (gen !== this._gen) return;
+      reached();
       opened = true;
       this._lastRx = Date.now();
       this.#send(resume ? { type: 'resume', token: resume } : { type: 'join', room: this.room, token });
@@ -445,8 +447,8 @@ export class SwitchyardClient extends EventTarget {
       this._retryTimer = setTimeout(() => !this._stopped && this.#open(), 0);
       return;
     }
-    // A cluster node that cannot be reached holds no session to resume: join afresh elsewhere.
-    if (!wasOpen && this._route.next()) return this.#scheduleReconnect(false, false);
+    // A cluster node that cannot be reached (twice, while resumable) holds no session to resume.
+    if (!wasOpen && this._route.missed(this.#resumable())) return this.#scheduleReconnect(false, false);
     this.#scheduleReconnect(wasOpen, true);
   }
 

@@ -31,6 +31,12 @@ impl Room {
                 self.closed_by_admin = true;
                 Ok(AdminReply::Done)
             }
+            AdminCommand::Relocate => {
+                info!(room = %self.id, "room moved to another node of the cluster");
+                self.close_all(LeaveReason::RoomClosed, CloseReason::Moved);
+                self.closed_by_admin = true;
+                Ok(AdminReply::Done)
+            }
             AdminCommand::Remove { identity } => {
                 let key = self.key_of(&identity)?;
                 info!(room = %self.id, %identity, "participant removed by an admin");
