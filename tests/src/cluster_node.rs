@@ -32,7 +32,11 @@ impl ClusterNode {
             .args(extra)
             .env(
                 "SWITCHYARD_LOG",
-                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn,switchyard_cluster=info".into()),
+                std::env::var("TEST_LOG").unwrap_or_else(|_| {
+                    "warn,rtc=error,rtc_dtls=error,rtc_ice=error,rtc_sctp=error,\
+                     switchyard_cluster=info"
+                        .into()
+                }),
             )
             // Its logs (stdout) and errors go where the test's own output goes.
             .stdout(Stdio::inherit())
