@@ -40,10 +40,26 @@ pub fn print(server: &Server) {
                 .unwrap_or_default()
         );
     }
+    if let Some(link) = &server.cluster {
+        let cluster = &link.cluster;
+        let config = cluster.config();
+        say!(
+            "Cluster: node {} on Redis {} (prefix {}); other nodes and redirected browsers \
+             reach it at {}",
+            cluster.node_id(),
+            cluster::redacted(&config.redis_url),
+            config.prefix,
+            cluster.url()
+        );
+    }
 }
 
 fn print_dev_mode(server: &Server, key: &str, secret: &str) {
-    say!("Dev mode: no API secret configured; generated for this run:");
+    if server.cluster.is_some() {
+        say!("Dev mode: no API secret configured; shared by the cluster's nodes through Redis:");
+    } else {
+        say!("Dev mode: no API secret configured; generated for this run:");
+    }
     say!("  API key:    {key}");
     say!("  API secret: {secret}");
     say!("  GET /api/dev-token hands out tokens; set api_key/api_secret for production.");

@@ -400,7 +400,13 @@ async fn create_room(
     }
     state.sfu.create_room(room.clone(), &settings)?;
     match state.sfu.admin(&room, AdminCommand::Snapshot).await? {
-        AdminReply::Room(detail) => Ok(json(StatusCode::CREATED, detail.summary)),
+        AdminReply::Room(mut detail) => {
+            detail.summary.node = state
+                .cluster
+                .as_ref()
+                .map(|link| link.cluster.node_id().to_owned());
+            Ok(json(StatusCode::CREATED, detail.summary))
+        }
         _ => Err(AdminError::Unavailable.into()),
     }
 }
