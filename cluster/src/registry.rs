@@ -96,55 +96,37 @@ async fn heartbeat(cluster: Cluster) {
 /// Writes the heartbeat and the registration, with the heartbeat's TTL.
 async fn register(cluster: &Cluster, info: &NodeInfo) -> Result<(), redis::RedisError> {
     let keys = cluster.keys();
-    let ttl = HEARTBEAT_TTL.as_millis() as u64;
-    let node_json = serde_json::to_string(info).unwrap_or_default();
-    let mut conn = cluster.redis();
-    redis::pipe()
-        .atomic()
-        .cmd("SET")
-        .arg(keys.alive(&info.id))
-        .arg(1)
-        .arg("PX")
-        .arg(ttl)
-        .ignore()
-        .cmd("SET")
-        .arg(keys.node(&info.id))
-        .arg(node_json)
-        .arg("PX")
-        .arg(ttl)
-        .ignore()
-        .cmd("SADD")
-        .arg(keys.nodes())
-        .arg(&info.id)
-        .ignore()
-        .query_async::<()>(&mut conn)
-        .await
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    expiring(&mut pipe, keys.alive(&info.id), "1".into());
+    expiring(&mut pipe, keys.node(&info.id), json(info));
+    pipe.cmd("SADD").arg(keys.nodes()).arg(&info.id).ignore();
+    pipe.query_async(&mut cluster.redis()).await
 }
 
 /// Writes the room list (and the registration, whose counts it updates), with the TTL.
 async fn publish_rooms(cluster: &Cluster, rooms: &[RoomDetail]) -> Result<(), redis::RedisError> {
     let keys = cluster.keys();
-    let ttl = HEARTBEAT_TTL.as_millis() as u64;
-    let rooms_json = serde_json::to_string(rooms).unwrap_or_default();
     let info = info(cluster);
-    let node_json = serde_json::to_string(&info).unwrap_or_default();
-    let mut conn = cluster.redis();
-    redis::pipe()
-        .atomic()
-        .cmd("SET")
-        .arg(keys.rooms_of(&info.id))
-        .arg(rooms_json)
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    expiring(&mut pipe, keys.rooms_of(&info.id), json(&rooms));
+    expiring(&mut pipe, keys.node(&info.id), json(&info));
+    pipe.query_async(&mut cluster.redis()).await
+}
+
+/// Adds `SET key value PX <heartbeat TTL>` to `pipe`.
+fn expiring(pipe: &mut redis::Pipeline, key: String, value: String) {
+    pipe.cmd("SET")
+        .arg(key)
+        .arg(value)
         .arg("PX")
-        .arg(ttl)
-        .ignore()
-        .cmd("SET")
-        .arg(keys.node(&info.id))
-        .arg(node_json)
-        .arg("PX")
-        .arg(ttl)
-        .ignore()
-        .query_async::<()>(&mut conn)
-        .await
+        .arg(HEARTBEAT_TTL.as_millis() as u64)
+        .ignore();
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// Re-asserts the claim of every room served here. A room another live node holds is closed

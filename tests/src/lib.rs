@@ -2,12 +2,13 @@
 //! (`server`), waits on conditions (`wait`), browsers (`browser`), a TURN client
 //! (`turn_client`), the admin API's tokens and client (`admin`), a page's own sockets
 //! (`sockets`) and impaired links (`impair`: tc on loopback; `lossy_link`: a namespace behind
-//! a userspace netem), a real `redis-server` (`redis`) and cluster nodes as processes
-//! (`cluster_node`). The helpers never write into the source tree.
+//! a userspace netem), a real `redis-server` (`redis`), cluster nodes as processes
+//! (`cluster_node`), and readers of the event stream and webhooks (`events`). The helpers never write into the source tree.
 
 pub mod admin;
 pub mod browser;
 pub mod cluster_node;
+pub mod events;
 pub mod impair;
 pub mod lossy_link;
 pub mod media;

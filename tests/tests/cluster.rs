@@ -3,16 +3,16 @@
 //! different prefixes, and bad configurations (Redis down, a wrong password, a malformed URL).
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cluster::registry::LocalRooms;
 use cluster::{Cluster, ClusterConfig, Placement, PlacementPolicy};
-use futures::StreamExt;
 use protocol::Grants;
 use serde_json::{Value, json};
 use switchyard::cluster_settings::ClusterSettings;
 use switchyard_tests::admin::participant;
+use switchyard_tests::events::{Deliveries, read_events, webhook_receiver};
 use switchyard_tests::promtool::promtool_check;
 use switchyard_tests::redis::{RedisServer, free_port};
 use switchyard_tests::{Server, start_server, wait_for};
@@ -280,80 +280,14 @@ async fn admin_requests_reach_the_room_node_and_clusters_under_other_prefixes_st
     assert!(text.contains("switchyard_cluster_nodes_alive 1"), "{text}");
 }
 
-/// Reads `server`'s `/api/events` (from `last_id`, if given) into a list of (id, kind, data).
-fn read_events(
-    server: &Server,
-    last_id: Option<String>,
-) -> Arc<Mutex<Vec<(String, String, Value)>>> {
-    let seen: Arc<Mutex<Vec<(String, String, Value)>>> = Arc::default();
-    let sink = Arc::clone(&seen);
-    let mut request = reqwest::Client::new()
-        .get(format!("http://{}/api/events", server.http_addr))
-        .bearer_auth(admin(server));
-    if let Some(id) = last_id {
-        request = request.header("last-event-id", id);
-    }
-    tokio::spawn(async move {
-        let mut body = request
-            .send()
-            .await
-            .expect("the stream opens")
-            .bytes_stream();
-        let mut buffer = String::new();
-        while let Some(Ok(chunk)) = body.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-                };
-                if let (Some(id), Some(kind), Some(data)) =
-                    (field("id:"), field("event:"), field("data:"))
-                {
-                    sink.lock().unwrap().push((
-                        id,
-                        kind,
-                        serde_json::from_str(&data).unwrap_or(Value::Null),
-                    ));
-                }
-            }
-        }
-    });
-    seen
-}
-
-/// Starts a webhook receiver on loopback that records each delivery; returns its URL.
-async fn webhook_receiver(deliveries: &Arc<Mutex<Vec<Value>>>) -> String {
-    let record = Arc::clone(deliveries);
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", hook.local_addr().unwrap());
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let record = Arc::clone(&record);
-            async move {
-                if let Ok(event) = serde_json::from_slice::<Value>(&body) {
-                    record.lock().unwrap().push(event);
-                }
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(hook, app).await });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_from_any_node_resume_on_another_and_webhooks_fire_once() {
     let redis = RedisServer::start();
-    let deliveries: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let deliveries = Deliveries::default();
     let hook = webhook_receiver(&deliveries).await;
     let n1 = node(&redis, "events", "n1", Some(&hook)).await;
     let n2 = node(&redis, "events", "n2", Some(&hook)).await;
-    let at_n2 = read_events(&n2, None);
-    // The stream is open once it has sent its first bytes; a room event then follows.
+    let at_n2 = read_events(&format!("http://{}", n2.http_addr), &admin(&n2), None).await;
     let ann = participant(&n1, "ann", "ev-room", false).await;
     ann.leave();
     let kinds = wait_for(
@@ -363,8 +297,8 @@ async fn events_stream_from_any_node_resume_on_another_and_webhooks_fire_once() 
             let seen = at_n2.lock().unwrap().clone();
             let of_room: Vec<(String, String)> = seen
                 .iter()
-                .filter(|(_, _, data)| data["room"] == "ev-room")
-                .map(|(id, kind, _)| (id.clone(), kind.clone()))
+                .filter(|e| e.data["room"] == "ev-room")
+                .map(|e| (e.id.clone().unwrap_or_default(), e.kind.clone()))
                 .collect();
             let has = |k: &str| of_room.iter().any(|(_, kind)| kind == k);
             if has("room_created") && has("participant_joined") && has("participant_left") {
@@ -382,7 +316,12 @@ async fn events_stream_from_any_node_resume_on_another_and_webhooks_fire_once() 
         .unwrap()
         .0
         .clone();
-    let at_n1 = read_events(&n1, Some(created.clone()));
+    let at_n1 = read_events(
+        &format!("http://{}", n1.http_addr),
+        &admin(&n1),
+        Some(created.clone()),
+    )
+    .await;
     wait_for(
         "n1 to replay the events after room_created",
         WAIT,
@@ -391,8 +330,8 @@ async fn events_stream_from_any_node_resume_on_another_and_webhooks_fire_once() 
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(_, _, d)| d["room"] == "ev-room")
-                .map(|(_, k, _)| k.clone())
+                .filter(|e| e.data["room"] == "ev-room")
+                .map(|e| e.kind.clone())
                 .collect();
             let first_two: Vec<&str> = replayed.iter().take(2).map(String::as_str).collect();
             if first_two == ["participant_joined", "participant_left"] {

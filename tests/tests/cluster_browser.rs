@@ -3,16 +3,15 @@
 //! see them, the room survives the death of its node (SIGKILL) and a Redis restart.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::Client;
-use futures::StreamExt;
 use serde_json::Value;
 use switchyard_tests::browser::{Driver, eval, media_stats};
 use switchyard_tests::cluster_node::{
     ClusterNode, dev_admin_token, dev_token, join_following_redirects,
 };
+use switchyard_tests::events::read_events;
 use switchyard_tests::redis::RedisServer;
 use switchyard_tests::wait_for;
 
@@ -115,40 +114,6 @@ async fn rooms(node: &ClusterNode, admin: &str) -> Vec<Value> {
     }
 }
 
-/// Reads `GET /api/events` on `node` in the background, keeping each event's (kind, data).
-fn read_events(node: &ClusterNode, admin: &str) -> Arc<Mutex<Vec<(String, Value)>>> {
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
-    let url = format!("{}/api/events", node.url());
-    let admin = admin.to_owned();
-    let sink = Arc::clone(&seen);
-    tokio::spawn(async move {
-        let response = reqwest::Client::new()
-            .get(url)
-            .bearer_auth(admin)
-            .send()
-            .await
-            .expect("the event stream opens");
-        let mut body = response.bytes_stream();
-        let mut buffer = String::new();
-        while let Some(Ok(chunk)) = body.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-                };
-                if let (Some(kind), Some(data)) = (field("event:"), field("data:")) {
-                    let data = serde_json::from_str(&data).unwrap_or(Value::Null);
-                    sink.lock().unwrap().push((kind, data));
-                }
-            }
-        }
-    });
-    seen
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_on_three_nodes_survives_its_node_and_a_redis_restart() {
     let mut redis = RedisServer::start();
@@ -158,7 +123,7 @@ async fn a_room_on_three_nodes_survives_its_node_and_a_redis_restart() {
     let b = ClusterNode::start(NODE, "node-b", &redis.url(), &local).await;
     let c = ClusterNode::start(NODE, "node-c", &redis.url(), &local).await;
     let admin = dev_admin_token(&b.url()).await;
-    let events = read_events(&b, &admin);
+    let events = read_events(&b.url(), &admin, None).await;
 
     // Two pages join at node A, one at node C.
     let driver = Driver::start().await.expect("chromedriver");
@@ -227,8 +192,8 @@ async fn a_room_on_three_nodes_survives_its_node_and_a_redis_restart() {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|(kind, data)| kind == "participant_joined" && data["room"] == ROOM)
-                .filter_map(|(_, data)| data["identity"].as_str().map(str::to_owned))
+                .filter(|e| e.kind == "participant_joined" && e.data["room"] == ROOM)
+                .filter_map(|e| e.data["identity"].as_str().map(str::to_owned))
                 .collect();
             if joined.len() == 3 {
                 Ok(())

@@ -3,12 +3,13 @@
 //! while nobody does (webhooks without stats do not count), and never kept in the history, so
 //! however many there are, a reader that connects later still gets every real event.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 use switchyard_tests::admin::{KEY, SECRET, admin_token};
+use switchyard_tests::events::{Deliveries, webhook_receiver};
 use switchyard_tests::{Server, eventually, start_server};
 
 /// Longer than two rounds of stats (one every 2 s).
@@ -88,30 +89,6 @@ async fn create_room(server: &Server, name: &str) {
         .await
         .expect("POST /api/rooms");
     assert_eq!(response.status().as_u16(), 201, "creating room {name}");
-}
-
-/// The events a webhook receiver got: it listens to every event without asking for stats.
-type Deliveries = Arc<Mutex<Vec<Value>>>;
-
-/// Starts a webhook receiver on loopback that records each delivery; returns its URL.
-async fn webhook_receiver(deliveries: &Deliveries) -> String {
-    let record = Arc::clone(deliveries);
-    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", hook.local_addr().unwrap());
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let record = Arc::clone(&record);
-            async move {
-                if let Ok(event) = serde_json::from_slice::<Value>(&body) {
-                    record.lock().unwrap().push(event);
-                }
-                axum::http::StatusCode::OK
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(hook, app).await });
-    url
 }
 
 /// The id of `room`'s `room_created`, once the webhook has it.
