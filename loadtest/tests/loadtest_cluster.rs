@@ -6,9 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
 use serde_json::Value;
-use switchyard::cluster_settings::ClusterSettings;
 use switchyard_tests::redis::RedisServer;
-use switchyard_tests::start_server;
+use switchyard_tests::{cluster_settings, start_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn participants_spread_over_two_nodes_meet_on_their_room_nodes() {
@@ -18,13 +17,12 @@ async fn participants_spread_over_two_nodes_meet_on_their_room_nodes() {
     for id in ["lt-a", "lt-b"] {
         let redis_url = redis.url();
         let node = start_server(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), move |config| {
-            config.cluster = Some(ClusterSettings {
-                redis: redis_url,
-                prefix: "loadtest".into(),
-                node_url: None,
-                node_id: id.into(),
-                policy: cluster::PlacementPolicy::Participants,
-            });
+            config.cluster = Some(cluster_settings(
+                &redis_url,
+                "loadtest",
+                id,
+                cluster::PlacementPolicy::Participants,
+            ));
         })
         .await;
         urls.push(format!("http://{}", node.http_addr));

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use common::Admin;
 use serde_json::Value;
-use switchyard::cluster_settings::ClusterSettings;
 use switchyard_tests::browser::Driver;
 use switchyard_tests::redis::RedisServer;
-use switchyard_tests::{start_server, wait_for};
+use switchyard_tests::{cluster_settings, start_server, wait_for};
 
 const RECORDER: &str = env!("CARGO_BIN_EXE_switchyard-recorder");
 const ROOM: &str = "cluster-rec";
@@ -28,13 +27,12 @@ async fn a_recording_asked_of_any_node_runs_on_the_room_node_and_every_node_list
         nodes.push(
             start_server(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), move |config| {
                 config.recorder = Some(PathBuf::from(RECORDER));
-                config.cluster = Some(ClusterSettings {
-                    redis: redis_url,
-                    prefix: "recording".into(),
-                    node_url: None,
-                    node_id: id.into(),
-                    policy: cluster::PlacementPolicy::Local,
-                });
+                config.cluster = Some(cluster_settings(
+                    &redis_url,
+                    "recording",
+                    id,
+                    cluster::PlacementPolicy::Local,
+                ));
             })
             .await,
         );

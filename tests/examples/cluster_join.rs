@@ -9,10 +9,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use cluster::PlacementPolicy;
-use switchyard::cluster_settings::ClusterSettings;
 use switchyard_tests::cluster_node::join_following_redirects;
 use switchyard_tests::redis::RedisServer;
-use switchyard_tests::start_server;
+use switchyard_tests::{cluster_settings, start_server};
 
 const ROUNDS: usize = 200;
 
@@ -33,13 +32,7 @@ async fn main() {
                 config.ip_limits.request_burst = 100_000;
                 config.ip_limits.message_rate = 100_000;
                 config.ip_limits.message_burst = 100_000;
-                config.cluster = Some(ClusterSettings {
-                    redis: url,
-                    prefix: "bench".into(),
-                    node_url: None,
-                    node_id: id.into(),
-                    policy: PlacementPolicy::Local,
-                });
+                config.cluster = Some(cluster_settings(&url, "bench", id, PlacementPolicy::Local));
             })
             .await,
         );

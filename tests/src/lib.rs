@@ -19,6 +19,6 @@ pub mod sockets;
 pub mod turn_client;
 mod wait;
 
-pub use server::{scratch_dir, start_local_server, start_server, ws_url};
+pub use server::{cluster_settings, scratch_dir, start_local_server, start_server, ws_url};
 pub use switchyard::Server;
 pub use wait::{eventually, wait_for};

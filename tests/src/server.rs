@@ -50,6 +50,23 @@ pub async fn start_local_server() -> Server {
     start_server(Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), |_| {}).await
 }
 
+/// The cluster settings of node `id` of cluster `prefix` on Redis `redis` (its URL follows
+/// from the port it binds).
+pub fn cluster_settings(
+    redis: &str,
+    prefix: &str,
+    id: &str,
+    policy: cluster::PlacementPolicy,
+) -> switchyard::cluster_settings::ClusterSettings {
+    switchyard::cluster_settings::ClusterSettings {
+        redis: redis.to_owned(),
+        prefix: prefix.to_owned(),
+        node_url: None,
+        node_id: id.to_owned(),
+        policy,
+    }
+}
+
 /// The WebSocket URL of a running server.
 pub fn ws_url(server: &Server) -> String {
     format!("ws://{}/ws", server.http_addr)

@@ -10,12 +10,11 @@ use cluster::registry::LocalRooms;
 use cluster::{Cluster, ClusterConfig, Placement, PlacementPolicy};
 use protocol::Grants;
 use serde_json::{Value, json};
-use switchyard::cluster_settings::ClusterSettings;
 use switchyard_tests::admin::participant;
 use switchyard_tests::events::{Deliveries, read_events, webhook_receiver};
 use switchyard_tests::promtool::promtool_check;
 use switchyard_tests::redis::{RedisServer, free_port};
-use switchyard_tests::{Server, start_server, wait_for};
+use switchyard_tests::{Server, cluster_settings, start_server, wait_for};
 use tokio_util::sync::CancellationToken;
 
 const NODE: &str = env!("CARGO_BIN_EXE_switchyard-node");
@@ -122,13 +121,12 @@ async fn node(redis: &RedisServer, prefix: &str, id: &str, hook: Option<&str>) -
             secret: "hook-secret".into(),
             node: Some(id.clone()),
         });
-        config.cluster = Some(ClusterSettings {
-            redis,
-            prefix,
-            node_url: None,
-            node_id: id,
-            policy: PlacementPolicy::Local,
-        });
+        config.cluster = Some(cluster_settings(
+            &redis,
+            &prefix,
+            &id,
+            PlacementPolicy::Local,
+        ));
     })
     .await
 }
