@@ -6,7 +6,8 @@
 //!   chosen by load; later joins learn the owner.
 //! - [`directory`]: each node's rooms, as it reports them, for cluster-wide admin listings.
 //! - [`events`]: every node's admin events in one Redis stream, so any node can stream them and
-//!   `Last-Event-ID` resumes across nodes.
+//!   `Last-Event-ID` resumes across nodes; [`stats`]: periodic stats, wanted and shared across
+//!   nodes over pub/sub.
 //!
 //! Media never goes through Redis and never depends on it: when Redis goes away, calls go on,
 //! and the cluster heals when it is back (claims are re-asserted, the heartbeat resumes). It
@@ -24,6 +25,7 @@ pub mod placement;
 mod policy;
 pub mod registry;
 mod scripts;
+pub mod stats;
 
 pub use config::ClusterConfig;
 pub use error::ClusterError;

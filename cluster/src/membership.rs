@@ -171,12 +171,20 @@ impl Cluster {
 
     /// Notes the outcome of a Redis call (for `/metrics` and the logs).
     pub(crate) fn note<T>(&self, result: &Result<T, redis::RedisError>) {
-        let up = result.is_ok();
+        match result {
+            Ok(_) => self.note_up(true, ""),
+            Err(e) => self.note_up(false, &e.to_string()),
+        }
+    }
+
+    /// Notes whether Redis answered (`why`: what went wrong, when it did not).
+    pub(crate) fn note_up(&self, up: bool, why: &str) {
         let was = self.inner.redis_up.swap(up, Ordering::Relaxed);
         if was && !up {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "Redis is unreachable; calls go on, the cluster heals when it is back");
-            }
+            tracing::warn!(
+                error = why,
+                "Redis is unreachable; calls go on, the cluster heals when it is back"
+            );
         } else if !was && up {
             tracing::info!("Redis is back; re-registering this node and its rooms");
             *self

@@ -84,8 +84,11 @@ fn info(cluster: &Cluster) -> NodeInfo {
 async fn heartbeat(cluster: Cluster) {
     let cancel = cluster.cancel().clone();
     loop {
-        let beat = register(&cluster, &info(&cluster)).await;
-        cluster.note(&beat);
+        // A call that waits on a reconnecting connection counts as failed after a heartbeat.
+        match tokio::time::timeout(HEARTBEAT, register(&cluster, &info(&cluster))).await {
+            Ok(beat) => cluster.note(&beat),
+            Err(_) => cluster.note_up(false, "no answer within a heartbeat"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(HEARTBEAT) => {}
             _ = cancel.cancelled() => return,

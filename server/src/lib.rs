@@ -236,7 +236,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         drain: drain.clone(),
         cluster: cluster_link.clone(),
     };
-    tokio::spawn(signaling::api::publish_stats(sfu.clone(), cancel.clone()));
+    tokio::spawn(signaling::api::publish_stats(
+        sfu.clone(),
+        cluster_link.as_ref().map(|link| link.stats_wish()),
+        cancel.clone(),
+    ));
     if let Some(webhooks) = config.webhooks.clone() {
         tokio::spawn(signaling::webhooks::run(
             sfu.events().clone(),

@@ -664,14 +664,24 @@ async fn stream_events(
 /// stats): a `stats` event per wanted room with its bitrates and each participant's tracks
 /// (bitrate, loss, jitter). While nobody wants them, no room is asked for a snapshot. They go
 /// to live readers only, never into the event history.
-pub async fn publish_stats(sfu: sfu::Sfu, cancel: tokio_util::sync::CancellationToken) {
+///
+/// In a cluster, `wish` says whether another node's readers want stats: then every room's are
+/// taken here too (and the cluster's stats channel carries them there).
+pub async fn publish_stats(
+    sfu: sfu::Sfu,
+    wish: Option<cluster::stats::StatsWish>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let wanted = sfu.events().stats_wanted();
+        let mut wanted = sfu.events().stats_wanted();
+        if wish.as_ref().is_some_and(|w| w.wanted()) {
+            wanted = sfu::events::StatsWanted::AllRooms;
+        }
         if wanted == sfu::events::StatsWanted::None {
             continue;
         }

@@ -43,6 +43,9 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ClusterLink {
     pub cluster: Cluster,
     events: broadcast::Sender<Arc<ClusterEvent>>,
+    /// The other nodes' periodic stats (no ids).
+    stats: broadcast::Sender<Arc<ClusterEvent>>,
+    wish: cluster::stats::StatsWish,
     http: reqwest::Client,
 }
 
@@ -68,6 +71,15 @@ impl ClusterLink {
         let registry = tokio::spawn(cluster::registry::run(cluster.clone(), sfu.clone(), local));
         tokio::spawn(cluster.clone().publish_events(sfu.events().clone()));
         tokio::spawn(cluster.clone().tail_events(events.clone()));
+        let (stats, _) = broadcast::channel(cluster::events::REPLAY);
+        let wish = cluster::stats::StatsWish::default();
+        tokio::spawn(
+            cluster
+                .clone()
+                .share_stats_wish(sfu.events().clone(), wish.clone()),
+        );
+        tokio::spawn(cluster.clone().publish_stats(sfu.events().clone()));
+        tokio::spawn(cluster.clone().receive_stats(stats.clone()));
         {
             let cluster = cluster.clone();
             tokio::spawn(async move {
@@ -83,10 +95,17 @@ impl ClusterLink {
             ClusterLink {
                 cluster,
                 events,
+                stats,
+                wish,
                 http,
             },
             registry,
         )
+    }
+
+    /// Whether any node's readers want periodic stats (then this node takes its rooms').
+    pub fn stats_wish(&self) -> cluster::stats::StatsWish {
+        self.wish.clone()
     }
 
     /// The WebSocket URLs of every live node (as last read), for `joined`.
@@ -243,7 +262,8 @@ impl ClusterLink {
     }
 
     /// The cluster's events for an SSE reader, after `last_id` (a stream id) when given, then
-    /// live; `room` limits them to one room. This node's periodic stats join them live.
+    /// live; `room` limits them to one room. Periodic stats (this node's and the others') join
+    /// them live, without ids.
     pub async fn events(
         &self,
         sfu: &Sfu,
@@ -263,16 +283,7 @@ impl ClusterLink {
             .map(|e| e.id.clone())
             .or(last_id)
             .and_then(|id| parse_id(&id));
-        let live = futures::stream::unfold(live, |mut live| async move {
-            loop {
-                match live.recv().await {
-                    Ok(event) => return Some((event, live)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .filter(move |e| {
+        let live = received(live).filter(move |e| {
             let newer = parse_id(&e.id).is_some_and(|id| floor.is_none_or(|f| id > f));
             async move { newer }
         });
@@ -284,23 +295,39 @@ impl ClusterLink {
                 async move { keep }
             })
             .map(|e| Event::default().id(&e.id).event(&e.kind).data(&e.data));
+        // Stats, without ids: this node's from its event bus, the others' from the channel.
         let (_, local) = sfu.events().subscribe(Some(u64::MAX));
-        let stats = futures::stream::unfold(local, |mut local| async move {
-            loop {
-                match local.recv().await {
-                    Ok(event) => return Some((event, local)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .filter(move |e| {
-            let keep = e.kind == "stats" && room.as_ref().is_none_or(|r| *r == e.room);
-            async move { keep }
-        })
-        .map(|e| Event::default().event(e.kind).data(e.data.to_string()));
+        let room_filter = room.clone();
+        let local_stats = received(local)
+            .filter(move |e| {
+                let keep = e.kind == "stats" && room_filter.as_ref().is_none_or(|r| *r == e.room);
+                async move { keep }
+            })
+            .map(|e| Event::default().event(e.kind).data(e.data.to_string()));
+        let other_stats = received(self.stats.subscribe())
+            .filter(move |e| {
+                let keep = room.as_ref().is_none_or(|r| *r == e.room);
+                async move { keep }
+            })
+            .map(|e| Event::default().event("stats").data(&e.data));
+        let stats = futures::stream::select(local_stats, other_stats);
         futures::stream::select(cluster_events, stats)
     }
+}
+
+/// What a broadcast receiver gets, as a stream; a reader too slow for it skips ahead.
+fn received<T: Clone + Send + 'static>(
+    receiver: broadcast::Receiver<T>,
+) -> impl Stream<Item = T> + Send + 'static {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(item) => return Some((item, receiver)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
 }
 
 fn with_node(mut summary: RoomSummary, node: &str) -> RoomSummary {

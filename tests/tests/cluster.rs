@@ -465,3 +465,24 @@ async fn a_room_served_by_two_nodes_moves_to_its_claim_holder() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_on_one_node_gets_the_stats_of_rooms_on_another() {
+    let redis = RedisServer::start();
+    let n1 = node(&redis, "stats", "s1", None).await;
+    let n2 = node(&redis, "stats", "s2", None).await;
+    let _ann = participant(&n1, "ann", "stats-room", false).await;
+    // A reader at n2 wants stats: n1 takes its room's and sends them over.
+    let at_n2 = read_events(&format!("http://{}", n2.http_addr), &admin(&n2), None).await;
+    wait_for("n2's reader to get stats of n1's room", WAIT, async || {
+        let seen = at_n2.lock().unwrap().clone();
+        match seen
+            .iter()
+            .find(|e| e.kind == "stats" && e.data["room"] == "stats-room")
+        {
+            Some(e) if e.data["participantCount"] == 1 && e.id.is_none() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
