@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use crate::load::CpuMeter;
 use crate::membership::{Cluster, HEARTBEAT, HEARTBEAT_TTL};
 use crate::node_info::NodeInfo;
-use crate::placement::{Claimed, UNUSED_CLAIM};
+use crate::placement::UNUSED_CLAIM;
 use crate::scripts;
 
 /// Every local room with its participants, for the cluster's room listings.
@@ -132,23 +132,35 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// Re-asserts the claim of every room served here. A room another live node holds is closed
-/// here with `moved`: its participants join again and are sent to that node.
+/// Re-asserts the claim of every room served here, in one call. A room another live node holds
+/// is closed here with `moved`: its participants join again and are sent to that node.
 async fn reassert(cluster: &Cluster, sfu: &Sfu, local: &HashSet<String>) {
+    if local.is_empty() {
+        return;
+    }
+    let script = redis::Script::new(scripts::REASSERT);
+    let mut call = script.arg(cluster.node_id());
+    call.arg(cluster.keys().prefix());
     for room in local {
-        match cluster.claim_for(room, cluster.node_id()).await {
-            Ok(Claimed::Us) => {}
-            Ok(Claimed::Other(owner)) => {
-                warn!(
-                    room,
-                    owner,
-                    "another live node holds this room's claim; moving its participants there"
-                );
-                if let Ok(id) = RoomId::new(room) {
-                    let _ = sfu.admin(&id, AdminCommand::Relocate).await;
-                }
-            }
-            Err(e) => debug!(error = %e, "re-asserting a claim failed"),
+        call.arg(room);
+    }
+    let taken: Result<Vec<String>, _> = call.invoke_async(&mut cluster.redis()).await;
+    cluster.note(&taken);
+    let taken = match taken {
+        Ok(taken) => taken,
+        Err(e) => {
+            debug!(error = %e, "re-asserting the claims failed");
+            return;
+        }
+    };
+    for pair in taken.chunks(2) {
+        let [room, owner] = pair else { continue };
+        warn!(
+            room,
+            owner, "another live node holds this room's claim; moving its participants there"
+        );
+        if let Ok(id) = RoomId::new(room) {
+            let _ = sfu.admin(&id, AdminCommand::Relocate).await;
         }
     }
 }

@@ -22,6 +22,31 @@ end
 return ARGV[1]
 "#;
 
+/// ARGV = node, key prefix, then the names of the rooms the node serves. Claims each for the
+/// node, as [`CLAIM`] does, in one call; returns the rooms another live node holds, each
+/// followed by that node.
+pub const REASSERT: &str = r#"
+local node, p = ARGV[1], ARGV[2]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local taken = {}
+for i = 3, #ARGV do
+  local room = ARGV[i]
+  local owner = redis.call('GET', p .. 'room:' .. room)
+  if owner and owner ~= node and redis.call('EXISTS', p .. 'alive:' .. owner) == 1 then
+    table.insert(taken, room)
+    table.insert(taken, owner)
+  elseif owner ~= node then
+    redis.call('SET', p .. 'room:' .. room, node)
+    redis.call('ZADD', p .. 'claims:' .. node, now, room)
+    if owner then
+      redis.call('ZREM', p .. 'claims:' .. owner, room)
+    end
+  end
+end
+return taken
+"#;
+
 /// KEYS[1] = the room key. ARGV = node, key prefix, room name, least age in ms.
 /// Frees the room if `node` still owns it and claimed it at least that long ago (a join placed
 /// by a fresh claim is on its way); returns 1 if it did.
