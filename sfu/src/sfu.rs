@@ -172,6 +172,11 @@ impl Sfu {
         names
     }
 
+    /// Whether `room` is open here.
+    pub fn has_room(&self, room: &RoomId) -> bool {
+        self.rooms().contains_key(room)
+    }
+
     /// Opens `room` with its own settings before anyone joins. It closes like any room once
     /// it has been empty for its `empty_timeout_seconds`.
     pub fn create_room(&self, room: RoomId, settings: &RoomSettings) -> Result<(), AdminError> {

@@ -32,7 +32,7 @@ pub async fn to_owner(State(state): State<AppState>, request: Request, next: Nex
     let Some(room) = room_of(request.uri().path()).map(str::to_owned) else {
         return next.run(request).await;
     };
-    let local = RoomId::new(&room).is_ok_and(|id| state.sfu.room_names().contains(&id));
+    let local = RoomId::new(&room).is_ok_and(|id| state.sfu.has_room(&id));
     if local {
         return next.run(request).await;
     }

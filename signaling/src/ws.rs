@@ -292,7 +292,7 @@ async fn join(
     // this node drains: the heartbeat re-asserts its claim, and moves it if another node
     // holds it); any other room is placed first.
     if let Some(link) = &state.cluster
-        && !state.sfu.room_names().contains(&room_id)
+        && !state.sfu.has_room(&room_id)
     {
         match link.cluster.place(room).await {
             Ok(cluster::Placement::Here) => {}

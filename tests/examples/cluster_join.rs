@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cluster::PlacementPolicy;
 use switchyard_tests::cluster_node::join_following_redirects;
 use switchyard_tests::redis::RedisServer;
-use switchyard_tests::{cluster_settings, start_server};
+use switchyard_tests::{cluster_settings, start_server, wait_for};
 
 const ROUNDS: usize = 200;
 
@@ -47,8 +47,26 @@ async fn main() {
     )
     .await
     .expect("the first join");
-    // Let the other node see the owner's registration.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Wait until the other node sees both nodes (the owner's registration among them).
+    let metrics = format!("http://{}/metrics", other.http_addr);
+    wait_for(
+        "the other node to see both nodes",
+        Duration::from_secs(10),
+        async || {
+            let text = reqwest::get(&metrics)
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if text.contains("switchyard_cluster_nodes_alive 2") {
+                Ok(())
+            } else {
+                Err("not yet".to_owned())
+            }
+        },
+    )
+    .await;
     let mut direct = Vec::new();
     let mut redirected = Vec::new();
     for round in 0..ROUNDS {
