@@ -50,6 +50,12 @@ impl Keys {
         format!("{}room:{room}", self.prefix)
     }
 
+    /// The nodes serving parts of a room that spans nodes (a sorted set: node → until when,
+    /// Redis milliseconds).
+    pub fn parts(&self, room: &str) -> String {
+        format!("{}parts:{room}", self.prefix)
+    }
+
     /// The cluster's event stream (a Redis stream).
     pub fn events(&self) -> String {
         format!("{}events", self.prefix)

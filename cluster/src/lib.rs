@@ -4,10 +4,14 @@
 //!   dead nodes' entries and room claims are swept.
 //! - [`placement`]: the first join of a room claims it for one node, atomically (a Lua script),
 //!   chosen by load; later joins learn the owner.
+//! - [`parts`]: rooms larger than one node: which other nodes serve parts of a room, and where
+//!   a join goes when the room's node is full.
 //! - [`directory`]: each node's rooms, as it reports them, for cluster-wide admin listings.
 //! - [`events`]: every node's admin events in one Redis stream, so any node can stream them and
 //!   `Last-Event-ID` resumes across nodes; [`stats`]: periodic stats, wanted and shared across
 //!   nodes over pub/sub.
+//! - [`link_seal`]: the handshake and frame sealing of the encrypted link between two nodes
+//!   (the link's transport lives in signaling).
 //!
 //! Media never goes through Redis and never depends on it: when Redis goes away, calls go on,
 //! and the cluster heals when it is back (claims are re-asserted, the heartbeat resumes). It
@@ -18,9 +22,11 @@ pub mod directory;
 mod error;
 pub mod events;
 mod keys;
+pub mod link_seal;
 pub mod load;
 mod membership;
 mod node_info;
+pub mod parts;
 pub mod placement;
 mod policy;
 pub mod registry;

@@ -24,8 +24,12 @@ return ARGV[1]
 
 /// ARGV = node, key prefix, then the names of the rooms the node serves. Claims each for the
 /// node, as [`CLAIM`] does, in one call; returns the rooms another live node holds, each
-/// followed by that node.
-pub const REASSERT: &str = r#"
+/// followed by that node. A room the node serves a part of (it is in the room's parts) is not
+/// claimed: its part is renewed.
+pub const REASSERT: &str = concat!(
+    "local PART_TTL = ",
+    "10000",
+    r#"
 local node, p = ARGV[1], ARGV[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -33,10 +37,19 @@ local taken = {}
 for i = 3, #ARGV do
   local room = ARGV[i]
   local owner = redis.call('GET', p .. 'room:' .. room)
+  local parts = p .. 'parts:' .. room
+  local part = redis.call('ZSCORE', parts, node)
   if owner and owner ~= node and redis.call('EXISTS', p .. 'alive:' .. owner) == 1 then
-    table.insert(taken, room)
-    table.insert(taken, owner)
+    if part and tonumber(part) >= now then
+      -- a part of a room that spans nodes: still served here
+      redis.call('ZADD', parts, now + PART_TTL, node)
+      redis.call('PEXPIRE', parts, 3 * PART_TTL)
+    else
+      table.insert(taken, room)
+      table.insert(taken, owner)
+    end
   elseif owner ~= node then
+    redis.call('ZREM', parts, node)
     redis.call('SET', p .. 'room:' .. room, node)
     redis.call('ZADD', p .. 'claims:' .. node, now, room)
     if owner then
@@ -45,7 +58,8 @@ for i = 3, #ARGV do
   end
 end
 return taken
-"#;
+"#
+);
 
 /// KEYS[1] = the room key. ARGV = node, key prefix, room name, least age in ms.
 /// Frees the room if `node` still owns it and claimed it at least that long ago (a join placed
@@ -83,4 +97,26 @@ end
 redis.call('DEL', p .. 'claims:' .. node, p .. 'node:' .. node, p .. 'rooms:' .. node)
 redis.call('SREM', p .. 'nodes', node)
 return freed
+"#;
+
+/// How long a part of a room stays listed without being renewed (milliseconds; the heartbeat
+/// renews it every 2 s). Must match the value in [`REASSERT`].
+pub const PART_TTL_MS: u64 = 10_000;
+
+/// KEYS[1] = the room's parts. ARGV = node, TTL in ms. Lists `node` as serving a part of the
+/// room, until renewed or expired.
+pub const ADD_PART: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], 3 * tonumber(ARGV[2]))
+return 1
+"#;
+
+/// KEYS[1] = the room's parts. Drops expired parts; returns the rest.
+pub const PARTS: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
 "#;

@@ -35,6 +35,10 @@ pub struct ClusterArgs {
     /// (the node the join reached) [default: participants].
     #[arg(long, env = "SWITCHYARD_PLACEMENT", value_name = "POLICY")]
     pub placement: Option<String>,
+    /// Most participants of one room this node serves; more make the room span another node
+    /// (unset: the room's own limit).
+    #[arg(long, env = "SWITCHYARD_ROOM_PARTICIPANTS_PER_NODE", value_name = "N")]
+    pub room_participants_per_node: Option<usize>,
 }
 
 /// The `[cluster]` section.
@@ -46,6 +50,7 @@ pub struct ClusterSection {
     pub node_url: Option<String>,
     pub node_id: Option<String>,
     pub placement: Option<String>,
+    pub room_participants_per_node: Option<usize>,
 }
 
 /// A node's cluster settings, resolved. The node URL may still be unknown (it follows from
@@ -57,6 +62,8 @@ pub struct ClusterSettings {
     pub node_url: Option<String>,
     pub node_id: String,
     pub policy: cluster::PlacementPolicy,
+    /// Most participants of one room this node serves before the room spans another node.
+    pub room_participants_per_node: Option<usize>,
 }
 
 /// Flags over the file; `None` when no Redis is set.
@@ -114,7 +121,14 @@ pub fn resolve(
             .map_err(|e: String| anyhow::anyhow!("cluster.placement: {e}"))?,
         None => cluster::PlacementPolicy::default(),
     };
+    let room_participants_per_node = args
+        .room_participants_per_node
+        .or(file.room_participants_per_node);
+    if room_participants_per_node == Some(0) {
+        bail!("cluster.room_participants_per_node must be at least 1");
+    }
     Ok(Some(ClusterSettings {
+        room_participants_per_node,
         redis,
         prefix,
         node_url: node_url.map(|u| u.trim_end_matches('/').to_owned()),

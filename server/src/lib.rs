@@ -119,6 +119,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             announce_ip: config.announce_ip,
             empty_room_timeout: config.empty_room_timeout,
             max_participants: config.max_participants,
+            room_participants_per_node: config
+                .cluster
+                .as_ref()
+                .and_then(|c| c.room_participants_per_node),
             ..SfuConfig::default()
         },
         cancel.clone(),
@@ -236,6 +240,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         drain: drain.clone(),
         cluster: cluster_link.clone(),
     };
+    if state.cluster.is_some() {
+        tokio::spawn(signaling::spanning::keep_linked(state.clone()));
+    }
     tokio::spawn(signaling::api::publish_stats(
         sfu.clone(),
         cluster_link.as_ref().map(|link| link.stats_wish()),
@@ -257,7 +264,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .and_then(|h| h.self_signed_fingerprint.clone());
     let mut http = Vec::new();
     match https {
-        None => http.push(serve(listener, app, &cancel)),
+        None => {
+            // Small WebSocket messages (signaling, node links) go out at once.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            http.push(serve(listener, app, &cancel));
+        }
         Some(tls::Https {
             listener: tls_listener,
             challenges,

@@ -29,6 +29,9 @@ pub struct SfuConfig {
     pub slow_recipient_grace: Duration,
     /// Video codecs publishers may send (`vp8`, `vp9`, `h264`); empty: every one we support.
     pub video_codecs: Vec<String>,
+    /// In a cluster: most visible participants of one room this node serves; more make the
+    /// room span another node. `None`: no limit of its own (a single server).
+    pub room_participants_per_node: Option<usize>,
 }
 
 impl Default for SfuConfig {
@@ -43,6 +46,7 @@ impl Default for SfuConfig {
             max_queued_data: 4 * 1024 * 1024,
             slow_recipient_grace: Duration::from_secs(5),
             video_codecs: Vec::new(),
+            room_participants_per_node: None,
         }
     }
 }

@@ -30,6 +30,19 @@ pub struct MediaCounters {
     pub participants: AtomicI64,
     /// Published tracks now.
     pub tracks: AtomicI64,
+    /// Local tracks sent to other nodes now (one per track and node that needs it).
+    pub link_tracks_out: AtomicI64,
+    /// Times a local track started going to another node.
+    pub link_tracks_opened: AtomicU64,
+    /// Remote tracks this node receives over node links now.
+    pub link_tracks_in: AtomicI64,
+    /// Media and data frames sent to and received from other nodes.
+    pub link_packets_out: AtomicU64,
+    pub link_bytes_out: AtomicU64,
+    pub link_packets_in: AtomicU64,
+    pub link_bytes_in: AtomicU64,
+    /// Frames not sent because a node link was down or its queue full.
+    pub link_frames_dropped: AtomicU64,
 }
 
 /// A room's counts since its last flush.

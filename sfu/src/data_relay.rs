@@ -22,12 +22,27 @@ use tracing::debug;
 use crate::config::SfuConfig;
 use crate::io::Outgoing;
 use crate::router::Participants;
+use crate::span::Span;
+
+/// The key given as the sender of a message relayed from another node (no local participant
+/// has it, so errors about it go nowhere and it is never held back).
+const REMOTE_SENDER: u64 = u64::MAX;
+
+/// A message some participants of other nodes must get: the frame as delivered, and the
+/// nodes serving them.
+pub(crate) struct ToOtherNodes {
+    pub frame: BytesMut,
+    pub reliable: bool,
+    pub nodes: Vec<std::sync::Arc<str>>,
+}
 
 /// Room kept free in every recipient's queue for the one overflow notice it may need.
 const NOTICE_RESERVE: usize = 1024;
 
 /// The relay at work on one room's participants, for one input.
 pub(crate) struct DataRelay<'a> {
+    /// The other nodes of the room and the participants they serve.
+    pub span: &'a Span,
     pub participants: &'a mut Participants,
     pub outgoing: &'a mut Outgoing,
     pub config: &'a SfuConfig,
@@ -39,23 +54,21 @@ pub(crate) struct DataRelay<'a> {
 }
 
 impl DataRelay<'_> {
-    /// Relays one message a participant sent on one of its channels.
+    /// Relays one message a participant sent on one of its channels. Returns what must go to
+    /// other nodes serving the room, if anything.
     pub(crate) fn relay(
         &mut self,
         sender: u64,
         channel: RTCDataChannelId,
         message: RTCDataChannelMessage,
         now: Instant,
-    ) {
-        let Some(p) = self.participants.get(&sender) else {
-            return;
-        };
-        let Some(reliable) = p.data.kind(channel) else {
-            return;
-        };
+    ) -> Option<ToOtherNodes> {
+        let p = self.participants.get(&sender)?;
+        let reliable = p.data.kind(channel)?;
         let (from, from_id) = (p.identity.clone(), p.id.to_string());
         let refuse = |relay: &mut DataRelay<'_>, code, text: String| {
             relay.data_error(sender, channel, code, text, None, None, now);
+            None
         };
         if !p.grants.can_publish_data {
             return refuse(
@@ -121,8 +134,10 @@ impl DataRelay<'_> {
 
         let mut recipients = Vec::new();
         let mut unknown = Vec::new();
+        let mut nodes: Vec<std::sync::Arc<str>> = Vec::new();
         if header.to.is_empty() {
             recipients.extend(self.participants.keys().copied().filter(|k| *k != sender));
+            nodes.extend(self.span.peers.keys().cloned());
         } else {
             for identity in &header.to {
                 match self
@@ -131,12 +146,16 @@ impl DataRelay<'_> {
                     .find(|(k, q)| **k != sender && q.identity == *identity)
                 {
                     Some((k, _)) => recipients.push(*k),
-                    None => unknown.push(identity.clone()),
+                    None => match self.span.node_of_identity(identity) {
+                        Some(node) if !nodes.contains(&node) => nodes.push(node),
+                        Some(_) => {}
+                        None => unknown.push(identity.clone()),
+                    },
                 }
             }
         }
         if !unknown.is_empty() {
-            refuse(
+            let _ = refuse(
                 self,
                 DataErrorCode::UnknownRecipient,
                 format!("not in the room: {}", unknown.join(", ")),
@@ -155,6 +174,40 @@ impl DataRelay<'_> {
         );
         for recipient in recipients {
             self.deliver(sender, &from, channel, recipient, reliable, &frame, now);
+        }
+        (!nodes.is_empty()).then_some(ToOtherNodes {
+            frame,
+            reliable,
+            nodes,
+        })
+    }
+
+    /// Delivers a message a participant of another node sent (its header, written by that
+    /// node, names the sender and the recipients) to the recipients this node serves.
+    pub(crate) fn deliver_remote(&mut self, reliable: bool, frame: &[u8], now: Instant) {
+        let Ok((header, _)) = split_frame(frame) else {
+            return;
+        };
+        let Ok(header) = serde_json::from_slice::<DeliveredHeader>(header) else {
+            return;
+        };
+        let recipients: Vec<u64> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| header.to.is_empty() || header.to.contains(&p.identity))
+            .map(|(k, _)| *k)
+            .collect();
+        let frame = BytesMut::from(frame);
+        for recipient in recipients {
+            self.deliver(
+                REMOTE_SENDER,
+                &header.from,
+                0,
+                recipient,
+                reliable,
+                &frame,
+                now,
+            );
         }
     }
 

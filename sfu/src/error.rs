@@ -17,6 +17,10 @@ pub enum SfuError {
 pub enum JoinError {
     #[error("room {room} is full ({max} participants)")]
     RoomFull { room: RoomId, max: usize },
+    /// In a cluster: this node serves as many of the room's participants as it may; the room
+    /// spans to another node.
+    #[error("this node serves {limit} participants of room {room} already")]
+    NodeFull { room: RoomId, limit: usize },
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Recorders join only rooms that are open; they never open one.

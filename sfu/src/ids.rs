@@ -53,9 +53,22 @@ impl fmt::Display for RoomId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ParticipantId(String);
 
+/// Whether an id another node sent looks like one of ours (`PA_`/`TR_` and 1 to 32
+/// alphanumerics).
+fn well_formed(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|rest| {
+        !rest.is_empty() && rest.len() <= 32 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
+}
+
 impl ParticipantId {
     pub fn random() -> Self {
         ParticipantId(format!("PA_{}", random_suffix(12)))
+    }
+
+    /// The id of a participant another node serves, as that node named it.
+    pub(crate) fn from_remote(id: &str) -> Option<Self> {
+        well_formed(id, "PA_").then(|| ParticipantId(id.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -79,7 +92,20 @@ impl TrackId {
         TrackId(format!("TR_{}", random_suffix(12)).into())
     }
 
+    /// The id of a track another node publishes (the same id on every node).
+    pub(crate) fn from_remote(id: &str) -> Option<Self> {
+        well_formed(id, "TR_").then(|| TrackId(id.into()))
+    }
+
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// Hashes as its string does (`Arc<str>` hashes its contents), so maps keyed by track id can be
+// searched with the `&str` a frame carries.
+impl std::borrow::Borrow<str> for TrackId {
+    fn borrow(&self) -> &str {
         &self.0
     }
 }

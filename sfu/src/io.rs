@@ -28,6 +28,14 @@ pub(crate) struct Datagram {
 /// What the media sockets hand a room.
 pub(crate) enum RoomInput {
     Datagram(Datagram),
+    /// A frame from another node serving a part of the room (`span.rs`).
+    Span(SpanFrame),
+}
+
+/// A frame that arrived over the link from another node.
+pub(crate) struct SpanFrame {
+    pub from: std::sync::Arc<str>,
+    pub frame: bytes::Bytes,
 }
 
 /// Where the datagrams of one peer connection go.

@@ -38,6 +38,7 @@ mod ids;
 mod io;
 pub mod keyframe;
 pub mod layer_switch;
+pub mod links;
 #[doc(hidden)]
 pub mod memory;
 mod negotiator;
@@ -54,6 +55,7 @@ pub mod rtp_munger;
 mod session;
 mod sfu;
 mod socket;
+mod span;
 mod speakers;
 mod stats;
 mod subscription;

@@ -28,13 +28,23 @@ pub(crate) struct Publication {
     pub id: TrackId,
     /// The publishing participant's key.
     pub owner: u64,
+    /// The publishing participant's id, as every node knows it.
+    pub owner_id: String,
+    /// The node it comes from when another node serves its publisher (its packets arrive
+    /// over the link); `None` for a local publisher's track.
+    pub origin: Option<std::sync::Arc<str>>,
+    /// The other nodes that need it, and which layers (a local track only).
+    pub taps: Vec<Tap>,
+    /// The layers last asked of the origin node (a remote track only).
+    pub link_wanted: Option<[bool; 3]>,
     pub kind: TrackKind,
     pub source: TrackSource,
     /// The browser's id of the track (the msid's track id), which `subscribedLayers` names.
     pub client_track_id: String,
     pub codec: RTCRtpCodec,
     pub video_codec: VideoCodec,
-    pub receiver_id: RTCRtpReceiverId,
+    /// Its receiver on the publisher's connection (`None`: a remote track).
+    pub receiver_id: Option<RTCRtpReceiverId>,
     /// Sent with rids (simulcast): its layers are chosen per receiver.
     pub simulcast: bool,
     /// Indexed by [`Layer::index`]; `None` for a layer that has not arrived (yet).
@@ -53,15 +63,22 @@ pub(crate) struct Publication {
     pub forwarded: SendRate,
 }
 
+/// Another node that needs a local track: the layers it asked for.
+pub(crate) struct Tap {
+    pub node: std::sync::Arc<str>,
+    pub layers: [bool; 3],
+}
+
 /// What a new publication is.
 pub(crate) struct PublicationParams {
     pub id: TrackId,
     pub owner: u64,
+    pub owner_id: String,
     pub kind: TrackKind,
     pub source: TrackSource,
     pub client_track_id: String,
     pub codec: RTCRtpCodec,
-    pub receiver_id: RTCRtpReceiverId,
+    pub receiver_id: Option<RTCRtpReceiverId>,
     /// The first layer's SSRC, and its rid (`None` without simulcast).
     pub ssrc: u32,
     pub rid: Option<Layer>,
@@ -74,6 +91,10 @@ impl Publication {
         let mut publication = Publication {
             id: params.id,
             owner: params.owner,
+            owner_id: params.owner_id,
+            origin: None,
+            taps: Vec::new(),
+            link_wanted: None,
             kind: params.kind,
             source: params.source,
             client_track_id: params.client_track_id,

@@ -48,6 +48,13 @@ impl Router {
         self.publications.get_mut(track)
     }
 
+    /// The id of the track named `track` (as a frame from another node names it).
+    pub fn id_of(&self, track: &str) -> Option<TrackId> {
+        self.publications
+            .get_key_value(track)
+            .map(|(k, _)| k.clone())
+    }
+
     pub fn publications(&self) -> impl Iterator<Item = &Publication> + '_ {
         self.publications.values()
     }
@@ -112,12 +119,7 @@ impl Router {
         if publication.owner == subscriber || publication.feeds(subscriber) {
             return;
         }
-        let Some(owner_id) = participants
-            .get(&publication.owner)
-            .map(|p| p.id.to_string())
-        else {
-            return;
-        };
+        let owner_id = publication.owner_id.clone();
         let Some(sub) = participants.get_mut(&subscriber) else {
             return;
         };
@@ -250,7 +252,8 @@ impl Router {
 
     /// Sends a PLI to the publisher of `track` for each of `layers` (by [`Layer::index`]; all
     /// false: the layers its subscribers forward or wait for), at most once per `interval` per
-    /// layer.
+    /// layer. For a remote track nothing is sent: the layers due are returned, for the room to
+    /// ask the track's node.
     pub fn request_keyframe(
         &mut self,
         track: &TrackId,
@@ -258,10 +261,8 @@ impl Router {
         now: Instant,
         interval: Duration,
         room: Wiring<'_>,
-    ) {
-        let Some(publication) = self.publications.get_mut(track) else {
-            return;
-        };
+    ) -> Option<[bool; 3]> {
+        let publication = self.publications.get_mut(track)?;
         let mut wanted = layers;
         if wanted == [false; 3] {
             for s in &publication.subscriptions {
@@ -280,20 +281,28 @@ impl Router {
                 wanted[top.index()] = true;
             }
         }
+        let mut due = [false; 3];
         let ssrcs: Vec<u32> = Layer::ALL
             .into_iter()
             .filter(|l| wanted[l.index()])
-            .filter_map(|l| publication.keyframe_request_due(l, now, interval))
+            .filter_map(|l| {
+                let ssrc = publication.keyframe_request_due(l, now, interval)?;
+                due[l.index()] = true;
+                Some(ssrc)
+            })
             .collect();
         if ssrcs.is_empty() {
-            return;
+            return None;
+        }
+        if publication.origin.is_some() {
+            return Some(due);
         }
         room.counts.keyframe_requests_sent += ssrcs.len() as u64;
         debug!(track = %publication.id, ?ssrcs, "keyframe requested from the publisher");
-        let Some(p) = room.participants.get_mut(&publication.owner) else {
-            return;
-        };
-        if let Some(mut receiver) = p.publisher.pc().rtp_receiver(publication.receiver_id) {
+        let p = room.participants.get_mut(&publication.owner)?;
+        if let Some(receiver_id) = publication.receiver_id
+            && let Some(mut receiver) = p.publisher.pc().rtp_receiver(receiver_id)
+        {
             let plis: Vec<Box<dyn rtc::rtcp::Packet>> = ssrcs
                 .into_iter()
                 .map(|media_ssrc| {
@@ -308,6 +317,7 @@ impl Router {
             }
         }
         p.publisher.flush_and_reschedule(room.outgoing);
+        None
     }
 
     /// Total bitrates in and out over every publication, bits per second.

@@ -20,6 +20,8 @@ use crate::counters::MediaCounters;
 use crate::error::{JoinError, SfuError};
 use crate::events::EventBus;
 use crate::ids::RoomId;
+use crate::io::{RoomInput, SpanFrame};
+use crate::links::Links;
 use crate::room::Room;
 use crate::room::task::{RoomControl, run};
 use crate::session::{JoinParams, Session};
@@ -28,6 +30,8 @@ use crate::socket::MediaSockets;
 struct RoomEntry {
     generation: u64,
     control: mpsc::UnboundedSender<RoomControl>,
+    /// The room's media queue (frames from node links go there).
+    media: mpsc::Sender<RoomInput>,
 }
 
 struct Inner {
@@ -40,6 +44,8 @@ struct Inner {
     counters: Arc<MediaCounters>,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// Links to the other nodes serving parts of this node's rooms (a cluster only).
+    links: Links,
 }
 
 /// The media plane: a handle to every room. Cloning is cheap.
@@ -65,6 +71,7 @@ impl Sfu {
                 counters: Arc::default(),
                 cancel,
                 tasks: TaskTracker::new(),
+                links: Links::default(),
             }),
         })
     }
@@ -172,6 +179,20 @@ impl Sfu {
         names
     }
 
+    /// The media queue of `room`, if it is open here.
+    pub(crate) fn room_media(&self, room: &RoomId) -> Option<mpsc::Sender<RoomInput>> {
+        self.rooms().get(room).map(|e| e.media.clone())
+    }
+
+    /// Tells `room` which other nodes serve parts of it (a cluster, when the room spans
+    /// nodes): it greets each new one over its link and they exchange participants and
+    /// tracks. Returns false when the room is not open here.
+    pub fn span(&self, room: &RoomId, peers: Vec<String>) -> bool {
+        self.rooms()
+            .get(room)
+            .is_some_and(|e| e.control.send(RoomControl::Span { peers }).is_ok())
+    }
+
     /// Whether `room` is open here.
     pub fn has_room(&self, room: &RoomId) -> bool {
         self.rooms().contains_key(room)
@@ -199,6 +220,49 @@ impl Sfu {
             max_participants: self.inner.config.max_participants,
             empty_timeout_seconds: self.inner.config.empty_room_timeout.as_secs(),
             codecs: self.inner.config.video_codecs.clone(),
+        }
+    }
+
+    /// The links to other nodes of the cluster, for the transport that carries them.
+    pub fn links(&self) -> &Links {
+        &self.inner.links
+    }
+
+    /// One frame that arrived over the link from node `from`: handed to the room it is about
+    /// (waiting while that room's queue is full, which holds the link back). A frame about a
+    /// room not open here is answered with a goodbye.
+    pub async fn link_frame(&self, from: &str, frame: bytes::Bytes) {
+        let room = match crate::span::wire::room_of(&frame).map(RoomId::new) {
+            Ok(Ok(room)) => room,
+            _ => {
+                tracing::debug!(
+                    node = from,
+                    "a link frame without a valid room name; dropped"
+                );
+                return;
+            }
+        };
+        if let Some(media) = self.room_media(&room) {
+            let input = RoomInput::Span(SpanFrame {
+                from: Arc::from(from),
+                frame,
+            });
+            let _ = media.send(input).await;
+        }
+    }
+
+    /// The link to node `from` is gone: every room drops what that node served.
+    pub fn link_closed(&self, from: &str) {
+        let from: Arc<str> = Arc::from(from);
+        for room in self.room_names() {
+            let frame = crate::span::wire::control(room.as_str(), &crate::span::wire::Control::Bye);
+            if let Some(media) = self.room_media(&room) {
+                let input = RoomInput::Span(SpanFrame {
+                    from: Arc::clone(&from),
+                    frame,
+                });
+                let _ = media.try_send(input);
+            }
         }
     }
 
@@ -231,7 +295,9 @@ impl Sfu {
             self.inner.data_queue_peak.clone(),
             self.inner.events.clone(),
             Arc::clone(&self.inner.counters),
-        );
+        )
+        .spanning(self.inner.links.clone());
+        let media = room.media_sender();
         self.inner.tasks.spawn(run(
             room,
             control_rx,
@@ -241,6 +307,7 @@ impl Sfu {
         RoomEntry {
             generation,
             control: control_tx,
+            media,
         }
     }
 

@@ -33,6 +33,9 @@ pub struct TokenAuthority {
     api_key: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The raw secret, for the node links of a cluster (`node_link`), which prove to each
+    /// other that they share it. Never logged, never sent.
+    secret: std::sync::Arc<[u8]>,
 }
 
 impl TokenAuthority {
@@ -41,7 +44,13 @@ impl TokenAuthority {
             api_key: api_key.to_owned(),
             encoding: EncodingKey::from_secret(api_secret.as_bytes()),
             decoding: DecodingKey::from_secret(api_secret.as_bytes()),
+            secret: api_secret.as_bytes().into(),
         }
+    }
+
+    /// The API secret's bytes: the nodes of a cluster share it and key their links with it.
+    pub(crate) fn secret(&self) -> &std::sync::Arc<[u8]> {
+        &self.secret
     }
 
     pub fn api_key(&self) -> &str {

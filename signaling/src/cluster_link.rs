@@ -47,6 +47,8 @@ pub struct ClusterLink {
     stats: broadcast::Sender<Arc<ClusterEvent>>,
     wish: cluster::stats::StatsWish,
     http: reqwest::Client,
+    /// The media links to other nodes (`node_link`).
+    node_links: crate::node_links::NodeLinks,
 }
 
 impl ClusterLink {
@@ -98,9 +100,15 @@ impl ClusterLink {
                 stats,
                 wish,
                 http,
+                node_links: crate::node_links::NodeLinks::default(),
             },
             registry,
         )
+    }
+
+    /// The media links to other nodes: their bookkeeping and counters.
+    pub fn node_links(&self) -> &crate::node_links::NodeLinks {
+        &self.node_links
     }
 
     /// Whether any node's readers want periodic stats (then this node takes its rooms').

@@ -4,6 +4,8 @@
 //! It turns a browser's JSON messages into typed commands for the room that owns the state
 //! (through the `sfu` crate's [`sfu::Session`]) and the room's events back into JSON. It never
 //! touches a media socket. [`app`] builds the router so tests can drive it without a listener.
+//! In a cluster it also carries the sealed frames of rooms that span nodes between nodes
+//! ([`node_link`], `/cluster/link`), as opaque bytes for the `sfu` crate.
 
 pub mod api;
 pub mod auth;
@@ -20,10 +22,13 @@ mod http_limit;
 mod inbound;
 pub mod ip_limits;
 pub mod metrics;
+pub mod node_link;
+mod node_links;
 mod owner_routing;
 pub mod rate_limit;
 pub mod recording;
 pub mod resume;
+pub mod spanning;
 mod state;
 pub mod webhooks;
 mod ws;
@@ -68,7 +73,7 @@ pub fn app(state: AppState) -> Router {
             limits,
             http_limit::limit,
         ));
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/", get(|| async { static_file("index.html") }))
         .route("/room/{room}", get(room_page))
         .route("/admin", get(|| async { static_file("admin.html") }))
@@ -84,6 +89,11 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .merge(limited);
+    // Links between the nodes of a cluster: outside the per-address limits (nodes may share
+    // an address) and never routed to a room's owner.
+    if state.cluster.is_some() {
+        router = router.merge(node_link::routes());
+    }
     router.with_state(state)
 }
 
@@ -128,7 +138,7 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
         &state.metrics,
         &state.sfu,
         state.turn.as_ref(),
-        state.cluster.as_ref().map(|link| &link.cluster),
+        state.cluster.as_ref(),
     )
 }
 

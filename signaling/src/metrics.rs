@@ -81,7 +81,7 @@ pub(crate) fn render(
     metrics: &Metrics,
     sfu: &Sfu,
     turn: Option<&TurnServer>,
-    cluster: Option<&cluster::Cluster>,
+    cluster: Option<&crate::cluster_link::ClusterLink>,
 ) -> Response {
     metrics::with_local_recorder(&metrics.recorder, || {
         let media = sfu.counters();
@@ -158,6 +158,9 @@ pub(crate) fn render(
             describe_counter!(name, unit, help);
             counter!(name).absolute(value);
         }
+        if cluster.is_some() {
+            link_figures(media);
+        }
         describe_gauge!(
             "switchyard_websocket_connections",
             "Open signaling WebSocket connections."
@@ -211,10 +214,74 @@ pub(crate) fn render(
         }
     });
     let mut text = metrics.recorder.handle().render();
-    if let Some(cluster) = cluster {
-        text.push_str(&cluster.metrics());
+    if let Some(link) = cluster {
+        text.push_str(&link.cluster.metrics());
+        text.push_str(&link.node_links().metrics(sfu));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// What the links to other nodes carry for rooms that span nodes.
+fn link_figures(media: &sfu::counters::MediaCounters) {
+    let read = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let gauges = [
+        (
+            "switchyard_cluster_link_tracks_out",
+            "Local tracks sent to other nodes now (one per track and node whose participants receive it).",
+            media.link_tracks_out.load(Ordering::Relaxed),
+        ),
+        (
+            "switchyard_cluster_link_tracks_in",
+            "Tracks of other nodes' participants this node receives over links now.",
+            media.link_tracks_in.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        describe_gauge!(name, help);
+        gauge!(name).set(value as f64);
+    }
+    let totals = [
+        (
+            "switchyard_cluster_link_tracks_opened_total",
+            "Times a local track started going to another node.",
+            read(&media.link_tracks_opened),
+            Unit::Count,
+        ),
+        (
+            "switchyard_cluster_link_packets_out_total",
+            "Media packets and data messages sent to other nodes.",
+            read(&media.link_packets_out),
+            Unit::Count,
+        ),
+        (
+            "switchyard_cluster_link_bytes_out_total",
+            "Bytes of link frames sent to other nodes (before encryption).",
+            read(&media.link_bytes_out),
+            Unit::Bytes,
+        ),
+        (
+            "switchyard_cluster_link_packets_in_total",
+            "Media packets and data messages received from other nodes.",
+            read(&media.link_packets_in),
+            Unit::Count,
+        ),
+        (
+            "switchyard_cluster_link_bytes_in_total",
+            "Bytes of link frames received from other nodes (after decryption).",
+            read(&media.link_bytes_in),
+            Unit::Bytes,
+        ),
+        (
+            "switchyard_cluster_link_frames_dropped_total",
+            "Frames for other nodes dropped because the link was down or its queue full.",
+            read(&media.link_frames_dropped),
+            Unit::Count,
+        ),
+    ];
+    for (name, help, value, unit) in totals {
+        describe_counter!(name, unit, help);
+        counter!(name).absolute(value);
+    }
 }
 
 #[cfg(test)]

@@ -296,7 +296,12 @@ async fn join(
     {
         match link.cluster.place(room).await {
             Ok(cluster::Placement::Here) => {}
-            Ok(cluster::Placement::Elsewhere(node)) => return Ok(Joining::Elsewhere(node)),
+            // A node a full node sent this join to serves a part of the room itself.
+            Ok(cluster::Placement::Elsewhere(node)) => {
+                if !link.cluster.serves_part(room).await.unwrap_or(false) {
+                    return Ok(Joining::Elsewhere(node));
+                }
+            }
             Err(e) => {
                 warn!(error = %e, %room, "cannot place a room");
                 return Err(Fatal::new(
@@ -324,8 +329,30 @@ async fn join(
         grants: claims.grants,
         ice_servers,
     };
-    let session = state.sfu.join(room_id, params).await.map_err(|e| match e {
-        JoinError::RoomFull { .. } => Fatal::new(ErrorCode::RoomFull, e.to_string()),
+    let joined = state.sfu.join(room_id.clone(), params).await;
+    // This node serves as many of the room's participants as it may: the room spans to
+    // another node, where the join is sent.
+    if let (Err(JoinError::NodeFull { limit, .. }), Some(link)) = (&joined, &state.cluster) {
+        return match link.cluster.span_to(room, *limit).await {
+            Ok(Some(node)) => {
+                info!(%room, node = %node.id, "this node's part of the room is full; the join goes to another node");
+                Ok(Joining::Elsewhere(node))
+            }
+            Ok(None) => Err(Fatal::new(
+                ErrorCode::RoomFull,
+                "the room is full: every node of the cluster serves as many of its participants \
+                 as it may; try again later",
+            )),
+            Err(e) => Err(Fatal::new(
+                ErrorCode::Internal,
+                format!("the cluster cannot place this participant now ({e}); try again"),
+            )),
+        };
+    }
+    let session = joined.map_err(|e| match e {
+        JoinError::RoomFull { .. } | JoinError::NodeFull { .. } => {
+            Fatal::new(ErrorCode::RoomFull, e.to_string())
+        }
         JoinError::ShuttingDown => Fatal::new(ErrorCode::Internal, e.to_string()),
         JoinError::NoSuchRoom(_) => Fatal::new(ErrorCode::WrongRoom, e.to_string()),
         JoinError::Engine(_) => {
@@ -336,6 +363,9 @@ async fn join(
             )
         }
     })?;
+    if state.cluster.is_some() {
+        crate::spanning::link_span(state, &room_id).await;
+    }
     Ok(Joining::Here(session))
 }
 

@@ -75,6 +75,14 @@ impl ClusterNode {
         }
     }
 
+    /// The value of the unlabelled metric `name` in the node's `/metrics` (`None`: absent).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// The node's `/metrics` text.
     pub async fn metrics(&self) -> String {
         match reqwest::get(format!("{}/metrics", self.url())).await {

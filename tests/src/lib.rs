@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod browser;
 pub mod cluster_node;
+pub mod cluster_pages;
 pub mod events;
 pub mod impair;
 pub mod lossy_link;

@@ -64,6 +64,7 @@ pub fn cluster_settings(
         node_url: None,
         node_id: id.to_owned(),
         policy,
+        room_participants_per_node: None,
     }
 }
 

@@ -5,95 +5,18 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use fantoccini::Client;
 use serde_json::Value;
-use switchyard_tests::browser::{Driver, eval, media_stats};
+use switchyard_tests::browser::{Driver, eval};
 use switchyard_tests::cluster_node::{
     ClusterNode, dev_admin_token, dev_token, join_following_redirects,
 };
+use switchyard_tests::cluster_pages::{frames_by_identity, page_node, wait_all_decoding};
 use switchyard_tests::events::read_events;
 use switchyard_tests::redis::RedisServer;
 use switchyard_tests::wait_for;
 
 const NODE: &str = env!("CARGO_BIN_EXE_switchyard-node");
 const ROOM: &str = "cluster-call";
-
-/// Video frames the page decoded from each remote identity (current peer connections only).
-async fn frames_by_identity(page: &Client) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for s in media_stats(page).await {
-        if s["kind"] != "video" {
-            continue;
-        }
-        let identity = s["identity"].as_str().unwrap_or_default().to_owned();
-        let frames = s["framesDecoded"].as_u64().unwrap_or(0);
-        let entry = out.entry(identity).or_insert(0);
-        *entry = (*entry).max(frames);
-    }
-    out
-}
-
-/// The WebSocket URL the page's client talks to now.
-async fn page_node(page: &Client) -> String {
-    eval(
-        page,
-        "return window.switchyard ? window.switchyard.client._route.url : ''",
-    )
-    .await
-    .ok()
-    .and_then(|v| v.as_str().map(str::to_owned))
-    .unwrap_or_default()
-}
-
-/// Waits until every page is connected and has decoded at least `frames` frames from each of
-/// the others (by name prefix) on its current connections; `not_at` excludes a node URL.
-async fn wait_all_decoding(
-    pages: &[(&str, Client)],
-    frames: u64,
-    timeout: Duration,
-    not_at: Option<&str>,
-    what: &str,
-) {
-    wait_for(what, timeout, async || {
-        for (name, page) in pages {
-            let state = eval(
-                page,
-                "return window.switchyard ? window.switchyard.state() : ''",
-            )
-            .await
-            .unwrap_or_default();
-            if state != "connected" {
-                let route = eval(
-                    page,
-                    "return JSON.stringify(window.switchyard.client._route)",
-                )
-                .await
-                .unwrap_or_default();
-                return Err(format!("{name} is {state} (route {route})"));
-            }
-            let node = page_node(page).await;
-            if not_at.is_some_and(|dead| node.contains(dead)) {
-                return Err(format!("{name} still talks to {node}"));
-            }
-            let seen = frames_by_identity(page).await;
-            for (other, _) in pages.iter().filter(|(n, _)| n != name) {
-                let got = seen
-                    .iter()
-                    .filter(|(id, _)| id.starts_with(&other.to_lowercase()))
-                    .map(|(_, f)| *f)
-                    .max()
-                    .unwrap_or(0);
-                if got < frames {
-                    return Err(format!(
-                        "{name} decoded {got} frames from {other} (via {node})"
-                    ));
-                }
-            }
-        }
-        Ok(())
-    })
-    .await;
-}
 
 /// `GET /api/rooms` on `node`.
 async fn rooms(node: &ClusterNode, admin: &str) -> Vec<Value> {

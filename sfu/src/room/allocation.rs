@@ -85,7 +85,7 @@ impl Room {
             .iter()
             .filter_map(|(key, level)| {
                 Some(Speaker {
-                    participant_id: self.participants.get(key)?.id.to_string(),
+                    participant_id: self.participant_id_of(*key)?,
                     level: *level,
                 })
             })
@@ -102,7 +102,7 @@ impl Room {
         self.speakers
             .current()
             .iter()
-            .filter_map(|(key, _)| self.participants.get(key).map(|p| p.id.to_string()))
+            .filter_map(|(key, _)| self.participant_id_of(*key))
             .collect()
     }
 
@@ -249,7 +249,14 @@ impl Room {
             if publication.kind != TrackKind::Video {
                 continue;
             }
-            let wanted = needed_layers(publication.subscriptions.iter().map(|s| s.target_layer()));
+            let mut wanted =
+                needed_layers(publication.subscriptions.iter().map(|s| s.target_layer()));
+            // What other nodes' subscribers need of a local track.
+            for tap in &publication.taps {
+                for (w, t) in wanted.iter_mut().zip(tap.layers) {
+                    *w |= t;
+                }
+            }
             let mut needed = [false; 3];
             for (i, w) in wanted.into_iter().enumerate() {
                 if w {
@@ -262,6 +269,10 @@ impl Room {
                 continue;
             }
             publication.announced_layers = Some(needed);
+            if publication.origin.is_some() {
+                // A remote track: its node is asked (`want_remote_layers`).
+                continue;
+            }
             debug!(track = %publication.id, ?needed, "layers the publisher must send");
             messages.push((
                 publication.owner,
@@ -279,6 +290,9 @@ impl Room {
             if let Some(p) = self.participants.get_mut(&owner) {
                 p.send(message);
             }
+        }
+        if self.span.active() {
+            self.want_remote_layers(now);
         }
     }
 }

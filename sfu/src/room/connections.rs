@@ -32,6 +32,7 @@ impl Room {
 
     pub(super) fn on_timeout(&mut self, now: Instant) {
         self.counts.flush_into(&self.totals);
+        self.flush_link_counts();
         self.router.tick(now);
         let due: Vec<PcKey> = self
             .participants
@@ -198,7 +199,15 @@ impl Room {
         let now = message.now;
         match message.message {
             RTCMessage::DataChannelMessage(channel, data) if !pc.subscriber => {
-                self.data_relay().relay(pc.participant, channel, data, now);
+                if let Some(out) = self.data_relay().relay(pc.participant, channel, data, now) {
+                    let frame = crate::span::wire::data(self.id.as_str(), out.reliable, &out.frame);
+                    for node in out.nodes {
+                        if self.span.send(&node, frame.clone()) {
+                            self.span.counts.packets_out += 1;
+                            self.span.counts.bytes_out += frame.len() as u64;
+                        }
+                    }
+                }
             }
             RTCMessage::RtpPacket(track_id, packet) if !pc.subscriber => {
                 self.forward(pc.participant, &track_id, packet, now);

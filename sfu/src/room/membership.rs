@@ -34,10 +34,21 @@ impl Room {
         for old in previous {
             self.remove(old, LeaveReason::Replaced, Some(CloseReason::Replaced));
         }
-        if !params.grants.hidden && self.visible_count() >= self.config.max_participants {
+        // The room's limit counts every node's participants; this node's own limit, its own.
+        let here = self.visible_count();
+        if !params.grants.hidden && here + self.span.remotes.len() >= self.config.max_participants {
             return Err(JoinError::RoomFull {
                 room: self.id.clone(),
                 max: self.config.max_participants,
+            });
+        }
+        if let Some(limit) = self.config.room_participants_per_node
+            && !params.grants.hidden
+            && here >= limit
+        {
+            return Err(JoinError::NodeFull {
+                room: self.id.clone(),
+                limit,
             });
         }
         let now = Instant::now();
@@ -85,12 +96,13 @@ impl Room {
         }
 
         let you = self.participant_info(key).ok_or(JoinError::ShuttingDown)?;
-        let others: Vec<ParticipantInfo> = self
+        let mut others: Vec<ParticipantInfo> = self
             .participants
             .iter()
             .filter(|(k, p)| **k != key && !p.grants.hidden)
             .filter_map(|(k, _)| self.participant_info(*k))
             .collect();
+        others.extend(self.remote_infos());
         if let Some(p) = self.participants.get_mut(&key) {
             p.send(ServerMessage::Joined {
                 room: self.id.to_string(),
@@ -103,6 +115,11 @@ impl Room {
             });
         }
         if !hidden {
+            self.span_broadcast(&crate::span::wire::Control::Joined {
+                id: you.id.clone(),
+                identity: you.identity.clone(),
+                name: you.name.clone(),
+            });
             self.broadcast(key, ServerMessage::ParticipantJoined { participant: you });
         }
         if can_subscribe {
@@ -162,6 +179,10 @@ impl Room {
         }
         self.router.unsubscribe_all(key);
         if !p.grants.hidden {
+            self.span_broadcast(&crate::span::wire::Control::Left {
+                id: p.id.to_string(),
+                reason,
+            });
             self.broadcast(
                 key,
                 ServerMessage::ParticipantLeft {

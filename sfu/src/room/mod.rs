@@ -14,6 +14,7 @@ mod connections;
 mod membership;
 mod probing;
 mod signals;
+mod spanning;
 pub(crate) mod task;
 mod tracks;
 
@@ -35,6 +36,7 @@ use crate::participant::kind_index;
 use crate::router::{Participants, Router, Wiring};
 use crate::session::SignalCommand;
 use crate::socket::MediaSockets;
+use crate::span::Span;
 use crate::speakers::{SpeakerParams, Speakers};
 
 /// Datagrams queued for a room before the socket task starts dropping them.
@@ -77,6 +79,8 @@ pub(crate) struct Room {
     /// When layers were last allocated and speakers last decided.
     next_allocation: Instant,
     next_speakers: Instant,
+    /// The other nodes serving parts of this room, and the participants they serve.
+    span: Span,
 }
 
 impl Room {
@@ -112,6 +116,7 @@ impl Room {
             speakers: Speakers::new(SpeakerParams::default()),
             next_allocation: Instant::now(),
             next_speakers: Instant::now(),
+            span: Span::new(crate::links::Links::default()),
         }
     }
 
@@ -289,12 +294,24 @@ impl Room {
     fn request_layer_keyframes(&mut self, track: &TrackId, layers: [bool; 3], now: Instant) {
         let interval = self.config.keyframe_request_interval;
         let (router, wiring) = self.router_wired();
-        router.request_keyframe(track, layers, now, interval, wiring);
+        let remote = router.request_keyframe(track, layers, now, interval, wiring);
+        // A remote track: its node asks the publisher.
+        if let Some(layers) = remote
+            && let Some(origin) = self.router.get(track).and_then(|p| p.origin.clone())
+        {
+            let message = crate::span::wire::Control::Keyframe {
+                track: track.to_string(),
+                layers,
+            };
+            let frame = crate::span::wire::control(self.id.as_str(), &message);
+            self.span.send(&origin, frame);
+        }
     }
 
     /// The data relay, working on this room.
     fn data_relay(&mut self) -> DataRelay<'_> {
         DataRelay {
+            span: &self.span,
             participants: &mut self.participants,
             outgoing: &mut self.outgoing,
             config: &self.config,

@@ -208,6 +208,10 @@ impl Room {
                 "byAdmin": false,
             }),
         );
+        self.span_broadcast(&crate::span::wire::Control::Muted {
+            track: track.to_string(),
+            muted,
+        });
         let message = ServerMessage::TrackMuted {
             participant_id,
             track_id: track.to_string(),

@@ -27,6 +27,8 @@ pub(crate) enum RoomControl {
         command: AdminCommand,
         reply: oneshot::Sender<Result<AdminReply, AdminError>>,
     },
+    /// The other nodes serving parts of the room (a cluster).
+    Span { peers: Vec<String> },
 }
 
 /// What one turn of the loop ended with.
@@ -86,8 +88,11 @@ pub(crate) async fn run<F>(
                 room.guarded(key, |room| room.on_signal(key, signal.command));
                 Turn::Continue
             }
-            Some(RoomInput::Datagram(datagram)) = media_rx.recv() => {
-                room.on_media(datagram);
+            Some(input) = media_rx.recv() => {
+                match input {
+                    RoomInput::Datagram(datagram) => room.on_media(datagram),
+                    RoomInput::Span(frame) => room.guarded(0, |room| room.on_span_frame(frame)),
+                }
                 Turn::Continue
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
@@ -101,6 +106,7 @@ pub(crate) async fn run<F>(
     }
     // Recorders do not keep a room open: whoever is still here when it closes is told.
     room.close_all(LeaveReason::RoomClosed, CloseReason::RoomClosed);
+    room.leave_span();
     room.finish_turn();
     info!(room = %room.id, "room closed");
     room.events
@@ -126,6 +132,10 @@ impl Room {
                         drop(session);
                     }
                 });
+                Turn::Continue
+            }
+            RoomControl::Span { peers } => {
+                self.guarded(0, |room| room.on_span_peers(peers));
                 Turn::Continue
             }
             RoomControl::Admin { command, reply } => {

@@ -35,6 +35,15 @@ impl Room {
         else {
             return;
         };
+        if self.span.active() {
+            self.tap(&track, &packet);
+        }
+        self.forward_track(track, packet, now);
+    }
+
+    /// One packet of `track` (a local publisher's or one from another node) to every local
+    /// subscription of it.
+    pub(super) fn forward_track(&mut self, track: TrackId, packet: rtc::rtp::Packet, now: Instant) {
         let wiring = crate::router::Wiring {
             participants: &mut self.participants,
             outgoing: &mut self.outgoing,
@@ -78,6 +87,7 @@ impl Room {
                 let info = publication.info();
                 let owner = publication.owner;
                 let participant_id = p.id.to_string();
+                let track = track.clone();
                 self.broadcast(
                     owner,
                     ServerMessage::TrackPublished {
@@ -85,6 +95,7 @@ impl Room {
                         track: info,
                     },
                 );
+                self.announce_track(&track);
             }
             return;
         }
@@ -158,11 +169,12 @@ impl Room {
             PublicationParams {
                 id: id.clone(),
                 owner: key,
+                owner_id: participant_id.clone(),
                 kind,
                 source,
                 client_track_id: rtc_track_id,
                 codec,
-                receiver_id,
+                receiver_id: Some(receiver_id),
                 ssrc,
                 rid: layer,
                 muted,
@@ -190,30 +202,54 @@ impl Room {
             self.subscribe(sub, &id);
             self.negotiate_subscriber(sub);
         }
+        self.announce_track(&id);
     }
 
     pub(super) fn unpublish(&mut self, track: &TrackId) {
         let Some(publication) = self.router.remove(track) else {
             return;
         };
-        self.totals.tracks.fetch_sub(1, Ordering::Relaxed);
-        let owner = self.participants.get_mut(&publication.owner).map(|p| {
-            p.published.retain(|_, t| t != track);
-            (p.id.to_string(), p.identity.clone())
-        });
+        let remote = publication.origin.is_some();
+        if remote {
+            if publication.link_wanted.is_some_and(|w| w != [false; 3]) {
+                self.totals.link_tracks_in.fetch_sub(1, Ordering::Relaxed);
+            }
+        } else {
+            self.totals.tracks.fetch_sub(1, Ordering::Relaxed);
+            self.totals
+                .link_tracks_out
+                .fetch_sub(publication.taps.len() as i64, Ordering::Relaxed);
+        }
+        let owner = if remote {
+            self.span.remotes.get_mut(&publication.owner).map(|r| {
+                r.tracks.retain(|t| t != track);
+                (r.id.to_string(), r.identity.clone())
+            })
+        } else {
+            self.participants.get_mut(&publication.owner).map(|p| {
+                p.published.retain(|_, t| t != track);
+                (p.id.to_string(), p.identity.clone())
+            })
+        };
         let (owner_id, identity) = match &owner {
             Some((id, identity)) => (id.clone(), identity.clone()),
             None => (String::new(), String::new()),
         };
-        self.events.emit(
-            "track_unpublished",
-            self.id.as_str(),
-            serde_json::json!({
-                "identity": identity,
-                "participantId": owner_id,
-                "trackId": track.to_string(),
-            }),
-        );
+        if !remote {
+            self.span_broadcast(&crate::span::wire::Control::Unpublished {
+                track: track.to_string(),
+            });
+            // A remote track's node tells the event stream.
+            self.events.emit(
+                "track_unpublished",
+                self.id.as_str(),
+                serde_json::json!({
+                    "identity": identity,
+                    "participantId": owner_id,
+                    "trackId": track.to_string(),
+                }),
+            );
+        }
         for s in &publication.subscriptions {
             if let Some(sub) = self.participants.get_mut(&s.subscriber)
                 && let Err(e) = sub.subscriber.pc().remove_track(s.sender_id)
