@@ -2,8 +2,8 @@
 //! by anything else), its registration and room list (refreshed every heartbeat and soon after
 //! rooms change), the claims on its rooms re-asserted (a Redis that restarted empty learns them
 //! again), claims it no longer uses released, dead nodes swept. When another live node holds
-//! the claim of a room served here (after a Redis outage, say), this node's part of the room is
-//! closed with `moved`, so its participants join again at the owner: a room never stays split.
+//! the claim of a room served here (after a Redis outage, say), this node is listed as serving a
+//! part of the room and the two link up: a room never stays split, and nobody is moved.
 //! It never decides where a new room goes ([`crate::placement`]).
 
 use std::collections::HashSet;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use protocol::admin::RoomDetail;
 use redis::AsyncCommands;
-use sfu::{AdminCommand, RoomId, Sfu};
+use sfu::Sfu;
 use tracing::{debug, info, warn};
 
 use crate::load::CpuMeter;
@@ -46,7 +46,7 @@ pub async fn run(cluster: Cluster, sfu: Sfu, snapshots: LocalRooms) {
         cluster.note(&listed);
         if listed.is_ok() {
             let local: HashSet<String> = sfu.room_names().iter().map(|r| r.to_string()).collect();
-            reassert(&cluster, &sfu, &local).await;
+            reassert(&cluster, &local).await;
             release_unused(&cluster, &local, &was_local).await;
             was_local = local;
             sweep(&cluster).await;
@@ -133,8 +133,9 @@ fn json(value: &impl serde::Serialize) -> String {
 }
 
 /// Re-asserts the claim of every room served here, in one call. A room another live node holds
-/// is closed here with `moved`: its participants join again and are sent to that node.
-async fn reassert(cluster: &Cluster, sfu: &Sfu, local: &HashSet<String>) {
+/// is served here as a part of it (the script lists this node): the room spans both nodes, which
+/// link up (signaling's `keep_linked`), and nobody is moved.
+async fn reassert(cluster: &Cluster, local: &HashSet<String>) {
     if local.is_empty() {
         return;
     }
@@ -157,11 +158,10 @@ async fn reassert(cluster: &Cluster, sfu: &Sfu, local: &HashSet<String>) {
         let [room, owner] = pair else { continue };
         warn!(
             room,
-            owner, "another live node holds this room's claim; moving its participants there"
+            owner,
+            "another live node holds this room's claim; this node now serves a part of it and \
+             links to that node"
         );
-        if let Ok(id) = RoomId::new(room) {
-            let _ = sfu.admin(&id, AdminCommand::Relocate).await;
-        }
     }
 }
 

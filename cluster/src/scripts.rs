@@ -24,8 +24,8 @@ return ARGV[1]
 
 /// ARGV = node, key prefix, then the names of the rooms the node serves. Claims each for the
 /// node, as [`CLAIM`] does, in one call; returns the rooms another live node holds, each
-/// followed by that node. A room the node serves a part of (it is in the room's parts) is not
-/// claimed: its part is renewed.
+/// followed by that node, when the node was not yet listed as serving a part of it. A room
+/// another live node owns is never claimed: the node is listed (again) as serving a part of it.
 pub const REASSERT: &str = concat!(
     "local PART_TTL = ",
     "10000",
@@ -40,11 +40,12 @@ for i = 3, #ARGV do
   local parts = p .. 'parts:' .. room
   local part = redis.call('ZSCORE', parts, node)
   if owner and owner ~= node and redis.call('EXISTS', p .. 'alive:' .. owner) == 1 then
-    if part and tonumber(part) >= now then
-      -- a part of a room that spans nodes: still served here
-      redis.call('ZADD', parts, now + PART_TTL, node)
-      redis.call('PEXPIRE', parts, 3 * PART_TTL)
-    else
+    -- Served here while another live node owns it: a part of a room that spans nodes (listed
+    -- when a full node sent joins here, or found split after Redis lost track): renewed, so
+    -- the nodes link up and nobody is moved.
+    redis.call('ZADD', parts, now + PART_TTL, node)
+    redis.call('PEXPIRE', parts, 3 * PART_TTL)
+    if not (part and tonumber(part) >= now) then
       table.insert(taken, room)
       table.insert(taken, owner)
     end

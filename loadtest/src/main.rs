@@ -73,9 +73,10 @@ struct Args {
     /// Participants joining per second.
     #[arg(long, default_value_t = 10.0)]
     ramp: f64,
-    /// The server's process id, for its CPU time and memory (from /proc).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process id, for its CPU time and memory (from /proc); several,
+    /// comma-separated, for a cluster's nodes: their CPU times and peak memory add up.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Print the report as JSON on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -135,7 +136,7 @@ async fn main() -> ExitCode {
         tiles,
         duration: Duration::from_secs(args.duration),
         ramp_per_second: args.ramp,
-        server_pid: args.server_pid,
+        server_pids: args.server_pid,
         status_line: std::io::stderr().is_terminal()
             || std::env::var_os("LOADTEST_STATUS").is_some(),
     };

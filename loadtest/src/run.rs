@@ -84,9 +84,7 @@ impl Scenario {
 /// Runs the scenario and reports what it saw.
 pub async fn run(scenario: Scenario, cache: &std::path::Path) -> Result<Report, RunError> {
     scenario.validate()?;
-    if let Some(pid) = scenario.server_pid {
-        usage::read(pid)?;
-    }
+    usage::read_all(&scenario.server_pids)?;
     let (ws_urls, bridge) = match &scenario.target {
         Target::Switchyard { urls, .. } => {
             for url in urls {
@@ -192,13 +190,13 @@ pub async fn run(scenario: Scenario, cache: &std::path::Path) -> Result<Report, 
             first.unwrap_or_else(|| "no answer from the server".into()),
         ));
     }
-    let before = scenario.server_pid.map(usage::read).transpose()?;
+    let before = usage::read_all(&scenario.server_pids)?;
     measuring.store(true, Ordering::Relaxed);
     let window_start = Instant::now();
     tokio::time::sleep(scenario.duration).await;
     measuring.store(false, Ordering::Relaxed);
     let window = window_start.elapsed();
-    let after = scenario.server_pid.map(usage::read).transpose()?;
+    let after = usage::read_all(&scenario.server_pids)?;
     let _ = stop_tx.send(true);
     let mut participants = Vec::new();
     for task in tasks {

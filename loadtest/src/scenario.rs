@@ -46,7 +46,8 @@ pub struct Scenario {
     pub duration: Duration,
     /// Participants joining per second.
     pub ramp_per_second: f64,
-    pub server_pid: Option<u32>,
+    /// The server's processes (a cluster's nodes), for their CPU time and memory.
+    pub server_pids: Vec<u32>,
     /// Draw the live status line.
     pub status_line: bool,
 }

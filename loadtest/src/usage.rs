@@ -24,6 +24,23 @@ pub struct Usage {
     pub peak_rss: u64,
 }
 
+/// The usage of several processes added up (`None` for none): CPU times and memory summed.
+pub fn read_all(pids: &[u32]) -> Result<Option<Usage>, UsageError> {
+    let mut total: Option<Usage> = None;
+    for pid in pids {
+        let u = read(*pid)?;
+        total = Some(match total {
+            None => u,
+            Some(t) => Usage {
+                cpu: t.cpu + u.cpu,
+                rss: t.rss + u.rss,
+                peak_rss: t.peak_rss + u.peak_rss,
+            },
+        });
+    }
+    Ok(total)
+}
+
 pub fn read(pid: u32) -> Result<Usage, UsageError> {
     let error = |source| UsageError { pid, source };
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(error)?;

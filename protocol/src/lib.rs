@@ -283,8 +283,8 @@ pub enum CloseReason {
     Removed,
     Replaced,
     Disconnected,
-    /// In a cluster: the room is served by another node now; join again (the same way) and
-    /// you are sent there.
+    /// Reserved (a cluster: the room is served by another node now; join again the same way
+    /// and you are sent there). Not sent by this release: a room found on two nodes links up.
     Moved,
 }
 

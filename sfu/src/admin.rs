@@ -12,9 +12,6 @@ pub enum AdminCommand {
     Snapshot,
     /// Tell everyone the room is closed, disconnect them, and close the room.
     Close,
-    /// In a cluster, another node owns the room: tell everyone it moved (they join again and
-    /// are sent there), disconnect them, and close the room here.
-    Relocate,
     /// Remove one participant (it is told `removed`).
     Remove { identity: String },
     /// Mute or unmute one of a participant's published tracks.

@@ -228,9 +228,10 @@ impl Sfu {
         &self.inner.links
     }
 
-    /// One frame that arrived over the link from node `from`: handed to the room it is about
-    /// (waiting while that room's queue is full, which holds the link back). A frame about a
-    /// room not open here is answered with a goodbye.
+    /// One frame that arrived over the link from node `from`: handed to the room it is about.
+    /// A control or data frame waits while that room's queue is full (which holds the link
+    /// back); a media frame is dropped instead, so one busy room never holds up the others. A
+    /// greeting for a room not open here is answered with a goodbye.
     pub async fn link_frame(&self, from: &str, frame: bytes::Bytes) {
         let room = match crate::span::wire::room_of(&frame).map(RoomId::new) {
             Ok(Ok(room)) => room,
@@ -242,27 +243,34 @@ impl Sfu {
                 return;
             }
         };
-        if let Some(media) = self.room_media(&room) {
-            let input = RoomInput::Span(SpanFrame {
-                from: Arc::from(from),
-                frame,
-            });
+        let Some(media) = self.room_media(&room) else {
+            if crate::span::wire::is_hello(&frame)
+                && let Some(link) = self.inner.links.get(from)
+            {
+                let bye =
+                    crate::span::wire::control(room.as_str(), &crate::span::wire::Control::Bye);
+                let _ = link.frames.try_send(bye);
+            }
+            return;
+        };
+        let media_frame = crate::span::wire::is_media(&frame);
+        let input = RoomInput::Span(SpanFrame {
+            from: Arc::from(from),
+            frame,
+        });
+        if media_frame {
+            let _ = media.try_send(input);
+        } else {
             let _ = media.send(input).await;
         }
     }
 
     /// The link to node `from` is gone: every room drops what that node served.
     pub fn link_closed(&self, from: &str) {
-        let from: Arc<str> = Arc::from(from);
-        for room in self.room_names() {
-            let frame = crate::span::wire::control(room.as_str(), &crate::span::wire::Control::Bye);
-            if let Some(media) = self.room_media(&room) {
-                let input = RoomInput::Span(SpanFrame {
-                    from: Arc::clone(&from),
-                    frame,
-                });
-                let _ = media.try_send(input);
-            }
+        for entry in self.rooms().values() {
+            let _ = entry.control.send(RoomControl::PeerGone {
+                node: from.to_owned(),
+            });
         }
     }
 

@@ -35,7 +35,17 @@ pub(crate) struct Remote {
 /// Another node serving a part of the room.
 pub(crate) struct Peer {
     pub link: Option<LinkSender>,
+    /// Whether it has said anything since it was greeted (until then it is greeted again).
+    pub answered: bool,
+    /// A control message to it was lost (link down or full): both sides exchange their whole
+    /// state again at the next chance.
+    pub resync: bool,
+    /// While its link is down, when to look for a new one next (not on every packet).
+    next_lookup: Option<std::time::Instant>,
 }
+
+/// How often a room looks for a link that is down.
+const LOOKUP_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Link traffic of one room since the last flush into the SFU's totals.
 #[derive(Debug, Default, Clone, Copy)]
@@ -90,24 +100,41 @@ impl Span {
             return false;
         }
         let link = self.links.get(node);
-        self.peers.insert(Arc::clone(node), Peer { link });
+        self.peers.insert(
+            Arc::clone(node),
+            Peer {
+                link,
+                answered: false,
+                resync: false,
+                next_lookup: None,
+            },
+        );
         true
     }
 
-    /// Queues a frame for `node`; drops and counts it when the link is down or full.
+    /// Queues a frame for `node`; drops and counts it when the link is down or full (a lost
+    /// control frame marks the peer for a full resync).
     pub fn send(&mut self, node: &str, frame: Bytes) -> bool {
         let Some(peer) = self.peers.get_mut(node) else {
             return false;
         };
         if peer.link.as_ref().is_none_or(|l| l.frames.is_closed()) {
-            peer.link = self.links.get(node);
+            let now = std::time::Instant::now();
+            if peer.next_lookup.is_none_or(|at| now >= at) {
+                peer.link = self.links.get(node);
+                peer.next_lookup = peer.link.is_none().then_some(now + LOOKUP_EVERY);
+            }
         }
+        let control = !wire::is_media(&frame);
         let sent = peer
             .link
             .as_ref()
             .is_some_and(|l| l.frames.try_send(frame).is_ok());
         if !sent {
             self.counts.frames_dropped += 1;
+            if control {
+                peer.resync = true;
+            }
         }
         sent
     }

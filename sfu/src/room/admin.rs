@@ -31,12 +31,6 @@ impl Room {
                 self.closed_by_admin = true;
                 Ok(AdminReply::Done)
             }
-            AdminCommand::Relocate => {
-                info!(room = %self.id, "room moved to another node of the cluster");
-                self.close_all(LeaveReason::RoomClosed, CloseReason::Moved);
-                self.closed_by_admin = true;
-                Ok(AdminReply::Done)
-            }
             AdminCommand::Remove { identity } => {
                 let key = self.key_of(&identity)?;
                 info!(room = %self.id, %identity, "participant removed by an admin");
@@ -192,6 +186,10 @@ impl Room {
                 .get(&key)
                 .map(|p| p.id.to_string())
                 .unwrap_or_default();
+            self.span_broadcast(&crate::span::wire::Control::Muted {
+                track: track_id.to_string(),
+                muted,
+            });
             // Everyone, the publisher included, learns the new state.
             let message = ServerMessage::TrackMuted {
                 participant_id,

@@ -34,14 +34,38 @@ impl Room {
         self.media_tx.clone()
     }
 
-    /// The nodes serving other parts of this room: each new one is greeted.
+    /// The nodes serving other parts of this room (told after each join and every 2 s while
+    /// the room spans): each new one is greeted, and so is one that has not answered yet or
+    /// missed a control message (both sides then exchange their whole state again).
     pub(super) fn on_span_peers(&mut self, peers: Vec<String>) {
         for node in peers {
             let node = self.span.node_name(&node);
-            if self.span.add_peer(&node) {
+            let greet = if self.span.add_peer(&node) {
                 info!(room = %self.id, peer = %node, "the room spans another node");
-                self.span_send(&node, &Control::Hello { reply: true });
+                true
+            } else {
+                self.span
+                    .peers
+                    .get_mut(&node)
+                    .is_some_and(|p| !p.answered || std::mem::take(&mut p.resync))
+            };
+            if greet {
+                let hello = self.hello(true);
+                self.span_send(&node, &hello);
             }
+        }
+    }
+
+    /// A greeting naming every participant this node serves.
+    fn hello(&self, reply: bool) -> Control {
+        Control::Hello {
+            reply,
+            participants: self
+                .participants
+                .values()
+                .filter(|p| !p.grants.hidden)
+                .map(|p| p.id.to_string())
+                .collect(),
         }
     }
 
@@ -85,16 +109,38 @@ impl Room {
         {
             return;
         }
+        if let Some(peer) = self.span.peers.get_mut(&**from) {
+            peer.answered = true;
+        }
         match message {
-            Control::Hello { reply } => {
+            Control::Hello {
+                reply,
+                participants,
+            } => {
                 let from = self.span.node_name(from);
                 if self.span.add_peer(&from) {
                     info!(room = %self.id, peer = %from, "the room spans another node");
                 }
+                if let Some(peer) = self.span.peers.get_mut(&from) {
+                    peer.answered = true;
+                }
+                // Whoever it no longer serves left (a `left` the link lost).
+                for key in self.span.remotes_of(&from) {
+                    let gone = self
+                        .span
+                        .remotes
+                        .get(&key)
+                        .is_some_and(|r| !participants.iter().any(|id| id == r.id.as_str()));
+                    if gone {
+                        self.remove_remote(key, LeaveReason::Disconnected);
+                    }
+                }
                 if reply {
-                    self.span_send(&from, &Control::Hello { reply: false });
+                    let hello = self.hello(false);
+                    self.span_send(&from, &hello);
                 }
                 self.send_state(&from);
+                self.resend_wants(&from);
             }
             Control::Joined { id, identity, name } => {
                 if self.span.remote_key(from, &id).is_some() {
@@ -165,6 +211,25 @@ impl Room {
         }
         for message in messages {
             self.span_send(node, &message);
+        }
+    }
+
+    /// Asks `node` again for the layers this node needs of its tracks (a want the link may have
+    /// lost).
+    fn resend_wants(&mut self, node: &str) {
+        let wants: Vec<Control> = self
+            .router
+            .publications()
+            .filter(|p| p.origin.as_deref() == Some(node))
+            .filter_map(|p| {
+                p.link_wanted.map(|layers| Control::Want {
+                    track: p.id.to_string(),
+                    layers,
+                })
+            })
+            .collect();
+        for want in wants {
+            self.span_send(node, &want);
         }
     }
 
@@ -483,7 +548,7 @@ impl Room {
     }
 
     /// A node no longer serves this room (it said goodbye, or its link went down).
-    fn drop_peer(&mut self, node: &str) {
+    pub(super) fn drop_peer(&mut self, node: &str) {
         if self.span.peers.remove(node).is_none() {
             return;
         }

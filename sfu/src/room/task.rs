@@ -29,6 +29,8 @@ pub(crate) enum RoomControl {
     },
     /// The other nodes serving parts of the room (a cluster).
     Span { peers: Vec<String> },
+    /// The link to this node went down.
+    PeerGone { node: String },
 }
 
 /// What one turn of the loop ended with.
@@ -136,6 +138,10 @@ impl Room {
             }
             RoomControl::Span { peers } => {
                 self.guarded(0, |room| room.on_span_peers(peers));
+                Turn::Continue
+            }
+            RoomControl::PeerGone { node } => {
+                self.guarded(0, |room| room.drop_peer(&node));
                 Turn::Continue
             }
             RoomControl::Admin { command, reply } => {

@@ -23,8 +23,12 @@ const DATA: u8 = 3;
 pub(crate) enum Control {
     /// "I serve a part of this room": the receiver adds the sender as a peer of the room and
     /// sends it its participants and tracks (and, with `reply`, a hello of its own).
+    /// `participants` are the ids of every participant the sender serves now: the receiver
+    /// forgets any other it holds from the sender (a `left` the link lost).
     Hello {
         reply: bool,
+        #[serde(default)]
+        participants: Vec<String>,
     },
     /// A participant of the sender's part.
     Joined {
@@ -197,6 +201,17 @@ pub(crate) fn data(room: &str, reliable: bool, message: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Whether a frame carries media (which may be dropped when its room is busy; control and
+/// data frames wait).
+pub(crate) fn is_media(frame: &[u8]) -> bool {
+    frame.first() == Some(&MEDIA)
+}
+
+/// Whether a frame is a greeting (answered with a goodbye when its room is not open here).
+pub(crate) fn is_hello(frame: &Bytes) -> bool {
+    matches!(decode(frame), Ok(Frame::Control(Control::Hello { .. })))
+}
+
 /// The room a frame is about (read before the frame is handed to that room).
 pub(crate) fn room_of(frame: &[u8]) -> Result<&str, WireError> {
     let len = *frame.get(1).ok_or(WireError::Short)? as usize;
@@ -250,11 +265,17 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let hello = control("blue", &Control::Hello { reply: true });
+        let hello = control(
+            "blue",
+            &Control::Hello {
+                reply: true,
+                participants: Vec::new(),
+            },
+        );
         assert_eq!(room_of(&hello), Ok("blue"));
         assert!(matches!(
             decode(&hello),
-            Ok(Frame::Control(Control::Hello { reply: true }))
+            Ok(Frame::Control(Control::Hello { reply: true, .. }))
         ));
         let m = media("blue", "TR_abc", Layer::H, &[0x80, 96, 0, 1]);
         match decode(&m) {
