@@ -19,10 +19,10 @@
 //! carries what this node sends, and both are read until they close.
 //!
 //! It never interprets a frame (they are opaque bytes to it), never touches a room, and never
-//! logs the secret or a frame. Links run over `ws://` only: this build of tokio-tungstenite
-//! has no TLS, so a node whose URL is `https://` cannot be dialled (the frames are sealed
-//! either way; only the WebSocket upgrade itself would be in the clear).
+//! logs the secret or a frame. A node whose URL is `https://` is dialled over TLS
+//! (`node_link/tls.rs`, which explains why its certificate need not be from a public CA).
 
+mod tls;
 mod wire;
 
 use std::net::SocketAddr;
@@ -78,12 +78,6 @@ pub enum NodeLinkError {
     /// The node is not among the live nodes this node knows.
     #[error("node {0} is not among the cluster's live nodes (dead, or not registered yet)")]
     UnknownNode(String),
-    /// The node's URL is `https://`, and links have no TLS.
-    #[error(
-        "node {node} is at {url} (HTTPS); links between nodes run over plain ws:// only (the \
-         frames are sealed anyway): give nodes an http:// [cluster] node_url"
-    )]
-    NoTls { node: String, url: String },
     /// The WebSocket could not be opened.
     #[error("cannot open a link to node {node} at {url}: {detail}")]
     Connect {
@@ -490,44 +484,30 @@ impl LinkContext {
     /// its own.
     async fn dial(&self, node: &NodeInfo) -> Result<(), NodeLinkError> {
         let url = link_url(&node.url);
-        if url.starts_with("wss://") {
-            return Err(NodeLinkError::NoTls {
-                node: node.id.clone(),
-                url: node.url.clone(),
-            });
-        }
-        let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let connect_error = |detail: String| NodeLinkError::Connect {
+            node: node.id.clone(),
+            url: url.clone(),
+            detail,
+        };
+        let linked = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
             let config = WebSocketConfig::default()
                 .max_message_size(Some(MAX_MESSAGE))
                 .max_frame_size(Some(MAX_MESSAGE));
-            // No Nagle: frames are media, each wanted at once.
-            let (socket, _) =
-                tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
-                    .await
-                    .map_err(|e| NodeLinkError::Connect {
-                        node: node.id.clone(),
-                        url: url.clone(),
-                        detail: e.to_string(),
-                    })?;
-            let (mut tx, mut rx) = wire::tungstenite_halves(socket);
-            let closed = |detail: String| NodeLinkError::Closed {
-                peer: node.id.clone(),
-                detail,
-            };
-            let (initiator, hello) =
-                Initiator::new(&self.secret, &self.prefix, &self.me, &node.id)?;
-            tx.send(Outgoing::Binary(hello.into()))
-                .await
-                .map_err(|e| closed(e.to_string()))?;
-            let reply = wire::next_binary(&mut rx).await.map_err(closed)?;
-            let (confirm, sealer, opener) = match initiator.on_reply(&reply) {
-                Ok(keys) => keys,
-                Err(error) => return Err(refuse(&mut tx, error).await),
-            };
-            tx.send(Outgoing::Binary(confirm.into()))
-                .await
-                .map_err(|e| closed(e.to_string()))?;
-            Ok((tx, rx, sealer, opener))
+            if url.starts_with("wss://") {
+                let stream = tls::connect(&url).await.map_err(connect_error)?;
+                let (socket, _) =
+                    tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))
+                        .await
+                        .map_err(|e| connect_error(e.to_string()))?;
+                self.initiate(node, wire::tungstenite_halves(socket)).await
+            } else {
+                // No Nagle: frames are media, each wanted at once.
+                let (socket, _) =
+                    tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true)
+                        .await
+                        .map_err(|e| connect_error(e.to_string()))?;
+                self.initiate(node, wire::tungstenite_halves(socket)).await
+            }
         })
         .await
         .unwrap_or_else(|_| {
@@ -535,8 +515,38 @@ impl LinkContext {
                 peer: node.id.clone(),
             })
         });
-        let (tx, rx, sealer, opener) = connected?;
+        linked?;
         info!(node = %node.id, %url, "linked to another node");
+        Ok(())
+    }
+
+    /// The initiator's side of the handshake on an open WebSocket; then the connection runs on
+    /// a task of its own.
+    async fn initiate<T, R>(
+        &self,
+        node: &NodeInfo,
+        (mut tx, mut rx): (T, R),
+    ) -> Result<(), NodeLinkError>
+    where
+        T: Sink<Outgoing, Error = WireError> + Unpin + Send + 'static,
+        R: Stream<Item = Result<Incoming, WireError>> + Unpin + Send + 'static,
+    {
+        let closed = |detail: String| NodeLinkError::Closed {
+            peer: node.id.clone(),
+            detail,
+        };
+        let (initiator, hello) = Initiator::new(&self.secret, &self.prefix, &self.me, &node.id)?;
+        tx.send(Outgoing::Binary(hello.into()))
+            .await
+            .map_err(|e| closed(e.to_string()))?;
+        let reply = wire::next_binary(&mut rx).await.map_err(closed)?;
+        let (confirm, sealer, opener) = match initiator.on_reply(&reply) {
+            Ok(keys) => keys,
+            Err(error) => return Err(refuse(&mut tx, error).await),
+        };
+        tx.send(Outgoing::Binary(confirm.into()))
+            .await
+            .map_err(|e| closed(e.to_string()))?;
         tokio::spawn(start(self, &node.id, tx, rx, sealer, opener));
         Ok(())
     }

@@ -72,6 +72,80 @@ async fn node(id: &str, secret: &[u8], prefix: &str) -> Node {
     }
 }
 
+/// A TLS front (self-signed certificate) for the plain node at `plain`, as a reverse proxy
+/// or the server's own HTTPS would be; returns its address.
+async fn tls_front(plain: &str) -> SocketAddr {
+    let plain = plain.trim_start_matches("http://").to_owned();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, plain) = (acceptor.clone(), plain.clone());
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await
+                    && let Ok(mut back) = tokio::net::TcpStream::connect(plain).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut back).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_node_behind_https_with_a_self_signed_certificate_links() {
+    let a = node("node-a", SECRET, "sy").await;
+    let b = node("node-b", SECRET, "sy").await;
+    let front = tls_front(&b.info.url).await;
+    let https = cluster::NodeInfo {
+        url: format!("https://{front}"),
+        ..b.info.clone()
+    };
+    a.context.ensure(&https).await.unwrap();
+    assert!(a.context.sfu.links().is_up("node-b"));
+    assert!(
+        eventually(Duration::from_secs(2), || b
+            .context
+            .sfu
+            .links()
+            .is_up("node-a"))
+        .await
+    );
+    // A frame crosses (one that did not open would end the link).
+    let to_b = a.context.sfu.links().get("node-b").unwrap();
+    to_b.frames.send(Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(a.context.links.links_up(&a.context.sfu), 1);
+    // The wrong secret still fails behind TLS: TLS is not what lets a node in.
+    let c = node("node-c", b"another-secret-another-secret-xx", "sy").await;
+    let err = c.context.ensure(&https).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeLinkError::Handshake(_) | NodeLinkError::Closed { .. }
+        ),
+        "{err:?}"
+    );
+    a.context.cancel.cancel();
+    b.context.cancel.cancel();
+    c.context.cancel.cancel();
+}
+
 /// Waits up to `limit` for `check`.
 async fn eventually(limit: Duration, check: impl Fn() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
@@ -237,7 +311,7 @@ async fn the_wrong_node_or_another_cluster_is_refused() {
 }
 
 #[tokio::test]
-async fn an_unreachable_node_fails_fast_and_https_is_refused() {
+async fn an_unreachable_node_fails_fast_over_ws_and_over_tls() {
     let a = node("node-a", SECRET, "sy").await;
     // A port nothing listens on.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -259,14 +333,16 @@ async fn an_unreachable_node_fails_fast_and_https_is_refused() {
         0,
         "no socket, no handshake"
     );
+    // An https:// node is dialled over TLS: nothing listens there, so the TCP connect fails.
     let https = cluster::NodeInfo {
-        url: "https://node.example".into(),
+        url: gone.url.replace("http://", "https://"),
         ..gone.clone()
     };
-    assert!(matches!(
-        a.context.ensure(&https).await,
-        Err(NodeLinkError::NoTls { .. })
-    ));
+    let err = a.context.ensure(&https).await.unwrap_err();
+    assert!(
+        matches!(&err, NodeLinkError::Connect { url, .. } if url.starts_with("wss://")),
+        "{err:?}"
+    );
     assert!(matches!(
         a.context.ensure(&a.info).await,
         Err(NodeLinkError::ToSelf(_))

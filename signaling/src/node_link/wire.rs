@@ -6,9 +6,8 @@
 use axum::extract::ws::{Message as AxumMessage, WebSocket};
 use bytes::Bytes;
 use futures::{Sink, SinkExt, Stream, StreamExt, future};
-use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as TungMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// What a node link sends.
 pub(super) enum Outgoing {
@@ -60,12 +59,15 @@ pub(super) fn axum_halves(
 }
 
 /// The dialling side's socket as a sink and a stream.
-pub(super) fn tungstenite_halves(
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+pub(super) fn tungstenite_halves<S>(
+    socket: WebSocketStream<S>,
 ) -> (
     impl Sink<Outgoing, Error = WireError> + Unpin + Send + 'static,
     impl Stream<Item = Result<Incoming, WireError>> + Unpin + Send + 'static,
-) {
+)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = socket.split();
     let tx = tx
         .sink_map_err(|e| WireError(e.to_string()))
