@@ -459,6 +459,47 @@ async fn a_room_found_on_two_nodes_joins_up_across_them() {
             "{who} sees {other} across the two nodes"
         );
     }
+    // An admin removes Bob through node x: the request goes to Bob's node, y.
+    let (status, answered_by, _) =
+        api(&x, "DELETE", "/api/rooms/split-room/participants/bob", None).await;
+    assert_eq!((status, answered_by.as_str()), (204, "y"));
+    let left = ann
+        .wait_message(Duration::from_secs(10), |m| match m {
+            protocol::ServerMessage::ParticipantLeft { identity, .. } => Some(identity.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        left.as_deref(),
+        Some("bob"),
+        "ann hears that bob was removed"
+    );
+    // Closing the room on one node closes it on every node serving it.
+    let mut cat = participant(&y, "cat", "split-room", false).await;
+    let joined = ann
+        .wait_message(Duration::from_secs(10), |m| match m {
+            protocol::ServerMessage::ParticipantJoined { participant } => {
+                Some(participant.identity.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(joined.as_deref(), Some("cat"));
+    let (status, _, _) = api(&x, "DELETE", "/api/rooms/split-room", None).await;
+    assert_eq!(status, 204);
+    for (who, client) in [("ann", &mut ann), ("cat", &mut cat)] {
+        let reason = client
+            .wait_message(Duration::from_secs(10), |m| match m {
+                protocol::ServerMessage::Closed { reason } => Some(*reason),
+                _ => None,
+            })
+            .await;
+        assert_eq!(
+            reason,
+            Some(protocol::CloseReason::RoomClosed),
+            "{who} is told the room closed"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

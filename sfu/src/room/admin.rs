@@ -27,6 +27,7 @@ impl Room {
             AdminCommand::Snapshot => Ok(AdminReply::Room(Box::new(self.detail(now)))),
             AdminCommand::Close => {
                 info!(room = %self.id, "room closed by an admin");
+                self.span_broadcast(&crate::span::wire::Control::Close);
                 self.close_all(LeaveReason::RoomClosed, CloseReason::RoomClosed);
                 self.closed_by_admin = true;
                 Ok(AdminReply::Done)

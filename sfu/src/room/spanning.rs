@@ -191,6 +191,16 @@ impl Room {
                 }
             }
             Control::Bye => self.drop_peer(from),
+            Control::Close => {
+                info!(room = %self.id, peer = %from, "room closed by an admin on another node");
+                self.close_all(LeaveReason::RoomClosed, protocol::CloseReason::RoomClosed);
+                self.closed_by_admin = true;
+                // Closes at the next timer: an empty room whose time is up.
+                self.empty_since = Some(
+                    now.checked_sub(self.config.empty_room_timeout)
+                        .unwrap_or(now),
+                );
+            }
         }
     }
 

@@ -70,6 +70,8 @@ pub(crate) enum Control {
     },
     /// The sender no longer serves this room.
     Bye,
+    /// An admin closed the room: every node closes its part.
+    Close,
 }
 
 /// A track's codec, as the subscriber side needs it to negotiate down-tracks.
