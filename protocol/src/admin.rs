@@ -53,6 +53,10 @@ pub struct RoomSummary {
     /// In a cluster: the id of the node that serves the room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// In a cluster, a room larger than one node: every node serving a part of it (`node`
+    /// owns it); empty when one node serves it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// `GET /api/rooms`.
@@ -163,6 +167,9 @@ pub struct ParticipantDetail {
     pub tracks: Vec<TrackDetail>,
     /// Ids of the tracks it receives.
     pub subscriptions: Vec<String>,
+    /// In a cluster, a room larger than one node: the node serving this participant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// One published track in a room's detail.
@@ -308,6 +315,7 @@ mod tests {
                     codecs: vec![],
                 },
                 recording_state: None,
+                nodes: Vec::new(),
                 node: None,
             },
             participants: vec![],

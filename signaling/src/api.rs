@@ -429,6 +429,9 @@ async fn get_room(
                 .cluster
                 .as_ref()
                 .map(|link| link.cluster.node_id().to_owned());
+            if let Some(link) = &state.cluster {
+                link.with_other_parts(&mut detail).await;
+            }
             Ok(json(StatusCode::OK, detail))
         }
         _ => Err(AdminError::Unavailable.into()),

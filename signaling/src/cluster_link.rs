@@ -9,6 +9,7 @@
 //! node directly (see `docs/cluster.md`), and in exchange no node carries another's signaling
 //! and a node that dies takes only its own connections with it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -265,8 +266,35 @@ impl ClusterLink {
                 warn!(error = %e, "listing the other nodes' rooms failed; listing this node's")
             }
         }
-        rooms.sort_by(|a, b| a.name.cmp(&b.name).then(a.node.cmp(&b.node)));
-        rooms
+        // A room larger than one node is listed once, under its owner.
+        let mut owners = HashMap::new();
+        for name in crate::room_parts::spanning_names(&rooms) {
+            if let Ok(Some(owner)) = self.cluster.owner(&name).await {
+                owners.insert(name, owner.id);
+            }
+        }
+        crate::room_parts::merge_listing(rooms, &owners)
+    }
+
+    /// Adds to this node's detail of a room the participants other nodes serve in it (a room
+    /// larger than one node), as they last reported them.
+    pub async fn with_other_parts(&self, detail: &mut RoomDetail) {
+        let Ok(nodes) = self.cluster.rooms().await else {
+            return;
+        };
+        let here = self.cluster.node_id().to_owned();
+        let others = nodes
+            .into_iter()
+            .filter(|n| n.node != here)
+            .filter_map(|n| {
+                let node = n.node;
+                n.rooms
+                    .into_iter()
+                    .find(|r| r.summary.name == detail.summary.name)
+                    .map(|r| (node, r))
+            })
+            .collect();
+        crate::room_parts::merge_detail(detail, &here, others);
     }
 
     /// The cluster's events for an SSE reader, after `last_id` (a stream id) when given, then

@@ -28,6 +28,7 @@ mod owner_routing;
 pub mod rate_limit;
 pub mod recording;
 pub mod resume;
+mod room_parts;
 pub mod spanning;
 mod state;
 pub mod webhooks;

@@ -459,6 +459,52 @@ async fn a_room_found_on_two_nodes_joins_up_across_them() {
             "{who} sees {other} across the two nodes"
         );
     }
+    // The admin API lists the room once, with both nodes, and its detail names each
+    // participant's node.
+    wait_for(
+        "node x to list the room once, on both nodes",
+        Duration::from_secs(10),
+        async || {
+            let (_, _, list) = api(&x, "GET", "/api/rooms", None).await;
+            let of_room: Vec<&Value> = list["rooms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["name"] == "split-room")
+                .collect();
+            match of_room.as_slice() {
+                [r] if r["participantCount"] == 2
+                    && r["nodes"] == json!(["x", "y"])
+                    && r["node"] == "y" =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("listed {list}")),
+            }
+        },
+    )
+    .await;
+    let (_, _, detail) = api(&x, "GET", "/api/rooms/split-room", None).await;
+    let mut who: Vec<(String, String)> = detail["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            (
+                p["identity"].as_str().unwrap_or_default().to_owned(),
+                p["node"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    who.sort();
+    assert_eq!(
+        who,
+        [
+            ("ann".to_owned(), "x".to_owned()),
+            ("bob".to_owned(), "y".to_owned())
+        ],
+        "{detail}"
+    );
     // An admin removes Bob through node x: the request goes to Bob's node, y.
     let (status, answered_by, _) =
         api(&x, "DELETE", "/api/rooms/split-room/participants/bob", None).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchyard_tests::browser::{Driver, eval, wait_for_script, wait_until_data_flows};
-use switchyard_tests::cluster_node::ClusterNode;
+use switchyard_tests::cluster_node::{ClusterNode, dev_admin_token};
 use switchyard_tests::cluster_pages::{page_node, wait_all_decoding};
 use switchyard_tests::media::{
     num, record_events, recorded, run, track_stats, wait_connected, wait_video_track,
@@ -99,6 +99,35 @@ async fn four_pages_on_two_nodes_share_one_room() {
          publishers: a track crossed more than once",
         a_in - a_link_in
     );
+
+    // Node B's admin API lists the room once: four participants, on both nodes, owned by A.
+    let admin = dev_admin_token(&b.url()).await;
+    wait_for(
+        "node B to list the room once with its four participants",
+        Duration::from_secs(10),
+        async || {
+            let list: serde_json::Value = reqwest::Client::new()
+                .get(format!("{}/api/rooms", b.url()))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            let rooms = list["rooms"].as_array().cloned().unwrap_or_default();
+            match rooms.as_slice() {
+                [r] if r["participantCount"] == 4
+                    && r["node"] == "node-a"
+                    && r["nodes"] == json!(["node-a", "node-b"]) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("listed {list}")),
+            }
+        },
+    )
+    .await;
 
     // Simulcast across the link: Cat (on node B) caps Ann's camera (on node A) at q, then
     // lets it go back up to f; her page receives each layer's picture size.

@@ -88,6 +88,7 @@ impl Room {
             },
             recording_state: None,
             node: None,
+            nodes: Vec::new(),
         }
     }
 
@@ -145,6 +146,7 @@ impl Room {
             grants: p.grants.clone(),
             tracks,
             subscriptions,
+            node: None,
         })
     }
 
