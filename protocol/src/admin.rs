@@ -143,6 +143,60 @@ pub struct RecordingInfo {
     pub playlist_url: String,
 }
 
+/// `POST /api/rooms/{room}/broadcast`'s body (every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct StartBroadcast {
+    /// Anyone may watch without a token; otherwise viewers need a join token for the room.
+    pub public: bool,
+    pub layout: BroadcastLayout,
+}
+
+/// What the broadcast's picture shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BroadcastLayout {
+    /// Everyone in a grid.
+    #[default]
+    Grid,
+    /// The active speaker fills the picture; the others in a row of thumbnails.
+    Speaker,
+}
+
+/// Where a broadcast is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BroadcastState {
+    Starting,
+    Live,
+    Stopping,
+    Ended,
+    Failed,
+}
+
+/// A room's broadcast (`POST`, `GET`, `DELETE /api/rooms/{room}/broadcast`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BroadcastInfo {
+    /// Random; part of every media URL of this broadcast.
+    pub id: String,
+    pub room: String,
+    pub state: BroadcastState,
+    pub public: bool,
+    pub layout: BroadcastLayout,
+    /// Why it failed (`failed` only).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    #[serde(default)]
+    pub stopped_at: Option<String>,
+    /// The watch page: `/watch/{room}`.
+    pub watch_url: String,
+    /// The multivariant playlist: `/watch/{room}/live.m3u8`.
+    pub playlist_url: String,
+}
+
 /// `GET /api/recordings`: newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingList {

@@ -5,6 +5,7 @@
 //! no validation beyond what serde does.
 
 pub mod admin;
+pub mod broadcast;
 pub mod data;
 
 use serde::{Deserialize, Serialize};

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
-use crate::compositor::{PictureSlot, TILE_HEIGHT, TILE_WIDTH, picture_len};
+use crate::compositor::{Canvas, PictureSlot};
 use crate::frames::VideoCodec;
 
 /// Frames waiting for the decoder; beyond this the decoder is stalled and frames are dropped.
@@ -22,11 +22,17 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Starts ffmpeg for `codec`; its pictures land in `slot`.
-    pub fn start(ffmpeg: &Path, codec: VideoCodec, slot: PictureSlot) -> std::io::Result<Decoder> {
+    /// Starts ffmpeg for `codec`; its pictures, at `canvas`'s tile size, land in `slot`.
+    pub fn start(
+        ffmpeg: &Path,
+        codec: VideoCodec,
+        slot: PictureSlot,
+        canvas: Canvas,
+    ) -> std::io::Result<Decoder> {
+        let (tile_width, tile_height) = canvas.tile();
         let filter = format!(
-            "scale={TILE_WIDTH}:{TILE_HEIGHT}:force_original_aspect_ratio=decrease,\
-             pad={TILE_WIDTH}:{TILE_HEIGHT}:(ow-iw)/2:(oh-ih)/2,format=yuv420p"
+            "scale={tile_width}:{tile_height}:force_original_aspect_ratio=decrease,\
+             pad={tile_width}:{tile_height}:(ow-iw)/2:(oh-ih)/2,format=yuv420p"
         );
         let mut child = Command::new(ffmpeg)
             .args(["-hide_banner", "-loglevel", "error", "-nostats"])
@@ -71,7 +77,7 @@ impl Decoder {
         std::thread::Builder::new()
             .name("decoder-output".into())
             .spawn(move || {
-                let mut picture = vec![0; picture_len(TILE_WIDTH, TILE_HEIGHT)];
+                let mut picture = vec![0; canvas.tile_bytes()];
                 let mut pictures = 0u64;
                 while stdout.read_exact(&mut picture).is_ok() {
                     pictures += 1;
@@ -81,7 +87,7 @@ impl Decoder {
                     // Hand the filled buffer over and read the next picture into a new one.
                     let done = Arc::new(std::mem::replace(
                         &mut picture,
-                        vec![0; picture_len(TILE_WIDTH, TILE_HEIGHT)],
+                        vec![0; canvas.tile_bytes()],
                     ));
                     if let Ok(mut latest) = slot.lock() {
                         *latest = Some(done);

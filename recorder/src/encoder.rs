@@ -1,7 +1,8 @@
-//! The HLS writer: one ffmpeg process that encodes the composed canvas (raw YUV on stdin) to
-//! H.264 and the mix (raw PCM over a loopback TCP connection) to AAC, and writes an fMP4 HLS
-//! event playlist. Two threads feed it, paced by the wall clock: the canvas at [`FPS`] and the
-//! mix every 20 ms, so audio and video stay in step with real time and with each other.
+//! The encoder: one ffmpeg process that encodes the composed canvas (raw YUV on stdin) to
+//! H.264 and the mix (raw PCM over a loopback TCP connection) to AAC, and either writes an fMP4
+//! HLS event playlist (a recording) or the broadcast ladder's fragmented MP4 streams
+//! ([`crate::ladder`]). Two threads feed it, paced by the wall clock: the canvas at [`FPS`] and
+//! the mix every 20 ms, so audio and video stay in step with real time and with each other.
 //!
 //! Crash safety comes from ffmpeg's HLS muxer: a segment is written to a temporary file and
 //! renamed, and only then listed in the playlist, so a listed segment is always complete. If
@@ -18,7 +19,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::audio::{FRAME_SAMPLES, Mix, SAMPLE_RATE, to_pcm};
-use crate::compositor::{CANVAS_HEIGHT, CANVAS_WIDTH, PictureSlot, compose, picture_len};
+use crate::compositor::{Canvas, PictureSlot, compose};
+use crate::ladder::{self, Sink};
 
 /// Canvas frames per second.
 pub const FPS: u32 = 15;
@@ -29,6 +31,16 @@ pub const PLAYLIST: &str = "playlist.m3u8";
 
 /// Who is on the canvas, in order: participant id and latest picture.
 pub type Roster = Arc<std::sync::Mutex<Vec<(String, PictureSlot)>>>;
+/// The participant the speaker layout fills the canvas with; `None` inside: the grid.
+pub type Focus = Arc<std::sync::Mutex<Option<String>>>;
+
+/// Where the encoder's output goes.
+pub enum Output {
+    /// A recording: `playlist.m3u8` and its segments in this folder.
+    Hls(PathBuf),
+    /// A broadcast: the ladder's streams, as frames on `Sink`; the canvas follows `Focus`.
+    Ladder(Sink, Focus),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
@@ -39,6 +51,8 @@ pub enum EncoderError {
     },
     #[error("cannot open the audio input for ffmpeg: {0}")]
     AudioSocket(std::io::Error),
+    #[error("cannot open a loopback socket for ffmpeg's broadcast streams: {0}")]
+    OutputSocket(std::io::Error),
     #[error("ffmpeg failed ({status}): {detail}")]
     Failed { status: ExitStatus, detail: String },
     #[error("ffmpeg did not finish within {0:?}")]
@@ -51,13 +65,15 @@ pub struct Encoder {
     video: Option<JoinHandle<()>>,
     audio: Option<JoinHandle<()>>,
     stderr: Option<JoinHandle<String>>,
+    /// The ladder's stream readers (none for a recording).
+    outputs: Vec<JoinHandle<()>>,
 }
 
 impl Encoder {
-    /// Starts ffmpeg writing `out/playlist.m3u8` and the threads that feed it.
+    /// Starts ffmpeg writing `output` and the threads that feed it.
     pub fn start(
         ffmpeg: &Path,
-        out: &Path,
+        output: Output,
         roster: Roster,
         mix: Mix,
     ) -> Result<Encoder, EncoderError> {
@@ -67,44 +83,32 @@ impl Encoder {
             .local_addr()
             .map_err(EncoderError::AudioSocket)?
             .port();
-        let size = format!("{CANVAS_WIDTH}x{CANVAS_HEIGHT}");
+        let (canvas, focus) = match &output {
+            Output::Hls(_) => (Canvas::RECORDING, None),
+            Output::Ladder(_, focus) => (Canvas::BROADCAST, Some(Arc::clone(focus))),
+        };
+        let size = format!("{}x{}", canvas.width, canvas.height);
         let fps = FPS.to_string();
-        let gop = (FPS * SEGMENT_SECONDS).to_string();
-        let mut child = Command::new(ffmpeg)
+        let mut command = Command::new(ffmpeg);
+        command
             .args(["-hide_banner", "-loglevel", "error", "-nostats", "-y"])
             .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", &size])
             .args(["-r", &fps, "-i", "pipe:0"])
             .args(["-f", "s16le", "-ar", "48000", "-ac", "1"])
             .arg("-i")
-            .arg(format!("tcp://127.0.0.1:{audio_port}"))
-            .args(["-map", "0:v", "-map", "1:a"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "superfast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args(["-profile:v", "main", "-pix_fmt", "yuv420p", "-crf", "26"])
-            .args(["-maxrate", "2500k", "-bufsize", "5000k"])
-            .args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
-            .args(["-c:a", "aac", "-b:a", "96k", "-ac", "2"])
-            .args(["-f", "hls", "-hls_time", &SEGMENT_SECONDS.to_string()])
-            .args(["-hls_list_size", "0", "-hls_playlist_type", "event"])
-            .args([
-                "-hls_segment_type",
-                "fmp4",
-                "-hls_fmp4_init_filename",
-                "init.mp4",
-            ])
-            .args([
-                "-hls_flags",
-                "program_date_time+independent_segments+temp_file",
-            ])
-            .arg("-hls_segment_filename")
-            .arg(out.join("seg_%05d.m4s"))
-            .arg(out.join(PLAYLIST))
+            .arg(format!("tcp://127.0.0.1:{audio_port}"));
+        let streams = match output {
+            Output::Hls(out) => {
+                hls_args(&mut command, &out);
+                None
+            }
+            Output::Ladder(sink, _) => {
+                let listeners = ladder::add_args(&mut command, FPS * SEGMENT_SECONDS)
+                    .map_err(EncoderError::OutputSocket)?;
+                Some((listeners, sink))
+            }
+        };
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -116,12 +120,16 @@ impl Encoder {
         let stdin = child.stdin.take().expect("stdin is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let stop = Arc::new(AtomicBool::new(false));
+        let outputs = match streams {
+            Some((listeners, sink)) => ladder::read_streams(listeners, sink, &stop),
+            None => Vec::new(),
+        };
         let started = Instant::now();
         let video = {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("canvas".into())
-                .spawn(move || feed_video(stdin, roster, started, &stop))
+                .spawn(move || feed_video(stdin, roster, canvas, focus, started, &stop))
                 .ok()
         };
         let audio = {
@@ -145,6 +153,7 @@ impl Encoder {
             video,
             audio,
             stderr,
+            outputs,
         })
     }
 
@@ -177,6 +186,10 @@ impl Encoder {
                 }
             }
         };
+        // ffmpeg has closed its streams: the readers have sent their last parts.
+        for thread in self.outputs.drain(..) {
+            let _ = thread.join();
+        }
         let log = self
             .stderr
             .take()
@@ -198,6 +211,40 @@ impl Encoder {
     }
 }
 
+/// A recording's encoding and HLS muxer options.
+fn hls_args(command: &mut Command, out: &Path) {
+    let gop = (FPS * SEGMENT_SECONDS).to_string();
+    command
+        .args(["-map", "0:v", "-map", "1:a"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "superfast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args(["-profile:v", "main", "-pix_fmt", "yuv420p", "-crf", "26"])
+        .args(["-maxrate", "2500k", "-bufsize", "5000k"])
+        .args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-b:a", "96k", "-ac", "2"])
+        .args(["-f", "hls", "-hls_time", &SEGMENT_SECONDS.to_string()])
+        .args(["-hls_list_size", "0", "-hls_playlist_type", "event"])
+        .args([
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            "init.mp4",
+        ])
+        .args([
+            "-hls_flags",
+            "program_date_time+independent_segments+temp_file",
+        ])
+        .arg("-hls_segment_filename")
+        .arg(out.join("seg_%05d.m4s"))
+        .arg(out.join(PLAYLIST));
+}
+
 impl Drop for Encoder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -205,23 +252,38 @@ impl Drop for Encoder {
 }
 
 /// Writes one canvas per frame interval, catching up by repeating the canvas when late.
-fn feed_video(mut stdin: ChildStdin, roster: Roster, started: Instant, stop: &AtomicBool) {
-    let mut canvas = vec![0; picture_len(CANVAS_WIDTH, CANVAS_HEIGHT)];
+fn feed_video(
+    mut stdin: ChildStdin,
+    roster: Roster,
+    canvas: Canvas,
+    focus: Option<Focus>,
+    started: Instant,
+    stop: &AtomicBool,
+) {
+    let mut buffer = vec![0; canvas.bytes()];
     let mut written: u64 = 0;
     let frame = Duration::from_secs(1) / FPS;
     while !stop.load(Ordering::SeqCst) {
         let due = (started.elapsed().as_secs_f64() * f64::from(FPS)) as u64 + 1;
         if written < due {
-            let tiles: Vec<_> = match roster.lock() {
-                Ok(roster) => roster
-                    .iter()
-                    .map(|(_, slot)| slot.lock().ok().and_then(|p| p.clone()))
-                    .collect(),
+            let speaker = focus
+                .as_ref()
+                .and_then(|f| f.lock().ok().and_then(|f| f.clone()));
+            let (tiles, focused): (Vec<_>, Option<usize>) = match roster.lock() {
+                Ok(roster) => (
+                    roster
+                        .iter()
+                        .map(|(_, slot)| slot.lock().ok().and_then(|p| p.clone()))
+                        .collect(),
+                    speaker.and_then(|s| roster.iter().position(|(id, _)| *id == s)),
+                ),
                 Err(_) => return,
             };
-            compose(&mut canvas, &tiles);
+            // The speaker layout with nobody speaking yet focuses on the first participant.
+            let focused = focus.as_ref().map(|_| focused.unwrap_or(0));
+            compose(&mut buffer, canvas, &tiles, focused);
             while written < due {
-                if stdin.write_all(&canvas).is_err() {
+                if stdin.write_all(&buffer).is_err() {
                     return;
                 }
                 written += 1;

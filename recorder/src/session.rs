@@ -1,7 +1,7 @@
-//! One recording: join the room, feed every participant's media to the decoders and the mix,
-//! keep the roster in join order for the grid, and finish the playlist when asked to stop, when
-//! the room closes or when the connection is lost. It never publishes: the recorder only receives
-//! the room's media.
+//! One recording or broadcast: join the room, feed every participant's media to the decoders
+//! and the mix, keep the roster in join order for the grid (and the active speaker for the
+//! speaker layout), and finish the output when asked to stop, when the room closes or when the
+//! connection is lost. It never publishes: the sidecar only receives the room's media.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,10 +13,11 @@ use protocol::{ServerMessage, TrackKind};
 use serde_json::json;
 
 use crate::audio::{AudioDecoders, Mix};
-use crate::compositor::PictureSlot;
+use crate::compositor::{Canvas, PictureSlot};
 use crate::decoder::Decoder;
-use crate::encoder::{Encoder, EncoderError, Roster};
+use crate::encoder::{Encoder, EncoderError, Focus, Output, Roster};
 use crate::frames::{FrameAssembler, VideoCodec};
+use crate::ladder::Sink;
 
 /// How long joining may take.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -31,10 +32,31 @@ pub struct RecordingOptions {
     pub room: String,
     /// A join token for `room`, normally with the `recorder` grant.
     pub token: String,
-    /// The folder the playlist and segments go to (created if missing).
-    pub out: PathBuf,
+    /// Where the output goes.
+    pub destination: Destination,
     /// The ffmpeg program.
     pub ffmpeg: PathBuf,
+}
+
+/// A recording's folder, or a broadcast's frames.
+#[derive(Clone)]
+pub enum Destination {
+    /// The folder the playlist and segments go to (created if missing).
+    Folder(PathBuf),
+    /// The broadcast ladder, written as frames to the sink; `speaker_layout`: the canvas
+    /// follows the active speaker instead of showing a grid.
+    Broadcast { sink: Sink, speaker_layout: bool },
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Folder(path) => write!(f, "Folder({})", path.display()),
+            Destination::Broadcast { speaker_layout, .. } => {
+                write!(f, "Broadcast {{ speaker_layout: {speaker_layout} }}")
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,10 +144,12 @@ pub async fn record(
 ) -> Result<Recording, RecordError> {
     let ffmpeg = find_program(&options.ffmpeg)
         .ok_or_else(|| RecordError::MissingProgram(options.ffmpeg.display().to_string()))?;
-    std::fs::create_dir_all(&options.out).map_err(|source| RecordError::Output {
-        path: options.out.clone(),
-        source,
-    })?;
+    if let Destination::Folder(out) = &options.destination {
+        std::fs::create_dir_all(out).map_err(|source| RecordError::Output {
+            path: out.clone(),
+            source,
+        })?;
+    }
     let mut client = Client::connect(&websocket_url(&options.server)).await?;
     client.join(&options.room, &options.token);
     let others = wait_joined(&mut client).await?;
@@ -136,9 +160,21 @@ pub async fn record(
     for id in others {
         add_participant(&roster, &mut participants, id);
     }
-    let mut encoder = Encoder::start(&ffmpeg, &options.out, Arc::clone(&roster), mix.clone())?;
+    let focus: Focus = Arc::default();
+    let (output, canvas, follow_speaker) = match options.destination.clone() {
+        Destination::Folder(out) => (Output::Hls(out), Canvas::RECORDING, false),
+        Destination::Broadcast {
+            sink,
+            speaker_layout,
+        } => (
+            Output::Ladder(sink, Arc::clone(&focus)),
+            Canvas::BROADCAST,
+            speaker_layout,
+        ),
+    };
+    let mut encoder = Encoder::start(&ffmpeg, output, Arc::clone(&roster), mix.clone())?;
     let started = Instant::now();
-    tracing::info!(room = %options.room, out = %options.out.display(), "recording");
+    tracing::info!(room = %options.room, destination = ?options.destination, "recording");
     on_active();
 
     let mut audio = AudioDecoders::new(mix);
@@ -170,7 +206,7 @@ pub async fn record(
                             participants.get_mut(&participant_id).expect("just added")
                         }
                     };
-                    feed_video(&ffmpeg, participant, codec, sequence_number, timestamp, marker, &payload);
+                    feed_video(&ffmpeg, canvas, participant, codec, sequence_number, timestamp, marker, &payload);
                 }
                 Some(ClientEvent::TrackOpened { participant_id, kind: TrackKind::Video, codecs, .. }) => {
                     let known = codecs
@@ -195,6 +231,14 @@ pub async fn record(
                     if let Some(p) = participants.get_mut(&participant_id) {
                         p.video = None;
                         if let Ok(mut picture) = p.slot.lock() { *picture = None; }
+                    }
+                }
+                Some(ClientEvent::Message(ServerMessage::SpeakersChanged { speakers })) => {
+                    // The loudest speaker keeps the canvas until someone else speaks.
+                    if let (true, Some(loudest)) = (follow_speaker, speakers.first())
+                        && let Ok(mut focus) = focus.lock()
+                    {
+                        *focus = Some(loudest.participant_id.clone());
                     }
                 }
                 Some(ClientEvent::Message(ServerMessage::Closed { reason })) => {
@@ -260,8 +304,10 @@ fn add_participant(roster: &Roster, participants: &mut HashMap<String, Participa
     participants.insert(id, Participant { slot, video: None });
 }
 
+#[allow(clippy::too_many_arguments)]
 fn feed_video(
     ffmpeg: &Path,
+    canvas: Canvas,
     participant: &mut Participant,
     codec: VideoCodec,
     sequence: u16,
@@ -274,7 +320,7 @@ fn feed_video(
         .as_ref()
         .is_none_or(|(assembler, _)| assembler.codec() != codec)
     {
-        match Decoder::start(ffmpeg, codec, Arc::clone(&participant.slot)) {
+        match Decoder::start(ffmpeg, codec, Arc::clone(&participant.slot), canvas) {
             Ok(decoder) => participant.video = Some((FrameAssembler::new(codec), decoder)),
             Err(error) => {
                 tracing::warn!(%error, "cannot start a video decoder");

@@ -56,6 +56,7 @@ pub struct Server {
     http: Vec<JoinHandle<std::io::Result<()>>>,
     sfu: Sfu,
     recordings: signaling::recording::Recordings,
+    broadcasts: signaling::broadcast::Broadcasts,
     drain: signaling::drain::Drain,
     /// Counts open WebSockets: shutdown waits until each has said its last word.
     metrics: Arc<signaling::metrics::Metrics>,
@@ -178,6 +179,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         sfu.clone(),
         cancel.clone(),
     );
+    let broadcasts =
+        signaling::broadcast::Broadcasts::start(recordings.clone(), sfu.clone(), cancel.clone());
     let drain = signaling::drain::Drain::default();
     let metrics: Arc<signaling::metrics::Metrics> = Arc::default();
     let (cluster_link, registry) = match cluster {
@@ -236,6 +239,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         metrics: Arc::clone(&metrics),
         turn: turn.clone(),
         recordings: recordings.clone(),
+        broadcasts: broadcasts.clone(),
         parking: signaling::resume::Parking::new(config.resume_window),
         drain: drain.clone(),
         cluster: cluster_link.clone(),
@@ -305,6 +309,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         http,
         sfu,
         recordings,
+        broadcasts,
         drain,
         drain_time: config.drain_time,
         metrics,
@@ -395,6 +400,7 @@ impl Server {
         let drained = async {
             // Recorders get a few seconds to finish their playlists.
             self.recordings.closed().await;
+            self.broadcasts.closed().await;
             self.sfu.closed().await;
             for listener in self.http {
                 listener

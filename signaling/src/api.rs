@@ -82,7 +82,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -187,7 +187,7 @@ pub struct Admin {
 }
 
 impl Admin {
-    fn check_room(&self, room: &str) -> Result<(), Failure> {
+    pub(crate) fn check_room(&self, room: &str) -> Result<(), Failure> {
         match &self.room {
             Some(own) if own != room => Err(Failure::new(
                 StatusCode::FORBIDDEN,
@@ -288,7 +288,7 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// A JSON body whose rejections are API errors (400, or 413 over [`MAX_BODY`]).
-pub struct Body<T>(T);
+pub struct Body<T>(pub T);
 
 impl<T, S> FromRequest<S> for Body<T>
 where
@@ -312,11 +312,11 @@ where
     }
 }
 
-fn room_id(name: &str) -> Result<RoomId, Failure> {
+pub(crate) fn room_id(name: &str) -> Result<RoomId, Failure> {
     RoomId::new(name).map_err(|e| Failure::bad_request(e.to_string()))
 }
 
-fn json<T: Serialize>(status: StatusCode, value: T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: T) -> Response {
     (status, axum::Json(value)).into_response()
 }
 

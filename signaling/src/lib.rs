@@ -10,6 +10,7 @@
 pub mod api;
 pub mod auth;
 mod auth_failures;
+pub mod broadcast;
 pub mod client_ip;
 pub mod cluster_link;
 mod config;
@@ -53,7 +54,8 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     let mut limited = Router::new()
         .route("/ws", get(websocket))
-        .merge(api::routes());
+        .merge(api::routes())
+        .merge(broadcast::api::routes());
     if state.config.dev_mode {
         limited = limited
             .route("/api/dev-token", get(dev_token))
@@ -85,6 +87,12 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/recordings/{id}/{file}",
             get(recording::files::recording_file),
+        )
+        .route("/watch/{room}", get(broadcast::serve::watch_page))
+        .route("/watch/{room}/live.m3u8", get(broadcast::serve::master))
+        .route(
+            "/watch/{room}/{id}/{rendition}/{file}",
+            get(broadcast::serve::media),
         )
         .route("/static/{*path}", get(static_asset))
         .route("/healthz", get(healthz))
@@ -143,7 +151,7 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
     )
 }
 
-fn static_file(name: &str) -> Response {
+pub(crate) fn static_file(name: &str) -> Response {
     match web_demo::asset(name) {
         Some(asset) => (
             [

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenAuthority;
 use crate::auth_failures::AuthFailures;
+use crate::broadcast::Broadcasts;
 use crate::config::SignalingConfig;
 use crate::drain::Drain;
 use crate::metrics::Metrics;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub turn: Option<turn_server::TurnServer>,
     /// HLS recordings and their sidecars.
     pub recordings: Recordings,
+    /// Live broadcasts (low-latency HLS) and their sidecars.
+    pub broadcasts: Broadcasts,
     /// Sessions whose WebSocket dropped, waiting for `resume`.
     pub parking: std::sync::Arc<Parking>,
     /// Set when the server drains before going away: no new joins.

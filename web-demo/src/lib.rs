@@ -68,6 +68,8 @@ assets! {
     "admin.css" => "text/css; charset=utf-8",
     "recordings.html" => "text/html; charset=utf-8",
     "recordings.js" => "text/javascript; charset=utf-8",
+    "watch.html" => "text/html; charset=utf-8",
+    "watch.js" => "text/javascript; charset=utf-8",
     // hls.js 1.7.4 from npm, unmodified, with its licence (see static/vendor/README.md).
     "vendor/hls.min.js" => "text/javascript; charset=utf-8",
     "vendor/hls.js-LICENSE" => "text/plain; charset=utf-8",

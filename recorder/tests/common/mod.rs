@@ -244,24 +244,27 @@ pub fn chroma_distance(picture: &[u8], x: usize, y: usize, w: usize, h: usize) -
 /// sector, while an empty tile is neutral grey and the canvas background neutral black (U and
 /// V at 128). Prints each tile's figure.
 pub fn tiles_with_video(picture: &[u8], count: usize) -> usize {
-    switchyard_recorder::compositor::layout(count)
-        .iter()
-        .filter(|r| {
-            // The inner part of the tile (the 4:3 camera picture sits pillarboxed in 16:9).
-            let distance = chroma_distance(
-                picture,
-                r.x + r.width / 4,
-                r.y + r.height / 8,
-                r.width / 2,
-                r.height * 3 / 4,
-            );
-            println!(
-                "tile at ({}, {}): chroma distance from grey {distance:.1}",
-                r.x, r.y
-            );
-            distance > 100.0
-        })
-        .count()
+    switchyard_recorder::compositor::layout(
+        switchyard_recorder::compositor::Canvas::RECORDING,
+        count,
+    )
+    .iter()
+    .filter(|r| {
+        // The inner part of the tile (the 4:3 camera picture sits pillarboxed in 16:9).
+        let distance = chroma_distance(
+            picture,
+            r.x + r.width / 4,
+            r.y + r.height / 8,
+            r.width / 2,
+            r.height * 3 / 4,
+        );
+        println!(
+            "tile at ({}, {}): chroma distance from grey {distance:.1}",
+            r.x, r.y
+        );
+        distance > 100.0
+    })
+    .count()
 }
 
 /// Polls until `check` holds or `timeout` passes.

@@ -5,7 +5,7 @@ use protocol::admin::rfc3339;
 use rand::Rng;
 
 /// `20261127-220000-` and 16 random lowercase letters and digits (about 82 bits).
-pub(super) fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     let random: String = (0..16)
@@ -32,7 +32,7 @@ pub fn is_safe_segment(name: &str) -> bool {
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
-pub(super) fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

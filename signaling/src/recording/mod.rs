@@ -5,9 +5,9 @@
 mod config;
 pub(crate) mod error;
 pub(crate) mod files;
-mod ids;
+pub(crate) mod ids;
 mod locate;
-mod sidecar;
+pub(crate) mod sidecar;
 mod store;
 pub(crate) mod supervisor;
 

@@ -14,7 +14,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use tracing::{debug, info};
 
 /// Lines of the sidecar's stderr kept for failure reasons.
-pub(super) const STDERR_TAIL: usize = 20;
+pub(crate) const STDERR_TAIL: usize = 20;
 /// Longest status or stderr line read from the sidecar.
 const MAX_LINE: usize = 16 * 1024;
 
@@ -53,7 +53,7 @@ pub(super) async fn read_status(
 }
 
 /// Forwards the sidecar's stderr to the log and keeps its last lines.
-pub(super) async fn read_stderr(
+pub(crate) async fn read_stderr(
     stderr: tokio::process::ChildStderr,
     id: String,
     tail: Arc<Mutex<VecDeque<String>>>,
@@ -79,7 +79,7 @@ pub(super) async fn read_stderr(
 }
 
 /// "recorder was killed by signal 9", "recorder exited with code 3: <its last stderr line>".
-pub(super) fn exit_reason(status: ExitStatus, last_stderr: Option<&str>) -> String {
+pub(crate) fn exit_reason(status: ExitStatus, last_stderr: Option<&str>) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;

@@ -131,7 +131,7 @@ impl Recordings {
                 id: running.info.id.clone(),
             });
         }
-        let recorder = check_available(self.inner.recorder.as_deref(), self.search_path())?;
+        let recorder = self.recorder()?;
         let id = new_id();
         let out = self.inner.dir.join(&id);
         std::fs::create_dir_all(&out).map_err(|e| {
@@ -141,32 +141,10 @@ impl Recordings {
                 out.display()
             ))
         })?;
-        let identity = format!("recorder-{id}");
-        let grants = Grants {
-            can_publish: false,
-            can_subscribe: true,
-            can_publish_data: false,
-            hidden: true,
-            room_admin: false,
-            recorder: true,
-        };
-        let token = self
-            .inner
-            .tokens
-            .mint(&identity, "Recorder", room, grants, TOKEN_TTL);
-        let mut command = Command::new(&recorder);
-        if let Some(path) = &self.inner.search_path {
-            command.env("PATH", path);
-        }
+        let mut command = self.sidecar(&recorder, room, &format!("recorder-{id}"), "Recorder");
         let child = command
-            .arg("--server")
-            .arg(&self.inner.server_url)
-            .arg("--room")
-            .arg(room)
             .arg("--out")
             .arg(&out)
-            .arg("--control-stdin")
-            .env(TOKEN_ENV, token)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -208,6 +186,48 @@ impl Recordings {
             .tasks
             .spawn(self.clone().supervise(id, child, stop));
         Ok(info)
+    }
+
+    /// The sidecar, found and checked (`Unavailable` with what to do when it cannot run).
+    pub(crate) fn recorder(&self) -> Result<PathBuf, RecordingError> {
+        check_available(self.inner.recorder.as_deref(), self.search_path())
+    }
+
+    /// The sidecar's command for `room`, joining as the hidden, subscribe-only `identity` (a
+    /// token with the `recorder` grant in its environment), stopped by closing its stdin. The
+    /// caller adds what it should make and the pipes.
+    pub(crate) fn sidecar(
+        &self,
+        recorder: &Path,
+        room: &str,
+        identity: &str,
+        name: &str,
+    ) -> Command {
+        let grants = Grants {
+            can_publish: false,
+            can_subscribe: true,
+            can_publish_data: false,
+            hidden: true,
+            room_admin: false,
+            recorder: true,
+        };
+        let token = self
+            .inner
+            .tokens
+            .mint(identity, name, room, grants, TOKEN_TTL);
+        let mut command = Command::new(recorder);
+        if let Some(path) = &self.inner.search_path {
+            command.env("PATH", path);
+        }
+        command
+            .arg("--server")
+            .arg(&self.inner.server_url)
+            .arg("--room")
+            .arg(room)
+            .arg("--control-stdin")
+            .env(TOKEN_ENV, token)
+            .kill_on_drop(true);
+        command
     }
 
     /// Asks `room`'s running recording to stop (its sidecar finishes the playlist).
