@@ -288,7 +288,13 @@ mod tests {
         let data = format!("{head}m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
         assert_eq!(inspect_offer(&data), Err(OfferError::NoMedia));
         assert_eq!(inspect_offer(head), Err(OfferError::NoMedia));
-        for garbage in ["", "hello", "v=0\r\nm=", "\u{0}\u{ffff}", "m=audio x y z\r\n"] {
+        for garbage in [
+            "",
+            "hello",
+            "v=0\r\nm=",
+            "\u{0}\u{ffff}",
+            "m=audio x y z\r\n",
+        ] {
             assert!(inspect_offer(garbage).is_err(), "{garbage:?} was accepted");
         }
     }

@@ -317,7 +317,11 @@ impl Room {
 }
 
 /// Where the socket sends datagrams for one of a participant's connections.
-pub(super) fn route(room: &tokio::sync::mpsc::Sender<RoomInput>, participant: u64, subscriber: bool) -> Route {
+pub(super) fn route(
+    room: &tokio::sync::mpsc::Sender<RoomInput>,
+    participant: u64,
+    subscriber: bool,
+) -> Route {
     Route {
         room: room.clone(),
         pc: PcKey {

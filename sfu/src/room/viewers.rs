@@ -150,7 +150,9 @@ impl Room {
             .or_else(|| {
                 self.participants
                     .iter()
-                    .filter(|(k, p)| !p.grants.hidden && self.publishes(**k, Some(TrackKind::Video)))
+                    .filter(|(k, p)| {
+                        !p.grants.hidden && self.publishes(**k, Some(TrackKind::Video))
+                    })
                     .map(|(k, _)| *k)
                     .min()
             })
