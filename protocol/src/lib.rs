@@ -430,6 +430,8 @@ pub enum ErrorCode {
     ResumeFailed,
     /// `trackSettings` named a track this participant does not receive.
     UnknownTrack,
+    /// A WHEP viewer asked for a participant who is not in the room or publishes nothing.
+    UnknownParticipant,
     Internal,
 }
 

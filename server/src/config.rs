@@ -74,6 +74,10 @@ pub struct Cli {
     /// used for HTTP).
     #[arg(long, env = "SWITCHYARD_TURN_HOST")]
     pub turn_host: Option<String>,
+    /// Open rooms only through the admin API (`POST /api/rooms`, `switchyard rooms create`):
+    /// a join (WebSocket, WHIP or WHEP) to any other room is refused.
+    #[arg(long, env = "SWITCHYARD_NO_AUTO_CREATE_ROOMS")]
+    pub no_auto_create_rooms: bool,
     /// Run without the bundled TURN relay.
     #[arg(long, env = "SWITCHYARD_NO_TURN")]
     pub no_turn: bool,
@@ -190,6 +194,7 @@ pub struct RoomSection {
     pub max_participants: Option<usize>,
     pub resume_window_secs: Option<u64>,
     pub drain_secs: Option<u64>,
+    pub auto_create_rooms: Option<bool>,
 }
 
 /// The resolved, validated configuration.
@@ -215,6 +220,8 @@ pub struct Config {
     pub credentials: Option<(String, String)>,
     pub empty_room_timeout: Duration,
     pub max_participants: usize,
+    /// Whether a join opens a room that is not open yet; `false`: only the admin API does.
+    pub auto_create_rooms: bool,
     /// How long a participant whose WebSocket dropped keeps its place for `resume`.
     pub resume_window: Duration,
     /// On SIGTERM: how long calls go on (without new joins) before the server stops.
@@ -335,6 +342,8 @@ impl Config {
                 .max_participants
                 .or(file.room.max_participants)
                 .unwrap_or(50),
+            auto_create_rooms: !cli.no_auto_create_rooms
+                && file.room.auto_create_rooms.unwrap_or(true),
             resume_window: file
                 .room
                 .resume_window_secs

@@ -32,6 +32,10 @@ pub struct SfuConfig {
     /// In a cluster: most visible participants of one room this node serves; more make the
     /// room span another node. `None`: no limit of its own (a single server).
     pub room_participants_per_node: Option<usize>,
+    /// Whether a join opens a room that is not open yet. `false`: rooms are opened only with
+    /// [`crate::Sfu::create_room`] (the admin API's `POST /api/rooms`), and a join to any other
+    /// room is refused.
+    pub auto_create_rooms: bool,
 }
 
 impl Default for SfuConfig {
@@ -47,6 +51,7 @@ impl Default for SfuConfig {
             slow_recipient_grace: Duration::from_secs(5),
             video_codecs: Vec::new(),
             room_participants_per_node: None,
+            auto_create_rooms: true,
         }
     }
 }

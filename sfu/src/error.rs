@@ -26,6 +26,9 @@ pub enum JoinError {
     /// Recorders join only rooms that are open; they never open one.
     #[error("room {0} is not open; a recorder joins only an open room")]
     NoSuchRoom(RoomId),
+    /// Rooms are not created by joins on this server, and this one was never created.
+    #[error("room {0} does not exist; an admin creates it first (POST /api/rooms)")]
+    NotCreated(RoomId),
     #[error("could not set up the peer connections: {0}")]
     Engine(String),
 }

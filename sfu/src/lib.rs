@@ -71,5 +71,6 @@ pub use data_channels::{LOSSY, RELIABLE};
 pub use error::{JoinError, SfuError};
 pub use forwarder::{Decision, Forwarder};
 pub use ids::{InvalidRoomId, ParticipantId, RoomId, TrackId};
+pub use negotiator::{OfferError, OfferMedia, inspect_offer};
 pub use session::{JoinParams, Session, SessionCommand, SessionEvent, SessionHandle};
 pub use sfu::Sfu;

@@ -129,6 +129,59 @@ pub(crate) fn answer_publisher_offer(
     Ok(answer.sdp)
 }
 
+/// The audio and video sections of an offer from an HTTP client (WHIP, WHEP), by direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OfferMedia {
+    /// Sections (not rejected) in which the client would send: `sendonly` or `sendrecv`.
+    pub sending: usize,
+    /// Sections (not rejected) in which the client would receive: `recvonly` or `sendrecv`.
+    pub receiving: usize,
+}
+
+/// Why an offer from an HTTP client cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferError {
+    #[error("the body is not a valid SDP offer ({0})")]
+    Unparsable(String),
+    #[error("the SDP offer has no audio or video section (m=audio or m=video)")]
+    NoMedia,
+}
+
+/// Parses an SDP offer (as the engine will) and counts its audio and video sections by
+/// direction. It never panics, whatever the text.
+pub fn inspect_offer(sdp: &str) -> Result<OfferMedia, OfferError> {
+    let parsed = RTCSessionDescription::offer(sdp.to_owned())
+        .and_then(|offer| offer.unmarshal())
+        .map_err(|e| OfferError::Unparsable(e.to_string()))?;
+    let mut media = OfferMedia::default();
+    let mut any = false;
+    for section in &parsed.media_descriptions {
+        if !matches!(section.media_name.media.as_str(), "audio" | "video") {
+            continue;
+        }
+        any = true;
+        if section.media_name.port.value == 0 {
+            continue;
+        }
+        let has = |key: &str| section.has_attribute(key);
+        let (send, receive) = if has("inactive") {
+            (false, false)
+        } else if has("sendonly") {
+            (true, false)
+        } else if has("recvonly") {
+            (false, true)
+        } else {
+            (true, true)
+        };
+        media.sending += usize::from(send);
+        media.receiving += usize::from(receive);
+    }
+    if !any {
+        return Err(OfferError::NoMedia);
+    }
+    Ok(media)
+}
+
 /// Checks that `answer` answers `offer`: the same media sections (mids) in the same order, and
 /// ICE credentials and a DTLS fingerprint. Says what is wrong otherwise.
 pub(crate) fn answer_fits_offer(offer: &str, answer: &str) -> Result<(), String> {
@@ -181,7 +234,7 @@ pub(crate) fn offers_to_send_media(sdp: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{answer_fits_offer, offers_to_send_media};
+    use super::{OfferError, answer_fits_offer, inspect_offer, offers_to_send_media};
 
     #[test]
     fn an_answer_must_answer_the_offer_it_gets() {
@@ -214,5 +267,35 @@ mod tests {
         assert!(!offers_to_send_media(data));
         let default_dir = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n";
         assert!(offers_to_send_media(default_dir));
+    }
+
+    #[test]
+    fn offers_from_http_clients_are_parsed_and_counted() {
+        let head = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+        let whip = format!(
+            "{head}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=sendonly\r\n"
+        );
+        assert_eq!(
+            inspect_offer(&whip),
+            Ok(super::OfferMedia {
+                sending: 2,
+                receiving: 0
+            })
+        );
+        let whep = whip.replace("sendonly", "recvonly");
+        assert_eq!(inspect_offer(&whep).map(|m| m.receiving), Ok(2));
+        let data = format!("{head}m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
+        assert_eq!(inspect_offer(&data), Err(OfferError::NoMedia));
+        assert_eq!(inspect_offer(head), Err(OfferError::NoMedia));
+        for garbage in [
+            "",
+            "hello",
+            "v=0\r\nm=",
+            "\u{0}\u{ffff}",
+            "m=audio x y z\r\n",
+        ] {
+            assert!(inspect_offer(garbage).is_err(), "{garbage:?} was accepted");
+        }
     }
 }

@@ -52,6 +52,9 @@ pub(crate) struct Participant {
     pub data: DataChannels,
     /// When it joined, Unix seconds.
     pub joined_at: u64,
+    /// A WHEP viewer: its client offered its subscriber connection once, and it receives only
+    /// the tracks chosen then (never subscribed to new ones, never offered to).
+    pub viewer: bool,
     /// The candidates it signalled (in SDP or trickled): address → type.
     candidate_types: HashMap<SocketAddr, &'static str>,
 }
@@ -89,6 +92,7 @@ impl Participant {
             doomed: None,
             data: DataChannels::default(),
             joined_at: crate::clock::unix_now(),
+            viewer: false,
             candidate_types: HashMap::new(),
         };
         (participant, events_rx)

@@ -40,6 +40,15 @@ pub enum SessionCommand {
     RestartIce,
     /// The participant is gone.
     Leave(LeaveReason),
+    /// A WHEP viewer's offer (receive only): the room answers it on the viewer's subscriber
+    /// connection with the tracks of `participant` (an identity), or of the room's active
+    /// speaker when `None`. Only a participant that joined hidden and without `canSubscribe`
+    /// may send it, once; the answer comes back as `answer` (target `subscriber`), a refusal
+    /// as `error` (`unknown_participant`, `invalid_sdp` or `invalid_message`).
+    ViewerOffer {
+        sdp: String,
+        participant: Option<String>,
+    },
 }
 
 /// What a room tells one participant's connection.

@@ -104,10 +104,19 @@ impl Sfu {
             params,
             reply: reply_tx,
         };
+        // Recorders never open a room; nobody does when rooms are not created by joins.
+        let refusal = |room: RoomId| {
+            if recorder {
+                JoinError::NoSuchRoom(room)
+            } else {
+                JoinError::NotCreated(room)
+            }
+        };
+        let may_open = !recorder && self.inner.config.auto_create_rooms;
         {
             let mut rooms = self.rooms();
-            if recorder && !rooms.contains_key(&room) {
-                return Err(JoinError::NoSuchRoom(room));
+            if !may_open && !rooms.contains_key(&room) {
+                return Err(refusal(room));
             }
             // A room that is just closing refuses the message; then we start a fresh one.
             for _ in 0..2 {
@@ -119,8 +128,8 @@ impl Sfu {
                     Err(mpsc::error::SendError(m)) => {
                         message = m;
                         rooms.remove(&room);
-                        if recorder {
-                            return Err(JoinError::NoSuchRoom(room));
+                        if !may_open {
+                            return Err(refusal(room));
                         }
                     }
                 }

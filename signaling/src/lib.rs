@@ -1,5 +1,6 @@
-//! Switchyard's HTTP face: the signaling WebSocket (`/ws`), the dev-mode token endpoint, the
-//! embedded web demo, the admin API, HLS recordings (`/recordings`), and health checks.
+//! Switchyard's HTTP face: the signaling WebSocket (`/ws`), WHIP ingest and WHEP playback
+//! (`/whip`, `/whep`), the dev-mode token endpoint, the embedded web demo, the admin API, HLS
+//! recordings (`/recordings`), and health checks.
 //!
 //! It turns a browser's JSON messages into typed commands for the room that owns the state
 //! (through the `sfu` crate's [`sfu::Session`]) and the room's events back into JSON. It never
@@ -22,6 +23,7 @@ pub mod fuzzing;
 mod http_limit;
 mod inbound;
 pub mod ip_limits;
+mod media_resources;
 pub mod metrics;
 pub mod node_link;
 mod node_links;
@@ -33,6 +35,8 @@ mod room_parts;
 pub mod spanning;
 mod state;
 pub mod webhooks;
+mod whep;
+mod whip;
 mod ws;
 
 use axum::Router;
@@ -52,10 +56,18 @@ pub use state::AppState;
 /// WebSocket upgrades are limited per client address (`[http] ip_request_*`); pages, static
 /// files, recordings, `/healthz` and `/metrics` are not.
 pub fn app(state: AppState) -> Router {
+    // WHIP and WHEP: one registry of live sessions for both, readable from any origin.
+    let media = whip::routes()
+        .merge(whep::routes())
+        .layer(axum::Extension(std::sync::Arc::new(
+            media_resources::Resources::default(),
+        )))
+        .layer(axum::middleware::map_response(media_resources::cors));
     let mut limited = Router::new()
         .route("/ws", get(websocket))
         .merge(api::routes())
-        .merge(broadcast::api::routes());
+        .merge(broadcast::api::routes())
+        .merge(media);
     if state.config.dev_mode {
         limited = limited
             .route("/api/dev-token", get(dev_token))

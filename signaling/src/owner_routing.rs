@@ -1,4 +1,4 @@
-//! In a cluster, admin requests about a room go to the node that serves it ([`to_owner`]): a
+//! In a cluster, admin, WHIP and WHEP requests about a room go to the node that serves it ([`to_owner`]): a
 //! middleware in front of the API. A request about one participant of a room that spans nodes
 //! goes to the node serving that participant. A request about a room this node serves, about no
 //! room, or forwarded by another node is served here. It never changes a request; the node
@@ -12,9 +12,12 @@ use sfu::RoomId;
 use crate::cluster_link::FORWARDED;
 use crate::state::AppState;
 
-/// The room a `/api/rooms/{room}/...` path is about.
+/// The room a `/api/rooms/{room}/...`, `/whip/{room}/...` or `/whep/{room}/...` path is
+/// about.
 fn room_of(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/rooms/")?
+    ["/api/rooms/", "/whip/", "/whep/"]
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))?
         .split('/')
         .next()
         .filter(|r| !r.is_empty())

@@ -354,7 +354,9 @@ async fn join(
             Fatal::new(ErrorCode::RoomFull, e.to_string())
         }
         JoinError::ShuttingDown => Fatal::new(ErrorCode::Internal, e.to_string()),
-        JoinError::NoSuchRoom(_) => Fatal::new(ErrorCode::WrongRoom, e.to_string()),
+        JoinError::NoSuchRoom(_) | JoinError::NotCreated(_) => {
+            Fatal::new(ErrorCode::WrongRoom, e.to_string())
+        }
         JoinError::Engine(_) => {
             warn!(error = %e, "join failed");
             Fatal::new(

@@ -120,6 +120,26 @@ fn flags_override_the_file() {
 }
 
 #[test]
+fn rooms_are_opened_by_joins_unless_the_file_or_the_flag_says_not() {
+    assert!(Config::load(Cli::default()).unwrap().auto_create_rooms);
+    let dir = std::env::temp_dir().join(format!("sy-config-rooms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.toml");
+    std::fs::write(&path, "[room]\nauto_create_rooms = false\n").unwrap();
+    let from_file = Cli {
+        config: Some(path.clone()),
+        ..Cli::default()
+    };
+    assert!(!Config::load(from_file).unwrap().auto_create_rooms);
+    let from_flag = Cli {
+        no_auto_create_rooms: true,
+        ..Cli::default()
+    };
+    assert!(!Config::load(from_flag).unwrap().auto_create_rooms);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn recording_settings_come_from_the_file_and_flags() {
     let c = Config::load(Cli::default()).unwrap();
     assert_eq!(c.recordings_dir, PathBuf::from("recordings"));

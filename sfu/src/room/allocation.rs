@@ -81,6 +81,9 @@ impl Room {
         let Some(list) = self.speakers.tick(now) else {
             return;
         };
+        if let Some((loudest, _)) = list.first() {
+            self.last_speaker = Some(*loudest);
+        }
         let speakers: Vec<Speaker> = list
             .iter()
             .filter_map(|(key, level)| {
@@ -109,6 +112,9 @@ impl Room {
     /// Forgets a participant who left in the speaker detection.
     pub(super) fn forget_speaker(&mut self, key: u64) {
         self.speakers.remove(key);
+        if self.last_speaker == Some(key) {
+            self.last_speaker = None;
+        }
     }
 
     /// Every receiver's layers, from its latest estimate; then what publishers must send.

@@ -17,6 +17,7 @@ mod signals;
 mod spanning;
 pub(crate) mod task;
 mod tracks;
+mod viewers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub(crate) struct Room {
     counts: LocalCounts,
     /// Who is speaking, from publishers' audio levels.
     speakers: Speakers,
+    /// The loudest speaker of the latest non-empty speaker list (a WHEP viewer's default).
+    last_speaker: Option<u64>,
     /// When layers were last allocated and speakers last decided.
     next_allocation: Instant,
     next_speakers: Instant,
@@ -114,6 +117,7 @@ impl Room {
             totals,
             counts: LocalCounts::default(),
             speakers: Speakers::new(SpeakerParams::default()),
+            last_speaker: None,
             next_allocation: Instant::now(),
             next_speakers: Instant::now(),
             span: Span::new(crate::links::Links::default()),

@@ -40,6 +40,9 @@ impl Room {
             // The client saw its network change: offer with new ICE credentials on both sides.
             SessionCommand::RestartIce => self.restart_subscriber_ice(key, now),
             SessionCommand::Leave(reason) => self.remove(key, reason, None),
+            SessionCommand::ViewerOffer { sdp, participant } => {
+                self.on_viewer_offer(key, sdp, participant, now)
+            }
         }
     }
 
@@ -264,7 +267,8 @@ impl Room {
             .iter()
             .filter(|(_, p)| {
                 let t = &p.subscriber;
-                !t.connected
+                !p.viewer
+                    && !t.connected
                     && t.down_since.is_some_and(|at| now >= at + STUCK_AFTER)
                     && t.restarted_at.is_none_or(|at| now >= at + STUCK_AFTER)
             })
@@ -282,6 +286,10 @@ impl Room {
         let Some(p) = self.participants.get_mut(&key) else {
             return;
         };
+        // A WHEP viewer's client made the only offer its connection ever gets.
+        if p.viewer {
+            return;
+        }
         match p.negotiator.offer(p.subscriber.pc(), now) {
             Ok(Some(sdp)) => {
                 debug!(participant = %p.id, %sdp, "subscriber offer");
@@ -309,7 +317,11 @@ impl Room {
 }
 
 /// Where the socket sends datagrams for one of a participant's connections.
-fn route(room: &tokio::sync::mpsc::Sender<RoomInput>, participant: u64, subscriber: bool) -> Route {
+pub(super) fn route(
+    room: &tokio::sync::mpsc::Sender<RoomInput>,
+    participant: u64,
+    subscriber: bool,
+) -> Route {
     Route {
         room: room.clone(),
         pc: PcKey {

@@ -195,7 +195,7 @@ impl Room {
         let subscribers: Vec<u64> = self
             .participants
             .iter()
-            .filter(|(k, p)| **k != key && p.grants.can_subscribe)
+            .filter(|(k, p)| **k != key && p.grants.can_subscribe && !p.viewer)
             .map(|(k, _)| *k)
             .collect();
         for sub in subscribers {
