@@ -175,7 +175,7 @@ pub enum BroadcastState {
 }
 
 /// A room's broadcast (`POST`, `GET`, `DELETE /api/rooms/{room}/broadcast`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BroadcastInfo {
     /// Random; part of every media URL of this broadcast.
@@ -195,6 +195,12 @@ pub struct BroadcastInfo {
     pub watch_url: String,
     /// The multivariant playlist: `/watch/{room}/live.m3u8`.
     pub playlist_url: String,
+    /// Once ended: CPU time of the sidecar and its ffmpeg processes, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// Once ended: their largest resident memory together, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// `GET /api/recordings`: newest first.

@@ -12,8 +12,9 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use crate::compositor::{Canvas, PictureSlot};
 use crate::frames::VideoCodec;
 
-/// Frames waiting for the decoder; beyond this the decoder is stalled and frames are dropped.
-const INPUT_QUEUE: usize = 60;
+/// Frames waiting for the decoder (a third of a second at 30 fps); beyond this the decoder is
+/// behind and frames are dropped, so a slow moment never delays the picture by more.
+const INPUT_QUEUE: usize = 10;
 
 pub struct Decoder {
     codec: VideoCodec,
@@ -31,7 +32,7 @@ impl Decoder {
     ) -> std::io::Result<Decoder> {
         let (tile_width, tile_height) = canvas.tile();
         let filter = format!(
-            "scale={tile_width}:{tile_height}:force_original_aspect_ratio=decrease,\
+            "scale={tile_width}:{tile_height}:force_original_aspect_ratio=decrease:flags=fast_bilinear,\
              pad={tile_width}:{tile_height}:(ow-iw)/2:(oh-ih)/2,format=yuv420p"
         );
         let mut child = Command::new(ffmpeg)

@@ -38,8 +38,9 @@ pub type Focus = Arc<std::sync::Mutex<Option<String>>>;
 pub enum Output {
     /// A recording: `playlist.m3u8` and its segments in this folder.
     Hls(PathBuf),
-    /// A broadcast: the ladder's streams, as frames on `Sink`; the canvas follows `Focus`.
-    Ladder(Sink, Focus),
+    /// A broadcast: the ladder's streams, as frames on `Sink`; with a `Focus`, the canvas
+    /// follows the active speaker, else it is the grid.
+    Ladder(Sink, Option<Focus>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,13 +86,19 @@ impl Encoder {
             .port();
         let (canvas, focus) = match &output {
             Output::Hls(_) => (Canvas::RECORDING, None),
-            Output::Ladder(_, focus) => (Canvas::BROADCAST, Some(Arc::clone(focus))),
+            Output::Ladder(_, focus) => (Canvas::BROADCAST, focus.clone()),
         };
         let size = format!("{}x{}", canvas.width, canvas.height);
         let fps = FPS.to_string();
+        // Live: a picture's time is when ffmpeg reads it, and pictures that are late are
+        // skipped, so a slow moment never builds a backlog (a recording keeps every frame).
+        let live = matches!(output, Output::Ladder(..));
         let mut command = Command::new(ffmpeg);
+        command.args(["-hide_banner", "-loglevel", "error", "-nostats", "-y"]);
+        if live {
+            command.args(["-use_wallclock_as_timestamps", "1"]);
+        }
         command
-            .args(["-hide_banner", "-loglevel", "error", "-nostats", "-y"])
             .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", &size])
             .args(["-r", &fps, "-i", "pipe:0"])
             .args(["-f", "s16le", "-ar", "48000", "-ac", "1"])
@@ -103,7 +110,7 @@ impl Encoder {
                 None
             }
             Output::Ladder(sink, _) => {
-                let listeners = ladder::add_args(&mut command, FPS * SEGMENT_SECONDS)
+                let listeners = ladder::add_args(&mut command, 2 * FPS * SEGMENT_SECONDS)
                     .map_err(EncoderError::OutputSocket)?;
                 Some((listeners, sink))
             }
@@ -129,7 +136,7 @@ impl Encoder {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("canvas".into())
-                .spawn(move || feed_video(stdin, roster, canvas, focus, started, &stop))
+                .spawn(move || feed_video(stdin, roster, canvas, focus, live, started, &stop))
                 .ok()
         };
         let audio = {
@@ -251,12 +258,14 @@ impl Drop for Encoder {
     }
 }
 
-/// Writes one canvas per frame interval, catching up by repeating the canvas when late.
+/// Writes one canvas per frame interval; when late, a recording catches up by repeating the
+/// canvas, a live broadcast skips the missed intervals.
 fn feed_video(
     mut stdin: ChildStdin,
     roster: Roster,
     canvas: Canvas,
     focus: Option<Focus>,
+    live: bool,
     started: Instant,
     stop: &AtomicBool,
 ) {
@@ -282,6 +291,9 @@ fn feed_video(
             // The speaker layout with nobody speaking yet focuses on the first participant.
             let focused = focus.as_ref().map(|_| focused.unwrap_or(0));
             compose(&mut buffer, canvas, &tiles, focused);
+            if live {
+                written = due - 1;
+            }
             while written < due {
                 if stdin.write_all(&buffer).is_err() {
                     return;

@@ -73,7 +73,8 @@ fn write_frames(queue: Receiver<Vec<u8>>) {
 }
 
 /// Adds the ladder's filter and outputs to ffmpeg's `command` (after its two inputs: the canvas
-/// and the mix), one loopback listener per rendition, in ladder order.
+/// and the mix), one loopback listener per rendition, in ladder order. `gop` caps the distance
+/// between keyframes in pictures; they come every [`SEGMENT_SECONDS`] by time.
 pub fn add_args(command: &mut Command, gop: u32) -> std::io::Result<Vec<TcpListener>> {
     let videos: Vec<(usize, (u32, u32))> = LADDER
         .iter()
@@ -86,7 +87,9 @@ pub fn add_args(command: &mut Command, gop: u32) -> std::io::Result<Vec<TcpListe
         filter.push_str(&format!("[in{i}]"));
     }
     for (i, (width, height)) in &videos {
-        filter.push_str(&format!(";[in{i}]scale={width}:{height}[out{i}]"));
+        filter.push_str(&format!(
+            ";[in{i}]scale={width}:{height}:flags=fast_bilinear[out{i}]"
+        ));
     }
     command.args(["-filter_complex", &filter]);
     let gop = gop.to_string();
@@ -112,8 +115,15 @@ pub fn add_args(command: &mut Command, gop: u32) -> std::io::Result<Vec<TcpListe
                 ])
                 .args(["-profile:v", profile, "-pix_fmt", "yuv420p"])
                 .args(["-b:v", &rate, "-maxrate", &rate, "-bufsize", &buffer])
-                .args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
-                .args(["-force_key_frames", &keyframes]);
+                .args(["-g", &gop, "-sc_threshold", "0"])
+                .args(["-force_key_frames", &keyframes])
+                // Pictures keep the times they were read at (some may have been skipped).
+                .args([
+                    "-fps_mode",
+                    "passthrough",
+                    "-video_track_timescale",
+                    "90000",
+                ]);
         } else {
             command.args(["-map", "1:a"]);
         }

@@ -167,7 +167,7 @@ pub async fn record(
             sink,
             speaker_layout,
         } => (
-            Output::Ladder(sink, Arc::clone(&focus)),
+            Output::Ladder(sink, speaker_layout.then(|| Arc::clone(&focus))),
             Canvas::BROADCAST,
             speaker_layout,
         ),

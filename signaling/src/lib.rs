@@ -100,7 +100,7 @@ pub fn app(state: AppState) -> Router {
             "/recordings/{id}/{file}",
             get(recording::files::recording_file),
         )
-        .route("/watch/{room}", get(broadcast::serve::watch_page))
+        .route("/watch/{room}", get(|| async { static_file("watch.html") }))
         .route("/watch/{room}/live.m3u8", get(broadcast::serve::master))
         .route(
             "/watch/{room}/{id}/{rendition}/{file}",
@@ -163,7 +163,7 @@ async fn metrics_page(State(state): State<AppState>) -> Response {
     )
 }
 
-pub(crate) fn static_file(name: &str) -> Response {
+fn static_file(name: &str) -> Response {
     match web_demo::asset(name) {
         Some(asset) => (
             [

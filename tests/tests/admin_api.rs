@@ -340,6 +340,23 @@ async fn every_route_works_and_matches_the_openapi_document() {
         )
         .await;
     assert_eq!((status, error_code(&body)), (404, "no_recording"), "{body}");
+    // Broadcast routes, likewise (the broadcast itself: recorder/tests/broadcast_browser.rs).
+    for (method, code) in [
+        ("POST", "not_found"),
+        ("GET", "no_broadcast"),
+        ("DELETE", "no_broadcast"),
+    ] {
+        let (status, body) = api
+            .call(
+                method,
+                "/api/rooms/{room}/broadcast",
+                &format!("/api/rooms/{room}/broadcast"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!((status, error_code(&body)), (404, code), "{method}: {body}");
+    }
     let (status, body) = api
         .call(
             "GET",

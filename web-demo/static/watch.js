@@ -86,6 +86,9 @@ function play() {
   hls = new Hls({
     lowLatencyMode: true,
     backBufferLength: 30,
+    // Live: follow a changing link within a few parts rather than many seconds.
+    abrEwmaFastLive: 1.5,
+    abrEwmaSlowLive: 4,
     xhrSetup: (xhr) => { if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`); },
   });
   hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {

@@ -1,6 +1,6 @@
-//! Serving a broadcast to viewers: the watch page, the multivariant playlist
-//! (`/watch/{room}/live.m3u8`), and each rendition's media playlist, init segment, segments and
-//! parts (`/watch/{room}/{id}/{rendition}/{file}`), with blocking playlist reload
+//! Serving a broadcast to viewers (the watch page itself is a static file): the multivariant
+//! playlist (`/watch/{room}/live.m3u8`), and each rendition's media playlist, init segment,
+//! segments and parts (`/watch/{room}/{id}/{rendition}/{file}`), with blocking playlist reload
 //! (`_HLS_msn`, `_HLS_part`) and blocking preload hints. Playlists may be cached briefly,
 //! media for a year (their URLs never change meaning). A broadcast that is not public needs a
 //! token for the room (`Authorization: Bearer` or `?token=`). It reads streams only; it never
@@ -22,11 +22,6 @@ use crate::state::AppState;
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 /// Media never changes under its URL (the broadcast id is in it).
 const IMMUTABLE: &str = "max-age=31536000, immutable";
-
-/// `GET /watch/{room}`: the page.
-pub(crate) async fn watch_page() -> Response {
-    crate::static_file("watch.html")
-}
 
 /// `GET /watch/{room}/live.m3u8`: the multivariant playlist, once every rendition has begun.
 pub(crate) async fn master(

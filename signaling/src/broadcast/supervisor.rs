@@ -146,6 +146,8 @@ impl Broadcasts {
             stopped_at: None,
             watch_url: format!("/watch/{room}"),
             playlist_url: format!("/watch/{room}/live.m3u8"),
+            cpu_seconds: None,
+            peak_memory_bytes: None,
         };
         info!(room, broadcast = %id, layout, public = request.public, "broadcast starting");
         let stop = CancellationToken::new();
@@ -213,6 +215,16 @@ impl Broadcasts {
         self.inner.sfu.events().emit(kind, room, fields);
     }
 
+    /// Keeps what the ended sidecar says it cost.
+    fn cost(&self, room: &str, id: &str, summary: &serde_json::Value) {
+        let mut rooms = self.rooms();
+        if let Some(entry) = rooms.get_mut(room).filter(|e| e.live.info.id == id) {
+            entry.live.info.cpu_seconds = summary.get("cpuSeconds").and_then(|v| v.as_f64());
+            entry.live.info.peak_memory_bytes =
+                summary.get("peakMemoryBytes").and_then(|v| v.as_u64());
+        }
+    }
+
     async fn stop_when_rooms_close(self) {
         let (_, mut live) = self.inner.sfu.events().subscribe(Some(u64::MAX));
         loop {
@@ -256,6 +268,9 @@ impl Broadcasts {
                         }
                         _ => {}
                     }
+                    if let Some(summary) = status.get("summary") {
+                        self.cost(&room, &id, summary);
+                    }
                 }
                 _ = stop.cancelled(), if stdin.is_some() => {
                     stdin = None; // the sidecar's signal to finish
@@ -275,6 +290,15 @@ impl Broadcasts {
         drop(stdin);
         if let Some(reader) = reader {
             let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+        }
+        // The last status frames (the summary) may arrive after the exit.
+        while let Ok(status) = status_rx.try_recv() {
+            if let Some(reason) = status.get("reason").and_then(|r| r.as_str()) {
+                reported = Some(reason.to_owned());
+            }
+            if let Some(summary) = status.get("summary") {
+                self.cost(&room, &id, summary);
+            }
         }
         live.stream.end();
         let last = tail
