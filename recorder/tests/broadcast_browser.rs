@@ -522,7 +522,8 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
             break state;
         }
         assert!(
-            capped_at.elapsed() < Duration::from_secs(90),
+            // hls.js's estimate for low-latency parts reacts slowly (36-74 s measured).
+            capped_at.elapsed() < Duration::from_secs(120),
             "hls.js did not switch down under a 1 Mbit/s link: {state}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
