@@ -26,6 +26,8 @@ use crate::ladder::{self, Sink};
 pub const FPS: u32 = 15;
 /// Segment length in seconds; a keyframe starts every segment.
 pub const SEGMENT_SECONDS: u32 = 2;
+/// How long a broadcast's ffmpeg may take to end once its inputs have.
+const LIVE_FINISH: Duration = Duration::from_secs(3);
 /// The playlist's file name inside the output folder.
 pub const PLAYLIST: &str = "playlist.m3u8";
 
@@ -68,6 +70,8 @@ pub struct Encoder {
     stderr: Option<JoinHandle<String>>,
     /// The ladder's stream readers (none for a recording).
     outputs: Vec<JoinHandle<()>>,
+    /// A broadcast: nothing to finalise once its inputs end.
+    live: bool,
 }
 
 impl Encoder {
@@ -143,7 +147,7 @@ impl Encoder {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("mix".into())
-                .spawn(move || feed_audio(listener, mix, started, &stop))
+                .spawn(move || feed_audio(listener, mix, started, !live, &stop))
                 .ok()
         };
         let stderr = std::thread::Builder::new()
@@ -161,6 +165,7 @@ impl Encoder {
             audio,
             stderr,
             outputs,
+            live,
         })
     }
 
@@ -180,9 +185,19 @@ impl Encoder {
             let _ = thread.join();
         }
         let deadline = Instant::now() + timeout;
+        let live_deadline = Instant::now() + LIVE_FINISH;
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break status,
+                // A broadcast has no file to finish: the server ends its playlists, so ffmpeg
+                // is not waited for long (its last part may be lost).
+                Ok(None) if self.live && Instant::now() >= live_deadline => {
+                    let _ = self.child.kill();
+                    break self
+                        .child
+                        .wait()
+                        .map_err(|_| EncoderError::Stuck(LIVE_FINISH))?;
+                }
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
                 }
@@ -202,7 +217,7 @@ impl Encoder {
             .take()
             .and_then(|t| t.join().ok())
             .unwrap_or_default();
-        if status.success() {
+        if status.success() || self.live {
             Ok(())
         } else {
             Err(EncoderError::Failed {
@@ -307,7 +322,7 @@ fn feed_video(
 }
 
 /// Writes 20 ms of the mix per interval to ffmpeg's audio connection.
-fn feed_audio(listener: TcpListener, mix: Mix, started: Instant, stop: &AtomicBool) {
+fn feed_audio(listener: TcpListener, mix: Mix, started: Instant, pad: bool, stop: &AtomicBool) {
     // ffmpeg connects once it has opened its first input.
     if listener.set_nonblocking(true).is_err() {
         return;
@@ -343,6 +358,9 @@ fn feed_audio(listener: TcpListener, mix: Mix, started: Instant, stop: &AtomicBo
             written += FRAME_SAMPLES as u64;
         }
         std::thread::sleep(step);
+    }
+    if !pad {
+        return;
     }
     // Pad the audio to the video's length so both streams end together.
     let due = (started.elapsed().as_secs_f64() * SAMPLE_RATE as f64) as u64;

@@ -3,18 +3,20 @@
 //! multivariant playlist lists every rendition with `BANDWIDTH` and `RESOLUTION`; each
 //! rendition's parts and segments keep within their targets, blocking reload answers when the
 //! part exists, and ffprobe reads each rendition's codec and size; the watch page (hls.js, low
-//! latency) plays it live, its delay behind the call is measured by reading the clock back
-//! out of the picture, and with the server's HTTP capped by `tc` it switches down a rendition.
+//! latency) plays it live, its delay behind the call is measured by reading the clock back out
+//! of the picture, and its quality menu switches renditions.
 //! Then a private broadcast with the speaker layout refuses viewers without a token.
+
+mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::wait_call;
 use fantoccini::Client as Page;
 use protocol::Grants;
 use serde_json::{Value, json};
 use switchyard_tests::browser::{Driver, eval};
-use switchyard_tests::impair::ThinLink;
 use switchyard_tests::start_server;
 
 const RECORDER: &str = env!("CARGO_BIN_EXE_switchyard-recorder");
@@ -249,28 +251,6 @@ async fn watch_state(page: &Page) -> Value {
     .unwrap_or(Value::Null)
 }
 
-async fn wait_remote(pages: &[&Page], others: u64) {
-    let start = Instant::now();
-    loop {
-        let mut ready = 0;
-        for page in pages {
-            let remote = eval(page, "return window.switchyard.remoteParticipants().length")
-                .await
-                .ok()
-                .and_then(|v| v.as_u64());
-            ready += usize::from(remote == Some(others));
-        }
-        if ready == pages.len() {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the call did not form"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
     let recorder = std::env::var("SWITCHYARD_TEST_RECORDER").unwrap_or_else(|_| RECORDER.into());
@@ -294,7 +274,7 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
         .call_pages(port, ROOM, &["Alice", "Bob"], "")
         .await
         .expect("pages load");
-    wait_remote(&[&pages[0], &pages[1]], 1).await;
+    wait_call(&pages, 1).await;
     // The third person: a clock published over WHIP.
     let clock = driver.browser().await.expect("a browser");
     clock
@@ -313,7 +293,7 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
     );
     let published = eval(&clock, &script).await.expect("the WHIP script runs");
     assert_eq!(published["status"], 201, "{published}");
-    wait_remote(&[&pages[0], &pages[1]], 2).await;
+    wait_call(&pages, 2).await;
 
     // Start: 201, then live; a second start is refused.
     let (status, started) = api(
@@ -498,43 +478,31 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
         "behind the call when the server has the part (last picture of a part, 360p): {packaged:?} ms"
     );
 
-    // Adaptive: once it plays 720p or more, a thin link makes it switch down.
-    let start = Instant::now();
-    let top = loop {
-        let state = watch_state(&viewer).await;
-        let height = state["height"].as_u64().unwrap_or(0);
-        if height >= 720 {
-            break height;
+    // The quality menu: the viewer picks 1080p, then 360p, and gets each.
+    for (value, height) in [("2", 1080), ("0", 360)] {
+        eval(
+            &viewer,
+            &format!(
+                "const q = document.getElementById('watch-quality'); q.value = '{value}'; \
+                 q.dispatchEvent(new Event('change')); return q.value"
+            ),
+        )
+        .await
+        .expect("the quality menu");
+        let picked = Instant::now();
+        loop {
+            let state = watch_state(&viewer).await;
+            if state["height"] == height && state["videoHeight"] == height {
+                println!("picked {height}p: playing it after {:?}", picked.elapsed());
+                break;
+            }
+            assert!(
+                picked.elapsed() < Duration::from_secs(30),
+                "picking {height}p in the quality menu did not play it: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(40),
-            "hls.js never went up to 720p or more: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    println!("playing {top}p; capping the server's HTTP to 1 Mbit/s");
-    let capped_at = Instant::now();
-    let cap = ThinLink::tcp_from(port, 1000, 200);
-    let down = loop {
-        let state = watch_state(&viewer).await;
-        let height = state["height"].as_u64().unwrap_or(u64::MAX);
-        if height < top {
-            break state;
-        }
-        assert!(
-            // hls.js's estimate for low-latency parts reacts slowly (36-74 s measured).
-            capped_at.elapsed() < Duration::from_secs(120),
-            "hls.js did not switch down under a 1 Mbit/s link: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    drop(cap);
-    println!(
-        "switched down to {}p {:?} after the cap (switches: {})",
-        down["height"],
-        capped_at.elapsed(),
-        down["switches"]
-    );
+    }
 
     // Stop: the playlists end; what it cost.
     let (status, stopping) = api(port, &admin, reqwest::Method::DELETE, None).await;

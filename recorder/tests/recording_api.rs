@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Admin, Playlist, check_streams, frame_at, probe, tiles_with_video};
+use common::{Admin, Playlist, check_streams, frame_at, probe, tiles_with_video, wait_call};
 use futures::StreamExt;
 use serde_json::Value;
 use switchyard_tests::browser::{Driver, eval};
@@ -92,28 +92,6 @@ async fn plays_past_five_seconds(driver: &Driver, port: u16, id: &str, what: &st
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let _ = page.close().await;
-}
-
-async fn wait_call(pages: &[fantoccini::Client], others: u64) {
-    let start = Instant::now();
-    loop {
-        let mut ready = 0;
-        for page in pages {
-            let remote = eval(page, "return window.switchyard.remoteParticipants().length")
-                .await
-                .ok()
-                .and_then(|v| v.as_u64());
-            ready += usize::from(remote == Some(others));
-        }
-        if ready == pages.len() {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the call did not form"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,65 +95,6 @@ impl ThinLink {
     }
 }
 
-impl ThinLink {
-    /// A thin link for what a TCP server on loopback sends: every segment *from* `port` (to
-    /// any client, HTTP and WebSocket alike) goes through an HTB class of `kbit` kbit/s behind
-    /// a queue of `packets`, while it lives.
-    pub fn tcp_from(port: u16, kbit: u32, packets: u32) -> ThinLink {
-        let link = ThinLink;
-        let rate = format!("{kbit}kbit");
-        tc(&[
-            "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10",
-        ]);
-        tc(&[
-            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "10gbit",
-        ]);
-        tc(&[
-            "class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate", &rate,
-            "ceil", &rate,
-        ]);
-        tc(&[
-            "qdisc",
-            "add",
-            "dev",
-            "lo",
-            "parent",
-            "1:20",
-            "handle",
-            "20:",
-            "pfifo",
-            "limit",
-            &packets.to_string(),
-        ]);
-        tc(&[
-            "filter",
-            "add",
-            "dev",
-            "lo",
-            "parent",
-            "1:",
-            "protocol",
-            "ip",
-            "prio",
-            "1",
-            "u32",
-            "match",
-            "ip",
-            "protocol",
-            "6",
-            "0xff",
-            "match",
-            "ip",
-            "sport",
-            &port.to_string(),
-            "0xffff",
-            "flowid",
-            "1:20",
-        ]);
-        link
-    }
-}
-
 impl Drop for ThinLink {
     fn drop(&mut self) {
         let _ = std::process::Command::new("tc")

@@ -1,5 +1,6 @@
 //! What the recording tests check on a finished (or growing) recording: the playlist's rules,
-//! ffprobe's view of the media, and the tiles of the composite picture.
+//! ffprobe's view of the media, and the tiles of the composite picture; and waiting for a call
+//! to form.
 
 #![allow(dead_code)] // each test file uses a part
 
@@ -313,5 +314,31 @@ impl Admin {
             .expect("the API answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Waits (at most 30 s) until every call page sees `others` other participants.
+pub async fn wait_call(pages: &[fantoccini::Client], others: u64) {
+    let start = std::time::Instant::now();
+    loop {
+        let mut ready = 0;
+        for page in pages {
+            let remote = switchyard_tests::browser::eval(
+                page,
+                "return window.switchyard.remoteParticipants().length",
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_u64());
+            ready += usize::from(remote == Some(others));
+        }
+        if ready == pages.len() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the call did not form"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }

@@ -82,8 +82,11 @@ pub(crate) async fn media(
         Want::Segment { .. } | Want::Part { .. } => ("video/iso.segment", IMMUTABLE),
     };
     let want = match want {
-        // A plain playlist request is answered at once with the latest.
-        Want::Playlist { msn: u64::MAX, .. } => Want::Playlist { msn: 0, part: None },
+        // A plain playlist request is answered with the latest as soon as there is a part.
+        Want::Playlist { msn: u64::MAX, .. } => Want::Playlist {
+            msn: 0,
+            part: Some(0),
+        },
         other => other,
     };
     match live.stream.get(index, want).await {
