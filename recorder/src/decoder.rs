@@ -38,6 +38,9 @@ impl Decoder {
         let mut child = Command::new(ffmpeg)
             .args(["-hide_banner", "-loglevel", "error", "-nostats"])
             .args(["-probesize", codec.probe_size(), "-analyzeduration", "0"])
+            // One decoding thread: frame threads would hold a picture back per extra thread.
+            .args(["-threads", "1", "-flags", "low_delay"])
+            .args(["-fflags", "nobuffer"])
             .args(["-f", codec.ffmpeg_format(), "-i", "pipe:0"])
             .args(["-an", "-vf", &filter, "-fps_mode", "passthrough"])
             .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"])

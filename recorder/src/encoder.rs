@@ -28,6 +28,9 @@ pub const FPS: u32 = 15;
 pub const SEGMENT_SECONDS: u32 = 2;
 /// How long a broadcast's ffmpeg may take to end once its inputs have.
 const LIVE_FINISH: Duration = Duration::from_secs(3);
+/// Pictures ffmpeg may hold before encoding them in a broadcast (its default, 8, is half a
+/// second at 15 fps: latency the viewers would see whenever the encoders are busy).
+const LIVE_INPUT_QUEUE: &str = "2";
 /// The playlist's file name inside the output folder.
 pub const PLAYLIST: &str = "playlist.m3u8";
 
@@ -100,7 +103,11 @@ impl Encoder {
         let mut command = Command::new(ffmpeg);
         command.args(["-hide_banner", "-loglevel", "error", "-nostats", "-y"]);
         if live {
-            command.args(["-use_wallclock_as_timestamps", "1"]);
+            // ffmpeg's input queue holds at most LIVE_INPUT_QUEUE pictures: when the encoders
+            // fall behind, the canvas thread's writes wait and it skips pictures instead.
+            command
+                .args(["-use_wallclock_as_timestamps", "1"])
+                .args(["-thread_queue_size", LIVE_INPUT_QUEUE]);
         }
         command
             .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", &size])

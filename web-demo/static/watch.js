@@ -89,6 +89,10 @@ function play() {
     // Live: follow a changing link within a few parts rather than many seconds.
     abrEwmaFastLive: 1.5,
     abrEwmaSlowLive: 4,
+    // Stay near the live edge: after a stall, play up to 1.5x until back at the target
+    // latency, and let each stall raise that target by 0.25 s rather than a whole second.
+    maxLiveSyncPlaybackRate: 1.5,
+    liveSyncOnStallIncrease: 0.25,
     xhrSetup: (xhr) => { if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`); },
   });
   hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
