@@ -4,7 +4,9 @@
 //! rendition's parts and segments keep within their targets, blocking reload answers when the
 //! part exists, and ffprobe reads each rendition's codec and size; the watch page (hls.js, low
 //! latency) plays it live, its delay behind the call is measured by reading the clock back out
-//! of the picture, and its quality menu switches renditions.
+//! of the picture, its quality menu switches renditions, and behind a link capped at 1.5 Mbit/s
+//! (the viewer's browser runs in a network namespace behind a userspace-shaped link) hls.js
+//! switches down a rendition by itself.
 //! Then a private broadcast with the speaker layout refuses viewers without a token.
 
 mod common;
@@ -17,6 +19,7 @@ use fantoccini::Client as Page;
 use protocol::Grants;
 use serde_json::{Value, json};
 use switchyard_tests::browser::{Driver, eval};
+use switchyard_tests::lossy_link::{Impairment, LossyLink};
 use switchyard_tests::start_server;
 
 const RECORDER: &str = env!("CARGO_BIN_EXE_switchyard-recorder");
@@ -254,7 +257,12 @@ async fn watch_state(page: &Page) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
     let recorder = std::env::var("SWITCHYARD_TEST_RECORDER").unwrap_or_else(|_| RECORDER.into());
-    let server = start_server(None, |config| {
+    // The viewer watches from a namespace behind a link whose rate the test caps later; the
+    // server listens on the link's end too (media is announced there only).
+    let link = LossyLink::create().expect("a network namespace behind a link (needs root)");
+    let server = start_server(Some(link.host_ip.into()), |config| {
+        config.http_bind = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        config.insecure_dev = true;
         config.recorder = Some(PathBuf::from(recorder));
     })
     .await;
@@ -414,9 +422,10 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
     }
 
     // The watch page plays it live; how far behind the call, read from the clock's picture.
-    let viewer = driver.browser().await.expect("a browser");
+    let inside = link.driver().await.expect("chromedriver in the namespace");
+    let viewer = inside.browser().await.expect("a browser in the namespace");
     viewer
-        .goto(&format!("{}/watch/{ROOM}", base(port)))
+        .goto(&format!("http://{}:{port}/watch/{ROOM}", link.host_ip))
         .await
         .expect("the watch page");
     let start = Instant::now();
@@ -503,6 +512,55 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+
+    // Adaptive: back on Auto it climbs to 720p or more; then the viewer's link is capped at
+    // 1.5 Mbit/s (720p needs 2.9) and hls.js switches down by itself.
+    eval(
+        &viewer,
+        "const q = document.getElementById('watch-quality'); q.value = '-1'; \
+         q.dispatchEvent(new Event('change')); return q.value",
+    )
+    .await
+    .expect("the quality menu");
+    let auto = Instant::now();
+    let top = loop {
+        let state = watch_state(&viewer).await;
+        let height = state["videoHeight"].as_u64().unwrap_or(0);
+        if state["autoLevel"] == true && state["height"] == height && height >= 720 {
+            break height;
+        }
+        assert!(
+            auto.elapsed() < Duration::from_secs(60),
+            "on Auto, hls.js did not climb to 720p or more on an open link: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    println!("Auto: playing {top}p after {:?}", auto.elapsed());
+    link.set_downlink(Impairment {
+        rate_kbit: Some(1500),
+        queue_limit: Duration::from_millis(300),
+        ..Impairment::default()
+    });
+    let capped = Instant::now();
+    let down = loop {
+        let state = watch_state(&viewer).await;
+        let height = state["videoHeight"].as_u64().unwrap_or(0);
+        if state["height"] == height && height > 0 && height < top {
+            break state;
+        }
+        assert!(
+            capped.elapsed() < Duration::from_secs(60),
+            "hls.js did not switch down behind a 1.5 Mbit/s link: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    println!(
+        "capped at 1.5 Mbit/s: switched down to {}p after {:?} (its estimate {:.2} Mbit/s)",
+        down["height"],
+        capped.elapsed(),
+        down["bandwidthEstimate"].as_f64().unwrap_or(0.0) / 1e6
+    );
+    link.clear();
 
     // Stop: the playlists end; what it cost.
     let (status, stopping) = api(port, &admin, reqwest::Method::DELETE, None).await;
