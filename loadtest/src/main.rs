@@ -46,7 +46,12 @@ struct Args {
     /// Rooms.
     #[arg(long, default_value_t = 1)]
     rooms: u32,
-    /// Publishers per room (they also receive everyone else).
+    /// Rooms are named PREFIX-0, PREFIX-1, ... (several runs against one server at once need
+    /// different prefixes, or their participants meet in the same rooms).
+    #[arg(long, default_value = "load")]
+    room_prefix: String,
+    /// Publishers per room (they also receive everyone else); 0 for idle participants who
+    /// publish nothing (what a connected, idle participant costs the server).
     #[arg(long, default_value_t = 2)]
     publishers: u32,
     /// Receive-only participants per room.
@@ -128,6 +133,7 @@ async fn main() -> ExitCode {
     let scenario = Scenario {
         target,
         rooms: args.rooms,
+        room_prefix: args.room_prefix,
         publishers: args.publishers,
         subscribers: args.subscribers,
         video: !args.audio_only,

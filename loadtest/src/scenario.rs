@@ -34,6 +34,8 @@ pub enum Credentials {
 pub struct Scenario {
     pub target: Target,
     pub rooms: u32,
+    /// Rooms are named `{room_prefix}-{i}`.
+    pub room_prefix: String,
     pub publishers: u32,
     pub subscribers: u32,
     pub video: bool,

@@ -74,6 +74,44 @@ async fn a_short_run_reports_media_latency_and_server_cost() {
     assert!(report["lossPercent"].as_f64().unwrap() < 5.0);
 }
 
+/// Nobody publishing: the participants join, stay connected and receive nothing, in the rooms
+/// `--room-prefix` names (what `scripts/bench-idle` measures).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_participants_join_and_receive_nothing() {
+    let server = start_local_server().await;
+    let url = format!("http://{}", server.http_addr);
+    let output = tokio::task::spawn_blocking(move || {
+        loadtest(&[
+            "--url",
+            &url,
+            "--room-prefix",
+            "idle",
+            "--rooms",
+            "2",
+            "--publishers",
+            "0",
+            "--subscribers",
+            "3",
+            "--duration",
+            "2",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["joined"], 6, "{report:#}");
+    assert_eq!(report["errors"], serde_json::json!([]));
+    assert_eq!(report["packetsReceived"], 0);
+    // Two rooms (idle-0, idle-1), still open a while after their last participant left.
+    assert_eq!(server.room_count(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_ends_with_one_line_naming_it() {
     // Nothing listens on port 1.
@@ -82,8 +120,15 @@ async fn bad_input_ends_with_one_line_naming_it() {
         "cannot reach the server at http://127.0.0.1:1",
     );
     fails_with_one_line(
-        &loadtest(&["--publishers", "0"]),
-        "--publishers must be at least 1",
+        &loadtest(&[
+            "--server",
+            "janus",
+            "--url",
+            "http://127.0.0.1:1/janus",
+            "--publishers",
+            "0",
+        ]),
+        "--publishers must be at least 1 against Janus",
     );
     fails_with_one_line(
         &loadtest(&["--video-kbps", "5"]),

@@ -212,6 +212,20 @@ pub(crate) fn render(
             );
             gauge!("switchyard_process_resident_memory_bytes").set(rss);
         }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            describe_gauge!(
+                "switchyard_process_open_fds",
+                "Open file descriptors (sockets, files) of the server process."
+            );
+            gauge!("switchyard_process_open_fds").set(fds.count() as f64);
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            describe_gauge!(
+                "switchyard_runtime_tasks",
+                "Tasks alive in the server's async runtime (rising while nobody joins: a leak)."
+            );
+            gauge!("switchyard_runtime_tasks").set(runtime.metrics().num_alive_tasks() as f64);
+        }
     });
     let mut text = metrics.recorder.handle().render();
     if let Some(link) = cluster {

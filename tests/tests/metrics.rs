@@ -76,6 +76,8 @@ async fn metrics_pass_promtool_and_move_during_a_call() {
         "switchyard_turn_allocations",
         "switchyard_process_cpu_seconds",
         "switchyard_process_resident_memory_bytes",
+        "switchyard_process_open_fds",
+        "switchyard_runtime_tasks",
     ] {
         println!(
             "{name} {} -> {}",
@@ -91,6 +93,9 @@ async fn metrics_pass_promtool_and_move_during_a_call() {
     assert!(during["switchyard_packets_out_total"] > 200.0);
     assert!(during["switchyard_bytes_out_total"] > during["switchyard_packets_out_total"]);
     assert!(during["switchyard_process_resident_memory_bytes"] > 1e6);
+    // Two WebSockets and the media sockets at least; the rooms' and connections' tasks.
+    assert!(during["switchyard_process_open_fds"] >= 3.0);
+    assert!(during["switchyard_runtime_tasks"] > before["switchyard_runtime_tasks"]);
     for name in [
         "switchyard_packets_dropped_total",
         "switchyard_nacks_received_total",
