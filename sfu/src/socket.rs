@@ -1,7 +1,7 @@
 //! The media sockets: one UDP port shared by every peer connection of every room.
 //!
 //! One socket is bound per announced address (all on the same port), and one task reads each
-//! socket. It routes a datagram by its remote address to the room that owns the peer connection;
+//! socket, in batches (`receive.rs`). It routes a datagram by its remote address to the room that owns the peer connection;
 //! an unknown address is learned from the USERNAME of an ICE connectivity check, whose first half
 //! is the local ufrag we gave that peer connection. Routing tables belong to the reading task
 //! alone (no lock per packet); rooms register and unregister ufrags through a channel.
@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::io::{Datagram, Outbox, Outgoing, OutgoingDatagram, RoomInput, Route, RouteUpdate};
+
+mod receive;
 
 /// The bound sockets, shared by rooms for sending. Cloning is cheap.
 #[derive(Clone)]
@@ -284,70 +286,112 @@ pub(crate) fn local_ipv4s() -> Vec<IpAddr> {
     ips
 }
 
+/// Batches one reader takes per wake-up before it looks at route updates and cancellation
+/// again: a socket that never runs dry cannot starve them.
+const BATCHES_PER_WAKE: usize = 8;
+
 async fn read_loop(
     socket: Arc<UdpSocket>,
     announced: SocketAddr,
     mut updates: mpsc::UnboundedReceiver<RouteUpdate>,
     cancel: CancellationToken,
 ) {
-    let mut by_ufrag: HashMap<String, Route> = HashMap::new();
-    let mut by_peer: HashMap<SocketAddr, Route> = HashMap::new();
-    let mut buf = vec![0u8; 2048];
-    let mut dropped: u64 = 0;
+    let mut routes = Routes::default();
+    let mut batch = receive::Batch::new();
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
             update = updates.recv() => match update {
-                Some(RouteUpdate::Register { ufrag, route }) => {
-                    by_ufrag.insert(ufrag, route);
-                }
-                Some(RouteUpdate::Unregister { ufrag }) => {
-                    if let Some(route) = by_ufrag.remove(&ufrag) {
-                        by_peer.retain(|_, r| !(r.pc == route.pc && r.room.same_channel(&route.room)));
-                    }
-                }
+                Some(update) => routes.update(update),
                 None => break,
             },
-            received = socket.recv_from(&mut buf) => {
-                let (n, peer) = match received {
-                    Ok(v) => v,
-                    Err(e) => {
-                        // ICMP errors surface here on some systems; keep serving.
-                        debug!(error = %e, "media socket receive error");
-                        continue;
-                    }
-                };
-                let packet = &buf[..n];
-                let route = match by_peer.get(&peer) {
-                    Some(r) => r.clone(),
-                    None => {
-                        let Some(route) = stun_local_ufrag(packet).and_then(|u| by_ufrag.get(u)) else {
-                            continue;
-                        };
-                        by_peer.insert(peer, route.clone());
-                        route.clone()
-                    }
-                };
-                let datagram = Datagram {
-                    pc: route.pc,
-                    local: announced,
-                    peer,
-                    received_at: Instant::now(),
-                    data: BytesMut::from(packet),
-                };
-                match route.room.try_send(RoomInput::Datagram(datagram)) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        dropped += 1;
-                        if dropped.is_power_of_two() {
-                            warn!(%peer, dropped, "a room is behind; dropping media datagrams");
+            ready = socket.readable() => {
+                if let Err(e) = ready {
+                    debug!(error = %e, "media socket readiness error");
+                    continue;
+                }
+                for _ in 0..BATCHES_PER_WAKE {
+                    match batch.receive(&socket) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            let received_at = Instant::now();
+                            for (packet, peer) in batch.datagrams() {
+                                routes.deliver(announced, packet, peer, received_at);
+                            }
+                            if n < receive::BATCH {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            // ICMP errors surface here on some systems; keep serving.
+                            debug!(error = %e, "media socket receive error");
+                            break;
                         }
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        by_peer.remove(&peer);
-                    }
                 }
+            }
+        }
+    }
+}
+
+/// A reader's routing tables: by remote address, learned from the ufrag of a connectivity
+/// check. Owned by the reading task alone.
+#[derive(Default)]
+struct Routes {
+    by_ufrag: HashMap<String, Route>,
+    by_peer: HashMap<SocketAddr, Route>,
+    dropped: u64,
+}
+
+impl Routes {
+    fn update(&mut self, update: RouteUpdate) {
+        match update {
+            RouteUpdate::Register { ufrag, route } => {
+                self.by_ufrag.insert(ufrag, route);
+            }
+            RouteUpdate::Unregister { ufrag } => {
+                if let Some(route) = self.by_ufrag.remove(&ufrag) {
+                    self.by_peer
+                        .retain(|_, r| !(r.pc == route.pc && r.room.same_channel(&route.room)));
+                }
+            }
+        }
+    }
+
+    /// Hands one datagram to the room of its peer connection, without waiting: a room that is
+    /// behind loses it.
+    fn deliver(&mut self, local: SocketAddr, packet: &[u8], peer: SocketAddr, at: Instant) {
+        if packet.is_empty() {
+            return;
+        }
+        let route = match self.by_peer.get(&peer) {
+            Some(r) => r,
+            None => {
+                let Some(route) = stun_local_ufrag(packet).and_then(|u| self.by_ufrag.get(u))
+                else {
+                    return;
+                };
+                self.by_peer.entry(peer).or_insert_with(|| route.clone())
+            }
+        };
+        let datagram = Datagram {
+            pc: route.pc,
+            local,
+            peer,
+            received_at: at,
+            data: BytesMut::from(packet),
+        };
+        match route.room.try_send(RoomInput::Datagram(datagram)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped += 1;
+                if self.dropped.is_power_of_two() {
+                    warn!(%peer, dropped = self.dropped, "a room is behind; dropping media datagrams");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.by_peer.remove(&peer);
             }
         }
     }
