@@ -17,6 +17,23 @@ fn loadtest(args: &[&str]) -> Output {
         .expect("loadtest runs")
 }
 
+/// Runs loadtest with `args` (plus `--json`) off the async runtime; the run must succeed, and
+/// its JSON report is returned.
+async fn report_of(args: Vec<String>) -> Value {
+    let output = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        loadtest(&[&args[..], &["--json"]].concat())
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON report")
+}
+
 /// The run failed with exactly one line on stderr that contains `expected`.
 fn fails_with_one_line(output: &Output, expected: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -37,31 +54,21 @@ async fn a_short_run_reports_media_latency_and_server_cost() {
     let server = start_local_server().await;
     let url = format!("http://{}", server.http_addr);
     let pid = std::process::id().to_string(); // the server runs inside this test process
-    let output = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--url",
-            &url,
-            "--publishers",
-            "2",
-            "--subscribers",
-            "2",
-            "--duration",
-            "4",
-            "--video-kbps",
-            "300",
-            "--server-pid",
-            &pid,
-            "--json",
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let args = [
+        "--url",
+        &url,
+        "--publishers",
+        "2",
+        "--subscribers",
+        "2",
+        "--duration",
+        "4",
+        "--video-kbps",
+        "300",
+        "--server-pid",
+        &pid,
+    ];
+    let report = report_of(args.map(String::from).to_vec()).await;
     println!("{report:#}");
     assert_eq!(report["joined"], 4);
     assert_eq!(report["errors"], serde_json::json!([]));
@@ -80,31 +87,21 @@ async fn a_short_run_reports_media_latency_and_server_cost() {
 async fn idle_participants_join_and_receive_nothing() {
     let server = start_local_server().await;
     let url = format!("http://{}", server.http_addr);
-    let output = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "--url",
-            &url,
-            "--room-prefix",
-            "idle",
-            "--rooms",
-            "2",
-            "--publishers",
-            "0",
-            "--subscribers",
-            "3",
-            "--duration",
-            "2",
-            "--json",
-        ])
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let args = [
+        "--url",
+        &url,
+        "--room-prefix",
+        "idle",
+        "--rooms",
+        "2",
+        "--publishers",
+        "0",
+        "--subscribers",
+        "3",
+        "--duration",
+        "2",
+    ];
+    let report = report_of(args.map(String::from).to_vec()).await;
     assert_eq!(report["joined"], 6, "{report:#}");
     assert_eq!(report["errors"], serde_json::json!([]));
     assert_eq!(report["packetsReceived"], 0);
