@@ -245,14 +245,7 @@ fn hls_args(command: &mut Command, out: &Path) {
     let gop = (FPS * SEGMENT_SECONDS).to_string();
     command
         .args(["-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "superfast",
-            "-tune",
-            "zerolatency",
-        ])
+        .args(ladder::X264_LIVE)
         .args(["-profile:v", "main", "-pix_fmt", "yuv420p", "-crf", "26"])
         .args(["-maxrate", "2500k", "-bufsize", "5000k"])
         .args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])

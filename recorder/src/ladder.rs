@@ -20,6 +20,17 @@ use protocol::broadcast::{
 
 use crate::fmp4::{self, Piece, Splitter, TrackInfo};
 
+/// H.264 for pictures composed live: fast enough for a shared core, and no look-ahead or
+/// B-frames (which would hold pictures back). Recordings and every broadcast rendition use it.
+pub const X264_LIVE: [&str; 6] = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "superfast",
+    "-tune",
+    "zerolatency",
+];
+
 /// Frames waiting for stdout; when the server reads slowly, the readers (and so ffmpeg) wait.
 const SINK_QUEUE: usize = 256;
 
@@ -105,14 +116,7 @@ pub fn add_args(command: &mut Command, gop: u32) -> std::io::Result<Vec<TcpListe
             let profile = if i == 0 { "high" } else { "main" };
             command
                 .args(["-map", &format!("[out{i}]"), "-map", "1:a"])
-                .args([
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "superfast",
-                    "-tune",
-                    "zerolatency",
-                ])
+                .args(X264_LIVE)
                 .args(["-profile:v", profile, "-pix_fmt", "yuv420p"])
                 .args(["-b:v", &rate, "-maxrate", &rate, "-bufsize", &buffer])
                 .args(["-g", &gop, "-sc_threshold", "0"])
