@@ -38,6 +38,7 @@ mod ids;
 mod io;
 pub mod keyframe;
 pub mod layer_switch;
+pub mod link_inbox;
 pub mod links;
 #[doc(hidden)]
 pub mod memory;

@@ -20,7 +20,7 @@ use crate::counters::MediaCounters;
 use crate::error::{JoinError, SfuError};
 use crate::events::EventBus;
 use crate::ids::RoomId;
-use crate::io::{RoomInput, SpanFrame};
+use crate::io::RoomInput;
 use crate::links::Links;
 use crate::room::Room;
 use crate::room::task::{RoomControl, run};
@@ -235,43 +235,6 @@ impl Sfu {
     /// The links to other nodes of the cluster, for the transport that carries them.
     pub fn links(&self) -> &Links {
         &self.inner.links
-    }
-
-    /// One frame that arrived over the link from node `from`: handed to the room it is about.
-    /// A control or data frame waits while that room's queue is full (which holds the link
-    /// back); a media frame is dropped instead, so one busy room never holds up the others. A
-    /// greeting for a room not open here is answered with a goodbye.
-    pub async fn link_frame(&self, from: &str, frame: bytes::Bytes) {
-        let room = match crate::span::wire::room_of(&frame).map(RoomId::new) {
-            Ok(Ok(room)) => room,
-            _ => {
-                tracing::debug!(
-                    node = from,
-                    "a link frame without a valid room name; dropped"
-                );
-                return;
-            }
-        };
-        let Some(media) = self.room_media(&room) else {
-            if crate::span::wire::is_hello(&frame)
-                && let Some(link) = self.inner.links.get(from)
-            {
-                let bye =
-                    crate::span::wire::control(room.as_str(), &crate::span::wire::Control::Bye);
-                let _ = link.frames.try_send(bye);
-            }
-            return;
-        };
-        let media_frame = crate::span::wire::is_media(&frame);
-        let input = RoomInput::Span(SpanFrame {
-            from: Arc::from(from),
-            frame,
-        });
-        if media_frame {
-            let _ = media.try_send(input);
-        } else {
-            let _ = media.send(input).await;
-        }
     }
 
     /// The link to node `from` is gone: every room drops what that node served.

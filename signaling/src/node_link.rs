@@ -9,7 +9,8 @@
 //!   [`HANDSHAKE_TIMEOUT`]; a failure is logged and counted, and the socket closed.
 //! - A link that is up is registered in the media plane's [`sfu::links::Links`] under the
 //!   peer's node id: a writer seals what the rooms queue there, a reader opens what arrives
-//!   and hands it to [`sfu::Sfu::link_frame`] (which may wait: that holds the peer back).
+//!   and hands it to the link's [`sfu::link_inbox::LinkInbox`] (which may wait: that holds the
+//!   peer back).
 //! - Any error (a frame that fails to open, a replay, a closed or silent socket) ends the
 //!   connection; if it was the peer's current link, [`sfu::Sfu::link_closed`] tells the rooms.
 //!   Both sides ping every [`PING_EVERY`] and give up after [`SILENCE_LIMIT`] without any
@@ -304,7 +305,11 @@ where
             end = read(&context.sfu, &peer, &mut rx, &mut opener) => end,
             () = context.cancel.cancelled() => LinkEnd::Shutdown,
         };
-        close(&mut tx).await;
+        // A connection that failed is not closed politely: its sink, once it has returned an
+        // error, must not be used again (it would panic, and this cleanup would never run).
+        if !matches!(end, LinkEnd::Socket(_)) {
+            close(&mut tx).await;
+        }
         let current = context.sfu.links().unregister(&peer, id);
         drop(guard);
         match &end {
@@ -379,6 +384,7 @@ async fn read<R>(sfu: &Sfu, peer: &str, rx: &mut R, opener: &mut Opener) -> Link
 where
     R: Stream<Item = Result<Incoming, WireError>> + Unpin,
 {
+    let mut inbox = sfu.link_inbox(peer);
     loop {
         let message = match tokio::time::timeout(SILENCE_LIMIT, rx.next()).await {
             Err(_) => return LinkEnd::Silent,
@@ -388,7 +394,7 @@ where
         };
         match message {
             Incoming::Binary(sealed) => match opener.open(&sealed) {
-                Ok(frame) => sfu.link_frame(peer, Bytes::from(frame)).await,
+                Ok(frame) => inbox.deliver(Bytes::from(frame)).await,
                 Err(e) => return LinkEnd::Frame(e),
             },
             Incoming::Control => {}
