@@ -1,8 +1,8 @@
 //! What arrives over one link from another node of the cluster, on its way into rooms: the
 //! link's reader hands each frame to the room it names. The reader keeps the rooms' queues it
-//! has used (by room name), so a frame costs a map lookup in the reader's own table: no lock on
-//! the SFU's room map and no allocation, except for the first frame of a room or after that
-//! room closed. It never decodes a frame beyond its room name and never does I/O.
+//! has used (by room name), so a media frame costs a map lookup in the reader's own table: no
+//! lock on the SFU's room map and no allocation, except for the first frame of a room or after
+//! that room closed. It never decodes a frame beyond its room name and never does I/O.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,9 +47,16 @@ impl LinkInbox {
             tracing::debug!(node = %self.from, "a link frame without a valid room name; dropped");
             return;
         };
-        let media = match self.rooms.get(name) {
-            Some(media) if !media.is_closed() => media.clone(),
-            _ => {
+        let media_frame = wire::is_media(&frame);
+        // Control and data frames are rare and must reach the room that is open now (one of
+        // the same name may have replaced a closing one): they look it up every time.
+        let cached = self
+            .rooms
+            .get(name)
+            .filter(|media| media_frame && !media.is_closed());
+        let media = match cached {
+            Some(media) => media.clone(),
+            None => {
                 self.rooms.remove(name);
                 let Ok(room) = RoomId::new(name) else {
                     tracing::debug!(node = %self.from, "a link frame for an invalid room; dropped");
@@ -71,7 +78,6 @@ impl LinkInbox {
                 media
             }
         };
-        let media_frame = wire::is_media(&frame);
         let input = RoomInput::Span(SpanFrame {
             from: Arc::clone(&self.from),
             frame,

@@ -1,12 +1,12 @@
 //! The media sockets: one UDP port shared by every peer connection of every room.
 //!
 //! One socket is bound per announced address (all on the same port), and one task reads each
-//! socket, in batches (`receive.rs`). It routes a datagram by its remote address to the room that owns the peer connection;
-//! an unknown address is learned from the USERNAME of an ICE connectivity check, whose first half
-//! is the local ufrag we gave that peer connection. Routing tables belong to the reading task
-//! alone (no lock per packet); rooms register and unregister ufrags through a channel.
-//! Datagrams go to rooms with `try_send`: a busy room loses a datagram (UDP semantics), the
-//! socket task never blocks.
+//! socket, in batches (`receive.rs`). It routes a datagram by its remote address to the room
+//! that owns the peer connection; an unknown address is learned from the USERNAME of an ICE
+//! connectivity check, whose first half is the local ufrag we gave that peer connection.
+//! Routing tables belong to the reading task alone (no lock per packet); rooms register and
+//! unregister ufrags through a channel. Datagrams go to rooms with `try_send`: a busy room
+//! loses a datagram (UDP semantics), the socket task never blocks.
 
 use std::collections::HashMap;
 use std::io;
@@ -247,7 +247,9 @@ fn send_batch(socket: &UdpSocket, datagrams: &[OutgoingDatagram]) {
             let error = io::Error::last_os_error();
             match error.kind() {
                 io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => {}
+                // The socket's buffer is full: the rest of this batch would be refused too,
+                // one failing call each. Drop it, as a congested network would.
+                io::ErrorKind::WouldBlock => return,
                 _ => debug!(peer = %chunk[sent].peer, %error, "media send failed"),
             }
             sent += 1;
@@ -308,7 +310,8 @@ async fn read_loop(
             },
             ready = socket.readable() => {
                 if let Err(e) = ready {
-                    debug!(error = %e, "media socket readiness error");
+                    warn!(error = %e, "media socket readiness error");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
                 for _ in 0..BATCHES_PER_WAKE {

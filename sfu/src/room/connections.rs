@@ -20,7 +20,13 @@ use crate::io::{Datagram, PcKey};
 
 impl Room {
     pub(super) fn on_datagram(&mut self, d: Datagram) {
-        let Some(p) = self.participants.get_mut(&d.pc.participant) else {
+        // A participant on its way out (its engine may have panicked earlier in this turn)
+        // gets no more input.
+        let Some(p) = self
+            .participants
+            .get_mut(&d.pc.participant)
+            .filter(|p| p.doomed.is_none())
+        else {
             return;
         };
         let pc = d.pc;

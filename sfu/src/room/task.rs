@@ -116,6 +116,9 @@ pub(crate) async fn run<F>(
             break;
         }
     }
+    // Whoever still holds this room's queue (a socket reader, a node link) sees it closed
+    // now, not after the goodbyes below, and looks the room up afresh.
+    media_rx.close();
     // Recorders do not keep a room open: whoever is still here when it closes is told.
     room.close_all(LeaveReason::RoomClosed, CloseReason::RoomClosed);
     room.leave_span();

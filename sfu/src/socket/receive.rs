@@ -13,7 +13,7 @@ use tokio::net::UdpSocket;
 /// Datagrams one call takes at most.
 pub(super) const BATCH: usize = 32;
 /// Room for the largest datagram we accept (WebRTC keeps datagrams under the path MTU); a
-/// longer one is cut short and fails to parse, as a corrupt one would.
+/// longer one is dropped.
 const DATAGRAM_BYTES: usize = 2048;
 
 /// Reused receive buffers and what the last call put in them.
@@ -88,9 +88,11 @@ impl Batch {
         for (header, address) in headers.iter().zip(&addresses).take(count as usize) {
             // A datagram without an IP sender (cannot happen on a UDP/IP socket) is skipped
             // by giving it no bytes.
+            // So is a datagram cut short (longer than our buffer: not WebRTC's).
+            let truncated = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             let (len, peer) = match ip_address(address) {
-                Some(peer) => (header.msg_len as usize, peer),
-                None => (0, SocketAddr::from(([0, 0, 0, 0], 0))),
+                Some(peer) if !truncated => (header.msg_len as usize, peer),
+                _ => (0, SocketAddr::from(([0, 0, 0, 0], 0))),
             };
             self.received.push((len.min(DATAGRAM_BYTES), peer));
         }
