@@ -10,8 +10,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-# Committed figures (plots, flame graphs) live next to BENCHMARKS.md.
-FIGURES = os.path.join(ROOT, "benchmarks")
+# Committed figures (plots, flame graphs) live in docs/bench/, linked from BENCHMARKS.md.
+FIGURES = os.path.join(ROOT, "docs", "bench")
 SCRATCH = os.path.join(TARGET, "bench")
 API_KEY = "bench"
 API_SECRET = "bench-secret-0123456789-0123456789-abcdef"
