@@ -1,6 +1,8 @@
 //! Data-channel throughput: one 200 MiB transfer browser to browser through the SFU (the web
 //! demo's file transfer), and the same amount browser to browser directly (peer to peer, same
-//! machine) as the baseline. Prints both rates and their ratio for BENCHMARKS.md.
+//! machine) as the baseline. Prints both rates and their ratio for BENCHMARKS.md, the largest
+//! queue the relay built for the recipient, and the UDP datagrams the kernel dropped for full
+//! receive buffers meanwhile (each one an SCTP loss).
 //!
 //! Usage: cargo run --release -p switchyard-tests --example data_throughput -- [MIB]
 //! (starts its own server in-process; needs chromium and chromedriver).
@@ -83,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     a.execute(MAKE_FILE, vec![Value::from(size)]).await?;
+    let drops_before = udp_receive_buffer_drops();
     let start = Instant::now();
     a.execute(
         "window.switchyard.sendFile(window.__file, null); return true;",
@@ -97,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("the transfer through the SFU did not verify")?;
     let sfu_secs = start.elapsed().as_secs_f64();
+    let sfu_drops = udp_receive_buffer_drops().saturating_sub(drops_before);
     a.close().await?;
     b.close().await?;
 
@@ -181,5 +185,33 @@ async fn main() -> anyhow::Result<()> {
         "| ratio SFU / direct | | {:.2} |",
         rate(sfu_secs) / rate(direct_secs)
     );
+    // Above half of `max_queued_data` the relay holds the sender back: a peak below that
+    // means the SFU's side towards the recipient never was the bottleneck.
+    println!(
+        "\nLargest data queue for one recipient at the SFU: {} KiB",
+        server.data_queue_peak() / 1024
+    );
+    // Each datagram a full socket buffer drops is an SCTP loss, which halves the sender's
+    // congestion window.
+    println!(
+        "UDP datagrams dropped by full receive buffers on this machine during the SFU transfer: \
+         {sfu_drops}"
+    );
     Ok(())
+}
+
+/// The kernel's count of UDP datagrams dropped because a socket's receive buffer was full
+/// (`RcvbufErrors` in /proc/net/snmp), machine-wide.
+fn udp_receive_buffer_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "RcvbufErrors")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
 }
