@@ -245,6 +245,34 @@ fn probe(path: &std::path::Path) -> Vec<(String, String, u64, u64)> {
         .collect()
 }
 
+/// Polls the watch page's state until `done` holds, at most `within_secs`; returns that state
+/// and how long it took. Fails the test, naming `what`, with the last state otherwise.
+async fn wait_watch(
+    page: &Page,
+    what: &str,
+    within_secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    let start = Instant::now();
+    loop {
+        let state = watch_state(page).await;
+        if done(&state) {
+            return (state, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(within_secs),
+            "not within {within_secs} s: {what}: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The height hls.js says it plays, when the picture has that height too; 0 otherwise.
+fn playing_height(state: &Value) -> u64 {
+    let height = state["videoHeight"].as_u64().unwrap_or(0);
+    if state["height"] == height { height } else { 0 }
+}
+
 async fn watch_state(page: &Page) -> Value {
     eval(
         page,
@@ -428,19 +456,11 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
         .goto(&format!("http://{}:{port}/watch/{ROOM}", link.host_ip))
         .await
         .expect("the watch page");
-    let start = Instant::now();
-    loop {
-        let state = watch_state(&viewer).await;
-        if state["playing"] == true && state["currentTime"].as_f64().unwrap_or(0.0) > 2.0 {
-            println!("the watch page plays after {:?}: {state}", start.elapsed());
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(40),
-            "the watch page does not play: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let (state, after) = wait_watch(&viewer, "the watch page plays", 40, |state| {
+        state["playing"] == true && state["currentTime"].as_f64().unwrap_or(0.0) > 2.0
+    })
+    .await;
+    println!("the watch page plays after {after:?}: {state}");
     let mut delays = Vec::new();
     let start = Instant::now();
     while delays.len() < 20 && start.elapsed() < Duration::from_secs(30) {
@@ -498,19 +518,12 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
         )
         .await
         .expect("the quality menu");
-        let picked = Instant::now();
-        loop {
-            let state = watch_state(&viewer).await;
-            if state["height"] == height && state["videoHeight"] == height {
-                println!("picked {height}p: playing it after {:?}", picked.elapsed());
-                break;
-            }
-            assert!(
-                picked.elapsed() < Duration::from_secs(30),
-                "picking {height}p in the quality menu did not play it: {state}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        let what = format!("picking {height}p in the quality menu plays it");
+        let (_, after) = wait_watch(&viewer, &what, 30, |state| {
+            state["height"] == height && state["videoHeight"] == height
+        })
+        .await;
+        println!("picked {height}p: playing it after {after:?}");
     }
 
     // Adaptive: back on Auto it climbs to 720p or more; then the viewer's link is capped at
@@ -522,42 +535,26 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
     )
     .await
     .expect("the quality menu");
-    let auto = Instant::now();
-    let top = loop {
-        let state = watch_state(&viewer).await;
-        let height = state["videoHeight"].as_u64().unwrap_or(0);
-        if state["autoLevel"] == true && state["height"] == height && height >= 720 {
-            break height;
-        }
-        assert!(
-            auto.elapsed() < Duration::from_secs(60),
-            "on Auto, hls.js did not climb to 720p or more on an open link: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    println!("Auto: playing {top}p after {:?}", auto.elapsed());
+    let what = "on Auto, hls.js climbs to 720p or more on an open link";
+    let (state, after) = wait_watch(&viewer, what, 60, |state| {
+        state["autoLevel"] == true && playing_height(state) >= 720
+    })
+    .await;
+    let top = playing_height(&state);
+    println!("Auto: playing {top}p after {after:?}");
     link.set_downlink(Impairment {
         rate_kbit: Some(1500),
         queue_limit: Duration::from_millis(300),
         ..Impairment::default()
     });
-    let capped = Instant::now();
-    let down = loop {
-        let state = watch_state(&viewer).await;
-        let height = state["videoHeight"].as_u64().unwrap_or(0);
-        if state["height"] == height && height > 0 && height < top {
-            break state;
-        }
-        assert!(
-            capped.elapsed() < Duration::from_secs(60),
-            "hls.js did not switch down behind a 1.5 Mbit/s link: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let what = "hls.js switches down behind a 1.5 Mbit/s link";
+    let (down, after) = wait_watch(&viewer, what, 60, |state| {
+        (1..top).contains(&playing_height(state))
+    })
+    .await;
     println!(
-        "capped at 1.5 Mbit/s: switched down to {}p after {:?} (its estimate {:.2} Mbit/s)",
+        "capped at 1.5 Mbit/s: switched down to {}p after {after:?} (its estimate {:.2} Mbit/s)",
         down["height"],
-        capped.elapsed(),
         down["bandwidthEstimate"].as_f64().unwrap_or(0.0) / 1e6
     );
     link.clear();
