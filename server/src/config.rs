@@ -57,6 +57,10 @@ pub struct Cli {
     /// Most participants in one room.
     #[arg(long, env = "SWITCHYARD_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
+    /// Receivers of one track from which each of its packets is written to them on all cores
+    /// at once (a big room's fan-out shared over threads) [default: 128].
+    #[arg(long, value_name = "N", env = "SWITCHYARD_PARALLEL_FANOUT")]
+    pub parallel_fanout: Option<usize>,
     /// On SIGTERM, seconds calls go on without new joins before the server stops (Ctrl-C
     /// stops at once).
     #[arg(long, env = "SWITCHYARD_DRAIN_SECS")]
@@ -192,6 +196,7 @@ pub struct AuthSection {
 pub struct RoomSection {
     pub empty_timeout_secs: Option<u64>,
     pub max_participants: Option<usize>,
+    pub parallel_fanout: Option<usize>,
     pub resume_window_secs: Option<u64>,
     pub drain_secs: Option<u64>,
     pub auto_create_rooms: Option<bool>,
@@ -220,6 +225,8 @@ pub struct Config {
     pub credentials: Option<(String, String)>,
     pub empty_room_timeout: Duration,
     pub max_participants: usize,
+    /// Receivers of one track from which its packets are written on all cores at once.
+    pub parallel_fanout: usize,
     /// Whether a join opens a room that is not open yet; `false`: only the admin API does.
     pub auto_create_rooms: bool,
     /// How long a participant whose WebSocket dropped keeps its place for `resume`.
@@ -342,6 +349,10 @@ impl Config {
                 .max_participants
                 .or(file.room.max_participants)
                 .unwrap_or(50),
+            parallel_fanout: cli
+                .parallel_fanout
+                .or(file.room.parallel_fanout)
+                .unwrap_or(sfu::DEFAULT_PARALLEL_FANOUT),
             auto_create_rooms: !cli.no_auto_create_rooms
                 && file.room.auto_create_rooms.unwrap_or(true),
             resume_window: file
@@ -420,6 +431,9 @@ impl Config {
                 "max_participants must be between 1 and 1000, got {}",
                 self.max_participants
             );
+        }
+        if self.parallel_fanout == 0 {
+            bail!("parallel_fanout must be at least 1 (receivers of one track)");
         }
         if self.empty_room_timeout > Duration::from_secs(86400) {
             bail!("empty_room_timeout must be at most 86400 seconds");

@@ -120,6 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             announce_ip: config.announce_ip,
             empty_room_timeout: config.empty_room_timeout,
             max_participants: config.max_participants,
+            parallel_fanout: config.parallel_fanout,
             auto_create_rooms: config.auto_create_rooms,
             room_participants_per_node: config
                 .cluster

@@ -29,6 +29,7 @@ mod downlink;
 mod downlink_estimator;
 mod error;
 pub mod events;
+mod fanout;
 mod feedback;
 pub mod forwarder;
 /// Entry points for the fuzz targets and the corpus replay test (not a stable API).
@@ -67,7 +68,7 @@ mod upgrade_backoff;
 pub mod vp8_munger;
 
 pub use admin::{AdminCommand, AdminError, AdminReply};
-pub use config::SfuConfig;
+pub use config::{DEFAULT_PARALLEL_FANOUT, SfuConfig};
 pub use data_channels::{LOSSY, RELIABLE};
 pub use error::{JoinError, SfuError};
 pub use forwarder::{Decision, Forwarder};

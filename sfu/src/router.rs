@@ -2,7 +2,8 @@
 //! feeds, and the way back from a subscriber's feedback to the publication it is about (a map
 //! keyed by subscriber and SSRC, not a scan). The fan-out of one publisher packet to every
 //! subscription is here: the per-packet path. It allocates nothing per subscriber beyond the
-//! packet clone the engine takes, takes no lock, and never blocks.
+//! packet clone the engine takes, takes no lock, and never blocks; a big fan-out is shared over
+//! the cores by `fanout`.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use tracing::{debug, warn};
 
 use crate::counters::LocalCounts;
+use crate::fanout;
 use crate::ids::TrackId;
 use crate::io::Outgoing;
 use crate::participant::Participant;
@@ -185,7 +187,8 @@ impl Router {
     }
 
     /// The per-packet path: one publisher packet to every subscription of its track. Returns
-    /// the layers some subscriber waits for a keyframe on (by [`Layer::index`]).
+    /// the layers some subscriber waits for a keyframe on (by [`Layer::index`]). From
+    /// `parallel_fanout` subscriptions on, the packet is written to them on all cores.
     pub fn forward(
         &mut self,
         track: &TrackId,
@@ -193,6 +196,7 @@ impl Router {
         now: Instant,
         room: Wiring<'_>,
         speakers: &mut Speakers,
+        parallel_fanout: usize,
     ) -> [bool; 3] {
         let mut need_keyframe = [false; 3];
         let Some(publication) = self.publications.get_mut(track) else {
@@ -222,6 +226,28 @@ impl Router {
         // the extensions our side adds (transport-wide sequence numbers) into a header the
         // browser drops.
         packet.header.extensions_padding = 0;
+        let shared = fanout::Packet {
+            track,
+            packet: &packet,
+            layer,
+            keyframe,
+            now,
+        };
+        if let Some(share) = fanout::forward(
+            &shared,
+            &mut publication.subscriptions,
+            room.participants,
+            parallel_fanout,
+        ) {
+            publication
+                .forwarded
+                .on_bytes(payload_len * share.packets_out as usize);
+            room.counts.packets_out += share.packets_out;
+            room.counts.bytes_out += share.bytes_out;
+            room.counts.packets_dropped += share.packets_dropped;
+            room.outgoing.datagrams.extend(share.outgoing.datagrams);
+            return share.need_keyframe;
+        }
         for subscription in publication.subscriptions.iter_mut() {
             let Some(sub) = room.participants.get_mut(&subscription.subscriber) else {
                 continue;

@@ -1,5 +1,7 @@
 //! End to end through the web demo: three headless Chromium participants with fake camera and
-//! microphone hold a call through the SFU; then one closes its page and the call goes on.
+//! microphone hold a call through the SFU; then one closes its page and the call goes on. Run
+//! twice: as configured by default (a fan-out this small stays on the room's thread), and with
+//! every fan-out shared over the cores (`parallel_fanout = 1`, the path of rooms of 128 and more).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -35,7 +37,21 @@ async fn remote_identities(page: &fantoccini::Client) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_browsers_hold_a_call_and_one_leaves() {
-    let server = start_server(None, |_| {}).await;
+    hold_a_call_and_one_leaves(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_browsers_hold_a_call_with_the_fan_out_on_every_core() {
+    hold_a_call_and_one_leaves(Some(1)).await;
+}
+
+async fn hold_a_call_and_one_leaves(parallel_fanout: Option<usize>) {
+    let server = start_server(None, |c| {
+        if let Some(n) = parallel_fanout {
+            c.parallel_fanout = n;
+        }
+    })
+    .await;
     let driver = Driver::start().await.expect("chromedriver");
     let names = ["Alice", "Bob", "Carol"];
     let mut pages = driver

@@ -49,9 +49,14 @@ impl Room {
             outgoing: &mut self.outgoing,
             counts: &mut self.counts,
         };
-        let wanted = self
-            .router
-            .forward(&track, packet, now, wiring, &mut self.speakers);
+        let wanted = self.router.forward(
+            &track,
+            packet,
+            now,
+            wiring,
+            &mut self.speakers,
+            self.config.parallel_fanout,
+        );
         if wanted != [false; 3] {
             self.request_layer_keyframes(&track, wanted, now);
         }

@@ -1,0 +1,137 @@
+//! Fan-out over cores: one publisher packet written to many subscribers' connections at once,
+//! each core taking a share of the subscriptions (its connections' engines, SRTP and the
+//! datagrams they produce), so that a big room (a webinar, 1 → 300) is not held to one core.
+//! Below `SfuConfig::parallel_fanout` subscriptions (128 by default), or on a one-core machine,
+//! the router forwards in its own loop instead: handing work to other threads costs a few
+//! microseconds a packet, which only a big fan-out repays.
+//!
+//! It never decides what a subscriber gets (that is [`Subscription::forward`]), never sends on a
+//! socket (each share fills its own batch, which the room sends with the rest), takes no lock
+//! and never blocks beyond waiting for its shares.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use protocol::Layer;
+use rayon::prelude::*;
+use tracing::debug;
+
+use crate::ids::TrackId;
+use crate::io::Outgoing;
+use crate::participant::Participant;
+use crate::subscription::{Forwarded, Subscription};
+
+/// The threads the fan-out runs on (one per core), or `None` on a one-core machine or when no
+/// thread could be started (then the router's own loop does all the work).
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            return None;
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(cores)
+            .thread_name(|i| format!("sfu-fanout-{i}"))
+            .build()
+            .map_err(|e| tracing::warn!(error = %e, "no fan-out threads; big rooms use one core"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// What one share of a fan-out produced, added up.
+#[derive(Default)]
+pub(crate) struct Share {
+    pub outgoing: Outgoing,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub packets_dropped: u64,
+    /// Layers some subscriber waits for a keyframe on (by [`Layer::index`]).
+    pub need_keyframe: [bool; 3],
+}
+
+impl Share {
+    fn merge(mut self, mut other: Share) -> Share {
+        self.outgoing
+            .datagrams
+            .append(&mut other.outgoing.datagrams);
+        self.packets_out += other.packets_out;
+        self.bytes_out += other.bytes_out;
+        self.packets_dropped += other.packets_dropped;
+        for (mine, theirs) in self.need_keyframe.iter_mut().zip(other.need_keyframe) {
+            *mine |= theirs;
+        }
+        self
+    }
+}
+
+/// One packet of `track` as the publication saw it.
+pub(crate) struct Packet<'a> {
+    pub track: &'a TrackId,
+    pub packet: &'a rtc::rtp::Packet,
+    pub layer: Layer,
+    pub keyframe: bool,
+    pub now: Instant,
+}
+
+/// Writes `packet` to every connected subscriber of `subscriptions` on all cores, or returns
+/// `None` (nothing done) when there are fewer than `from` subscriptions or one core.
+pub(crate) fn forward(
+    packet: &Packet<'_>,
+    subscriptions: &mut [Subscription],
+    participants: &mut HashMap<u64, Participant>,
+    from: usize,
+) -> Option<Share> {
+    if subscriptions.len() < from {
+        return None;
+    }
+    let pool = pool()?;
+    // Each subscription with its subscriber, found in one pass over the room (a subscriber has
+    // at most one subscription per track, so no participant is taken twice).
+    let mut by_subscriber: HashMap<u64, &mut Subscription> = subscriptions
+        .iter_mut()
+        .map(|s| (s.subscriber, s))
+        .collect();
+    let mut pairs: Vec<(&mut Subscription, &mut Participant)> =
+        Vec::with_capacity(by_subscriber.len());
+    for (key, participant) in participants.iter_mut() {
+        if let Some(subscription) = by_subscriber.remove(key)
+            && participant.subscriber.connected
+        {
+            pairs.push((subscription, participant));
+        }
+    }
+    let share_len = pairs.len().div_ceil(pool.current_num_threads()).max(1);
+    Some(pool.install(|| {
+        pairs
+            .par_chunks_mut(share_len)
+            .map(|share| forward_share(packet, share))
+            .reduce(Share::default, Share::merge)
+    }))
+}
+
+fn forward_share(p: &Packet<'_>, share: &mut [(&mut Subscription, &mut Participant)]) -> Share {
+    let mut out = Share::default();
+    let payload_len = p.packet.payload.len() as u64;
+    for (subscription, sub) in share.iter_mut() {
+        match subscription.forward(p.packet, p.layer, p.keyframe, sub.subscriber.pc(), p.now) {
+            Forwarded::Sent { first } => {
+                if first {
+                    debug!(participant = %sub.id, track = %p.track, keyframe = p.keyframe, "down-track started");
+                }
+                out.packets_out += 1;
+                out.bytes_out += payload_len;
+                sub.subscriber.flush_and_reschedule(&mut out.outgoing);
+            }
+            Forwarded::NotReady => {}
+            Forwarded::Dropped => out.packets_dropped += 1,
+            Forwarded::NeedKeyframe(wanted) => {
+                out.packets_dropped += 1;
+                out.need_keyframe[wanted.index()] = true;
+            }
+        }
+    }
+    out
+}
