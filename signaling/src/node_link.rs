@@ -275,6 +275,23 @@ enum LinkEnd {
     Frame(LinkError),
 }
 
+/// Takes a link out of the SFU's table when its task ends, however it ends (a panic, or the
+/// task dropped before it finished, included), and tells the rooms if it was the current link
+/// to its peer: a link that is gone must never look up, or rooms would wait on it.
+struct Registration {
+    sfu: sfu::Sfu,
+    peer: String,
+    id: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if self.sfu.links().unregister(&self.peer, self.id) {
+            self.sfu.link_closed(&self.peer);
+        }
+    }
+}
+
 /// Registers the link to `peer` and runs it until it ends; then takes it out and, if it was
 /// the current link, tells the rooms.
 fn start<T, R>(
@@ -292,10 +309,16 @@ where
     // Registered before the future first runs: a dialler's caller finds the link up.
     let (frames_tx, frames) = mpsc::channel::<Bytes>(sfu::links::LINK_QUEUE);
     let id = context.sfu.links().register(peer, frames_tx);
+    let registration = Registration {
+        sfu: context.sfu.clone(),
+        peer: peer.to_owned(),
+        id,
+    };
     let guard = context.links.connection_up(peer);
     let context = context.clone();
     let peer = peer.to_owned();
     async move {
+        let registration = registration;
         let mut tx = tx;
         let mut rx = rx;
         let mut sealer = sealer;
@@ -310,16 +333,13 @@ where
         if !matches!(end, LinkEnd::Socket(_)) {
             close(&mut tx).await;
         }
-        let current = context.sfu.links().unregister(&peer, id);
+        drop(registration);
         drop(guard);
         match &end {
             LinkEnd::Shutdown | LinkEnd::PeerClosed => {
                 info!(node = %peer, link = id, reason = %end, "a node link closed")
             }
             _ => warn!(node = %peer, link = id, reason = %end, "a node link failed"),
-        }
-        if current {
-            context.sfu.link_closed(&peer);
         }
     }
 }
