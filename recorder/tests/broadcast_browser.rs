@@ -20,17 +20,15 @@ use protocol::Grants;
 use serde_json::{Value, json};
 use switchyard_tests::browser::{Driver, eval};
 use switchyard_tests::lossy_link::{Impairment, LossyLink};
-use switchyard_tests::start_server;
+use switchyard_tests::{start_server, whip};
 
 const RECORDER: &str = env!("CARGO_BIN_EXE_switchyard-recorder");
 const ROOM: &str = "broadcast";
 
-/// A WHIP publisher whose picture is a clock: 32 cells (4 rows of 8) of a 1280x720 canvas,
+/// What the WHIP publisher sends: a clock, 32 cells (4 rows of 8) of a 1280x720 canvas,
 /// the first 24 the bits of `Date.now() mod 2^24` (white = 1), the last 8 a fixed pattern to
 /// find it by.
-const CLOCK_PUBLISH: &str = r#"
-const [token, url] = arguments;
-return (async () => {
+const CLOCK: &str = r#"
   const canvas = document.createElement('canvas');
   canvas.width = 1280; canvas.height = 720;
   const g = canvas.getContext('2d');
@@ -45,26 +43,7 @@ return (async () => {
   };
   draw();
   setInterval(draw, 20);
-  const stream = canvas.captureStream(30);
-  const pc = new RTCPeerConnection();
-  for (const track of stream.getTracks()) {
-    pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-  }
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') resolve();
-    });
-  });
-  const res = await fetch(url, { method: 'POST', body: pc.localDescription.sdp,
-    headers: { 'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + token } });
-  const body = await res.text();
-  if (res.status !== 201) return { status: res.status, body };
-  await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  window.peer = pc;
-  return { status: res.status };
-})();
+  return canvas.captureStream(30);
 "#;
 
 /// Reads the clock out of the watch page's current picture: each tile of a 2x2 grid (three
@@ -320,13 +299,7 @@ async fn a_call_is_broadcast_as_low_latency_adaptive_hls() {
     let clock_token = server
         .tokens
         .mint("clock", "Clock", ROOM, Grants::default(), 3600);
-    let script = CLOCK_PUBLISH.replace(
-        "const [token, url] = arguments;",
-        &format!(
-            "const [token, url] = [{clock_token:?}, {:?}];",
-            format!("{}/whip/{ROOM}", base(port))
-        ),
-    );
+    let script = whip::publish_script(CLOCK, &clock_token, &format!("{}/whip/{ROOM}", base(port)));
     let published = eval(&clock, &script).await.expect("the WHIP script runs");
     assert_eq!(published["status"], 201, "{published}");
     wait_call(&pages, 2).await;

@@ -19,6 +19,7 @@ mod server;
 pub mod sockets;
 pub mod turn_client;
 mod wait;
+pub mod whip;
 
 pub use server::{cluster_settings, scratch_dir, start_local_server, start_server, ws_url};
 pub use switchyard::Server;

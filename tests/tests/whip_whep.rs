@@ -10,37 +10,10 @@ use protocol::Grants;
 use serde_json::{Value, json};
 use switchyard_tests::admin::{self, claims, hs256};
 use switchyard_tests::browser::{Driver, eval, media_stats, wait_for_script};
-use switchyard_tests::{Server, start_server, wait_for};
+use switchyard_tests::{Server, start_server, wait_for, whip};
 
-/// A WHIP client in a page: fake camera and microphone on sendonly transceivers, ICE gathering
-/// awaited, the offer POSTed, the answer applied. Returns the response's status and headers.
-const WHIP_PUBLISH: &str = r#"
-const [token, url] = arguments;
-return (async () => {
-  const stream = await navigator.mediaDevices.getUserMedia({
-    audio: true, video: { width: 640, height: 360 } });
-  const pc = new RTCPeerConnection();
-  for (const track of stream.getTracks()) {
-    pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-  }
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((resolve) => {
-    if (pc.iceGatheringState === 'complete') return resolve();
-    pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') resolve();
-    });
-  });
-  const res = await fetch(url, { method: 'POST', body: pc.localDescription.sdp,
-    headers: { 'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + token } });
-  const body = await res.text();
-  const out = { status: res.status, location: res.headers.get('Location'),
-    contentType: res.headers.get('Content-Type'), body };
-  if (res.status !== 201) return out;
-  await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  window.peer = pc;
-  return out;
-})();
-"#;
+/// What the WHIP page publishes: its fake camera and microphone.
+const CAMERA: &str = "return navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });";
 
 /// A WHEP client in a page: recvonly audio and video, ICE gathering awaited, the offer POSTed,
 /// the answer applied; what arrives plays in a video element.
@@ -175,7 +148,7 @@ async fn a_whip_page_publishes_into_a_call_and_delete_ends_it() {
     let started = Instant::now();
     let answer = eval(
         &encoder,
-        &WHIP_PUBLISH.replace("arguments", &args(&token, &format!("/whip/{room}"))),
+        &whip::publish_script(CAMERA, &token, &format!("/whip/{room}")),
     )
     .await
     .expect("the WHIP script runs");
