@@ -5,9 +5,12 @@
 //! the router forwards in its own loop instead: handing work to other threads costs a few
 //! microseconds a packet, which only a big fan-out repays.
 //!
+//! Per packet it pairs each subscription with its subscriber in one pass over the room (a table
+//! and a list for the whole fan-out, nothing per subscriber), then waits for the shares.
+//!
 //! It never decides what a subscriber gets (that is [`Subscription::forward`]), never sends on a
-//! socket (each share fills its own batch, which the room sends with the rest), takes no lock
-//! and never blocks beyond waiting for its shares.
+//! socket (each share fills its own batch, which the room sends with the rest), takes no lock of
+//! ours and never blocks beyond waiting for its shares.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
