@@ -44,10 +44,9 @@ fn pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
-/// What one share of a fan-out produced, added up.
+/// What forwarding one packet to some subscriptions came to, added up.
 #[derive(Default)]
-pub(crate) struct Share {
-    pub outgoing: Outgoing,
+pub(crate) struct Tally {
     pub packets_out: u64,
     pub bytes_out: u64,
     pub packets_dropped: u64,
@@ -55,16 +54,24 @@ pub(crate) struct Share {
     pub need_keyframe: [bool; 3],
 }
 
+/// What one share of a fan-out produced: its datagrams and its tally.
+#[derive(Default)]
+pub(crate) struct Share {
+    pub outgoing: Outgoing,
+    pub tally: Tally,
+}
+
 impl Share {
     fn merge(mut self, mut other: Share) -> Share {
         self.outgoing
             .datagrams
             .append(&mut other.outgoing.datagrams);
-        self.packets_out += other.packets_out;
-        self.bytes_out += other.bytes_out;
-        self.packets_dropped += other.packets_dropped;
-        for (mine, theirs) in self.need_keyframe.iter_mut().zip(other.need_keyframe) {
-            *mine |= theirs;
+        let (mine, theirs) = (&mut self.tally, other.tally);
+        mine.packets_out += theirs.packets_out;
+        mine.bytes_out += theirs.bytes_out;
+        mine.packets_dropped += theirs.packets_dropped;
+        for (m, t) in mine.need_keyframe.iter_mut().zip(theirs.need_keyframe) {
+            *m |= t;
         }
         self
     }
@@ -117,24 +124,36 @@ pub(crate) fn forward(
 
 fn forward_share(p: &Packet<'_>, share: &mut [(&mut Subscription, &mut Participant)]) -> Share {
     let mut out = Share::default();
-    let payload_len = p.packet.payload.len() as u64;
     for (subscription, sub) in share.iter_mut() {
-        match subscription.forward(p.packet, p.layer, p.keyframe, sub.subscriber.pc(), p.now) {
-            Forwarded::Sent { first } => {
-                if first {
-                    debug!(participant = %sub.id, track = %p.track, keyframe = p.keyframe, "down-track started");
-                }
-                out.packets_out += 1;
-                out.bytes_out += payload_len;
-                sub.subscriber.flush_and_reschedule(&mut out.outgoing);
-            }
-            Forwarded::NotReady => {}
-            Forwarded::Dropped => out.packets_dropped += 1,
-            Forwarded::NeedKeyframe(wanted) => {
-                out.packets_dropped += 1;
-                out.need_keyframe[wanted.index()] = true;
-            }
-        }
+        forward_one(p, subscription, sub, &mut out.tally, &mut out.outgoing);
     }
     out
+}
+
+/// The packet to one subscription of a connected subscriber: written to its connection and
+/// what that produced added to `outgoing`, or dropped; counted in `tally` either way. The step
+/// both the room's own loop and each share take.
+pub(crate) fn forward_one(
+    p: &Packet<'_>,
+    subscription: &mut Subscription,
+    sub: &mut Participant,
+    tally: &mut Tally,
+    outgoing: &mut Outgoing,
+) {
+    match subscription.forward(p.packet, p.layer, p.keyframe, sub.subscriber.pc(), p.now) {
+        Forwarded::Sent { first } => {
+            if first {
+                debug!(participant = %sub.id, track = %p.track, keyframe = p.keyframe, "down-track started");
+            }
+            tally.packets_out += 1;
+            tally.bytes_out += p.packet.payload.len() as u64;
+            sub.subscriber.flush_and_reschedule(outgoing);
+        }
+        Forwarded::NotReady => {}
+        Forwarded::Dropped => tally.packets_dropped += 1,
+        Forwarded::NeedKeyframe(wanted) => {
+            tally.packets_dropped += 1;
+            tally.need_keyframe[wanted.index()] = true;
+        }
+    }
 }

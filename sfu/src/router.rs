@@ -15,13 +15,13 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use tracing::{debug, warn};
 
 use crate::counters::LocalCounts;
-use crate::fanout;
+use crate::fanout::{self, Tally};
 use crate::ids::TrackId;
 use crate::io::Outgoing;
 use crate::participant::Participant;
 use crate::publication::Publication;
 use crate::speakers::Speakers;
-use crate::subscription::{Forwarded, Source, Subscription};
+use crate::subscription::{Source, Subscription};
 
 /// The participants of a room, by key.
 pub(crate) type Participants = HashMap<u64, Participant>;
@@ -198,12 +198,12 @@ impl Router {
         speakers: &mut Speakers,
         parallel_fanout: usize,
     ) -> [bool; 3] {
-        let mut need_keyframe = [false; 3];
+        let nothing = [false; 3];
         let Some(publication) = self.publications.get_mut(track) else {
-            return need_keyframe;
+            return nothing;
         };
         let Some((layer, keyframe)) = publication.on_packet(&packet, now) else {
-            return need_keyframe;
+            return nothing;
         };
         if let Some(id) = publication.audio_level_id
             && let Some((level, voice)) = audio_level(&packet, id)
@@ -212,7 +212,7 @@ impl Router {
             speakers.observe(publication.owner, level, voice, now);
         }
         if publication.held_by_admin {
-            return need_keyframe;
+            return nothing;
         }
         let payload_len = packet.payload.len();
         room.counts.packets_in += 1;
@@ -233,47 +233,35 @@ impl Router {
             keyframe,
             now,
         };
-        if let Some(share) = fanout::forward(
+        let tally = match fanout::forward(
             &shared,
             &mut publication.subscriptions,
             room.participants,
             parallel_fanout,
         ) {
-            publication
-                .forwarded
-                .on_bytes(payload_len * share.packets_out as usize);
-            room.counts.packets_out += share.packets_out;
-            room.counts.bytes_out += share.bytes_out;
-            room.counts.packets_dropped += share.packets_dropped;
-            room.outgoing.datagrams.extend(share.outgoing.datagrams);
-            return share.need_keyframe;
-        }
-        for subscription in publication.subscriptions.iter_mut() {
-            let Some(sub) = room.participants.get_mut(&subscription.subscriber) else {
-                continue;
-            };
-            if !sub.subscriber.connected {
-                continue;
+            Some(share) => {
+                room.outgoing.datagrams.extend(share.outgoing.datagrams);
+                share.tally
             }
-            match subscription.forward(&packet, layer, keyframe, sub.subscriber.pc(), now) {
-                Forwarded::Sent { first } => {
-                    if first {
-                        debug!(participant = %sub.id, track = %publication.id, keyframe, "down-track started");
+            None => {
+                let mut tally = Tally::default();
+                for subscription in publication.subscriptions.iter_mut() {
+                    if let Some(sub) = room.participants.get_mut(&subscription.subscriber)
+                        && sub.subscriber.connected
+                    {
+                        fanout::forward_one(&shared, subscription, sub, &mut tally, room.outgoing);
                     }
-                    publication.forwarded.on_bytes(payload_len);
-                    room.counts.packets_out += 1;
-                    room.counts.bytes_out += payload_len as u64;
-                    sub.subscriber.flush_and_reschedule(room.outgoing);
                 }
-                Forwarded::NotReady => {}
-                Forwarded::Dropped => room.counts.packets_dropped += 1,
-                Forwarded::NeedKeyframe(wanted) => {
-                    room.counts.packets_dropped += 1;
-                    need_keyframe[wanted.index()] = true;
-                }
+                tally
             }
-        }
-        need_keyframe
+        };
+        publication
+            .forwarded
+            .on_bytes(payload_len * tally.packets_out as usize);
+        room.counts.packets_out += tally.packets_out;
+        room.counts.bytes_out += tally.bytes_out;
+        room.counts.packets_dropped += tally.packets_dropped;
+        tally.need_keyframe
     }
 
     /// Sends a PLI to the publisher of `track` for each of `layers` (by [`Layer::index`]; all

@@ -318,7 +318,6 @@ where
     let context = context.clone();
     let peer = peer.to_owned();
     async move {
-        let registration = registration;
         let mut tx = tx;
         let mut rx = rx;
         let mut sealer = sealer;
