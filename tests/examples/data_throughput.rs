@@ -1,8 +1,9 @@
-//! Data-channel throughput: one 200 MiB transfer browser to browser through the SFU (the web
-//! demo's file transfer), and the same amount browser to browser directly (peer to peer, same
-//! machine) as the baseline. Prints both rates and their ratio for BENCHMARKS.md, the largest
-//! queue the relay built for the recipient, and the UDP datagrams the kernel dropped for full
-//! receive buffers meanwhile (each one an SCTP loss).
+//! Data-channel throughput: one transfer (200 MiB unless told) browser to browser through the
+//! SFU with the web demo's file transfer, twice: as in a call (both pages publish the fake camera
+//! and microphone) and data only (both joined without camera); then the same amount browser to
+//! browser directly (peer to peer, same machine, data only) as the baseline. Prints the rates and
+//! ratios for BENCHMARKS.md, the largest queue the relay built for the recipient, and the UDP
+//! datagrams the kernel dropped for full receive buffers meanwhile (each one an SCTP loss).
 //!
 //! Usage: cargo run --release -p switchyard-tests --example data_throughput -- [MIB]
 //! (starts its own server in-process; needs chromium and chromedriver).
@@ -10,17 +11,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use fantoccini::Locator;
 use serde_json::Value;
 use switchyard_tests::browser::{Driver, eval};
 use switchyard_tests::start_server;
-
-const MAKE_FILE: &str = r#"
-const size = arguments[0]; const parts = []; const chunk = new Uint8Array(1 << 20);
-for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 2654435761) >>> 24;
-for (let off = 0; off < size; off += chunk.length) parts.push(chunk.subarray(0, Math.min(chunk.length, size - off)));
-window.__file = new File(parts, 'throughput.bin');
-return window.__file.size;
-"#;
 
 /// Direct peer connection in a page: `offer` / `answer` helpers exchanged by the harness.
 const P2P_SETUP: &str = r#"
@@ -60,49 +54,25 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(200);
     let size = mib * 1024 * 1024;
+    // The file to send, on disk: a person picks one with the call page's file chooser. (A page
+    // cannot build a File much above 512 MiB in memory: this Chromium then fails to read it.)
+    let file =
+        std::env::temp_dir().join(format!("switchyard-throughput-{}.bin", std::process::id()));
+    write_test_file(&file, size).context("writing the file to send")?;
     let server = start_server(None, |_| {}).await;
     let port = server.http_addr.port();
     let driver = Driver::start().await?;
 
-    // Through the SFU, with the web demo's file transfer (SHA-256 verified on arrival).
-    let a = driver.browser().await?;
-    let b = driver.browser().await?;
-    a.goto(&format!(
-        "http://127.0.0.1:{port}/room/throughput?name=Sender"
-    ))
-    .await?;
-    b.goto(&format!(
-        "http://127.0.0.1:{port}/room/throughput?name=Receiver"
-    ))
-    .await?;
-    for p in [&a, &b] {
-        wait_until(
-            p,
-            "return window.switchyard.dataReady()",
-            Duration::from_secs(30),
-        )
-        .await?;
+    // Through the SFU, with the web demo's file transfer (SHA-256 verified on arrival): first as
+    // in a call (camera and microphone on), then data only (both joined without camera).
+    let sfu = async {
+        let call = through_sfu(&driver, &file, true).await?;
+        let data = through_sfu(&driver, &file, false).await?;
+        anyhow::Ok((call, data))
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    a.execute(MAKE_FILE, vec![Value::from(size)]).await?;
-    let drops_before = udp_receive_buffer_drops();
-    let start = Instant::now();
-    a.execute(
-        "window.switchyard.sendFile(window.__file, null); return true;",
-        vec![],
-    )
-    .await?;
-    wait_until(
-        &b,
-        "return window.switchyard.transfers().some(t => t.direction === 'receive' && t.state === 'verified')",
-        Duration::from_secs(600),
-    )
-    .await
-    .context("the transfer through the SFU did not verify")?;
-    let sfu_secs = start.elapsed().as_secs_f64();
-    let sfu_drops = udp_receive_buffer_drops().saturating_sub(drops_before);
-    a.close().await?;
-    b.close().await?;
+    .await;
+    let _ = std::fs::remove_file(&file);
+    let ((call_secs, call_drops, call_peak), (data_secs, data_drops, data_peak)) = sfu?;
 
     // Direct, peer to peer, same amount in 64 KiB messages with the same flow control.
     let a = driver.browser().await?;
@@ -173,31 +143,130 @@ async fn main() -> anyhow::Result<()> {
     let rate = |secs: f64| size as f64 / secs / (1024.0 * 1024.0);
     println!("| path | {mib} MiB took | rate |");
     println!("|---|---|---|");
-    println!(
-        "| browser -> SFU -> browser (file transfer, SHA-256 verified) | {sfu_secs:.1} s | {:.1} MiB/s |",
-        rate(sfu_secs)
-    );
-    println!(
-        "| browser -> browser directly (same machine) | {direct_secs:.1} s | {:.1} MiB/s |",
-        rate(direct_secs)
-    );
-    println!(
-        "| ratio SFU / direct | | {:.2} |",
-        rate(sfu_secs) / rate(direct_secs)
-    );
+    for (what, secs) in [
+        (
+            "browser -> SFU -> browser, in a call (file transfer, SHA-256 verified)",
+            call_secs,
+        ),
+        (
+            "browser -> SFU -> browser, data only (file transfer, SHA-256 verified)",
+            data_secs,
+        ),
+        (
+            "browser -> browser directly (same machine, data only)",
+            direct_secs,
+        ),
+    ] {
+        println!("| {what} | {secs:.1} s | {:.1} MiB/s |", rate(secs));
+    }
+    for (what, secs) in [("in a call", call_secs), ("data only", data_secs)] {
+        println!(
+            "| ratio SFU / direct, {what} | | {:.2} |",
+            rate(secs) / rate(direct_secs)
+        );
+    }
     // Above half of `max_queued_data` the relay holds the sender back: a peak below that
     // means the SFU's side towards the recipient never was the bottleneck.
     println!(
-        "\nLargest data queue for one recipient at the SFU: {} KiB",
-        server.data_queue_peak() / 1024
+        "\nLargest data queue for one recipient at the SFU: {} KiB in a call, {} KiB data only",
+        call_peak / 1024,
+        data_peak / 1024
     );
     // Each datagram a full socket buffer drops is an SCTP loss, which halves the sender's
     // congestion window.
     println!(
-        "UDP datagrams dropped by full receive buffers on this machine during the SFU transfer: \
-         {sfu_drops}"
+        "UDP datagrams dropped by full receive buffers on this machine during the SFU transfers: \
+         {call_drops} in a call, {data_drops} data only"
     );
     Ok(())
+}
+
+/// One transfer of `file` through the SFU with the web demo's call page and file transfer (chosen
+/// with the page's file chooser, to everyone), on a server of its own. With `media`, both pages publish the fake camera and microphone, as in
+/// a call; without, both are refused the devices and press "Join without camera", as someone
+/// who only sends files would. Returns the seconds it took, the UDP receive-buffer drops meanwhile
+/// and the largest queue the relay built for the recipient.
+async fn through_sfu(
+    driver: &Driver,
+    file: &std::path::Path,
+    media: bool,
+) -> anyhow::Result<(f64, u64, usize)> {
+    let server = start_server(None, |_| {}).await;
+    let port = server.http_addr.port();
+    let room = if media {
+        "throughput-call"
+    } else {
+        "throughput-data"
+    };
+    let args: &[&str] = if media {
+        &[]
+    } else {
+        &["--use-fake-ui-for-media-stream=deny"]
+    };
+    let a = driver.browser_with(args).await?;
+    let b = driver.browser_with(args).await?;
+    a.goto(&format!("http://127.0.0.1:{port}/room/{room}?name=Sender"))
+        .await?;
+    b.goto(&format!(
+        "http://127.0.0.1:{port}/room/{room}?name=Receiver"
+    ))
+    .await?;
+    for p in [&a, &b] {
+        if !media {
+            wait_until(
+                p,
+                "const b = document.querySelector('[data-act=nocam]'); if (b) b.click(); return !!b;",
+                Duration::from_secs(30),
+            )
+            .await
+            .context("the call page did not offer to join without camera")?;
+        }
+        wait_until(
+            p,
+            "return window.switchyard.dataReady()",
+            Duration::from_secs(30),
+        )
+        .await?;
+    }
+    // Everyone else is the default recipient; choosing the file starts the transfer.
+    let chooser = a.find(Locator::Id("file-input")).await?;
+    let drops_before = udp_receive_buffer_drops();
+    let start = Instant::now();
+    chooser.send_keys(&file.display().to_string()).await?;
+    if let Err(e) = wait_until(
+        &b,
+        "return window.switchyard.transfers().some(t => t.direction === 'receive' && t.state === 'verified')",
+        Duration::from_secs(600),
+    )
+    .await
+    {
+        let states = "return JSON.stringify(window.switchyard.transfers().map(t => \
+             ({direction: t.direction, state: t.state, bytes: t.bytes, error: t.error})))";
+        let sent = eval(&a, states).await.unwrap_or_default();
+        let received = eval(&b, states).await.unwrap_or_default();
+        bail!("the transfer through the SFU did not verify ({e}); sender: {sent}, receiver: {received}");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let drops = udp_receive_buffer_drops().saturating_sub(drops_before);
+    a.close().await?;
+    b.close().await?;
+    Ok((secs, drops, server.data_queue_peak()))
+}
+
+/// Writes `size` bytes of a fixed pattern to `path`.
+fn write_test_file(path: &std::path::Path, size: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let chunk: Vec<u8> = (0..1u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        out.write_all(&chunk[..n])?;
+        left -= n;
+    }
+    out.flush()
 }
 
 /// The kernel's count of UDP datagrams dropped because a socket's receive buffer was full
