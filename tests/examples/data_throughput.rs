@@ -182,10 +182,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// One transfer of `file` through the SFU with the web demo's call page and file transfer (chosen
-/// with the page's file chooser, to everyone), on a server of its own. With `media`, both pages publish the fake camera and microphone, as in
-/// a call; without, both are refused the devices and press "Join without camera", as someone
-/// who only sends files would. Returns the seconds it took, the UDP receive-buffer drops meanwhile
-/// and the largest queue the relay built for the recipient.
+/// with the page's file chooser, to everyone), on a server of its own. With `media`, both pages
+/// publish the fake camera and microphone, as in a call; without, both are refused the devices
+/// and press "Join without camera", as someone who only sends files would. Returns the seconds it
+/// took, the UDP receive-buffer drops meanwhile and the largest queue the relay built for the
+/// recipient.
 async fn through_sfu(
     driver: &Driver,
     file: &std::path::Path,
