@@ -93,10 +93,16 @@ async fn hold_a_call_and_one_leaves(parallel_fanout: Option<usize>) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    // Carol closes her page; Alice and Bob see one remote participant within 5 s.
+    // Carol closes her page; Alice and Bob see one remote participant within 5 s. (She leaves
+    // the page, as closing its tab does, so its `pagehide` runs; ending her browser at once
+    // would race that handler against the process's exit, and without its `leave` the server
+    // keeps her session for the resume window, as it must for a dropped connection.)
     let carol = pages.pop().expect("three pages");
-    carol.close().await.expect("close Carol's browser");
     let closed_at = Instant::now();
+    carol
+        .goto("about:blank")
+        .await
+        .expect("Carol leaves the page");
     for page in &pages {
         loop {
             let remotes = remote_identities(page).await;
@@ -111,6 +117,7 @@ async fn hold_a_call_and_one_leaves(parallel_fanout: Option<usize>) {
         }
     }
     println!("Carol's departure shown after {:?}", closed_at.elapsed());
+    carol.close().await.expect("close Carol's browser");
 
     // The call goes on: Alice keeps decoding Bob's video.
     let bob = |m: &HashMap<String, (u64, u64, u64)>| {
