@@ -5,9 +5,10 @@
  *
  * Data messages (protocol/src/data.rs): the publisher PC carries two data channels, created
  * before the first publisher offer of every session (also for receive-only participants, whose
- * offer then holds only the data channels): "reliable" (ordered, retransmitted) and "lossy"
- * (unordered, no retransmits). Every message is binary: a 2-byte big-endian header length, the
- * JSON header, then the payload. The SFU relays frames of up to 255 KiB (header included).
+ * offer then holds the data channels and an empty recvonly video section): "reliable" (ordered,
+ * retransmitted) and "lossy" (unordered, no retransmits). Every message is binary: a 2-byte
+ * big-endian header length, the JSON header, then the payload. The SFU relays frames of up to
+ * 255 KiB (header included).
  *
  * @example
  * client.addEventListener('data', (e) => {

@@ -677,8 +677,8 @@ export class SwitchyardClient extends EventTarget {
 
   /**
    * Add the local audio/video tracks (and a screen being shared) as sendonly transceivers and
-   * send the publisher offer. A receive-only participant still offers: its offer carries just
-   * the data channels.
+   * send the publisher offer. A receive-only participant still offers: the data channels and
+   * an empty recvonly video section (for the socket's receive buffer: switchyard-publish.js).
    */
   async #publish() {
     const pc = this.publisherPc;
