@@ -58,7 +58,8 @@ return true;
 /// The web demo's file transfer over the direct connection: `FileTransfers` (transfer.js) on a
 /// stand-in for `SwitchyardClient` whose `sendData` is the client's own (switchyard-data.js:
 /// frames, the reliable channel, its flow control). The receiver stamps `from` on each frame as
-/// the SFU does. The sender gets a file chooser, `#direct-file`, that sends what is chosen.
+/// the SFU does. The sender gets a file chooser, `#file-input`, that sends what is chosen, and
+/// both pages the call page's `window.switchyard.dataReady()` and `transfers()`.
 const FILE_TRANSFER: &str = r#"
 const role = arguments[0];
 return Promise.all([import('/static/switchyard-data.js'), import('/static/transfer.js')]).then(([data, transfer]) => {
@@ -68,12 +69,13 @@ return Promise.all([import('/static/switchyard-data.js'), import('/static/transf
   client.dataReady = false;
   client._dataWaiters = new Set();
   client.sendData = (payload, opts) => data.sendDataMessage(client, payload, opts);
-  window.__files = new transfer.FileTransfers(client);
+  const files = new transfer.FileTransfers(client);
+  window.switchyard = { dataReady: () => client.dataReady, transfers: () => files.list() };
   if (role === 'sender') {
     data.createDataChannels(client, window.__pc);
     const input = document.createElement('input');
-    input.type = 'file'; input.id = 'direct-file';
-    input.onchange = () => window.__files.send(input.files[0], null).catch((e) => { window.__sendError = String(e); });
+    input.type = 'file'; input.id = 'file-input';
+    input.onchange = () => files.send(input.files[0], null).catch(() => {});
     document.body.appendChild(input);
   } else {
     window.__pc.ondatachannel = (ev) => {
@@ -249,13 +251,23 @@ async fn through_sfu(
         )
         .await?;
     }
-    // Everyone else is the default recipient; choosing the file starts the transfer.
-    let chooser = a.find(Locator::Id("file-input")).await?;
     let drops_before = udp_receive_buffer_drops();
+    let secs = send_file(&a, &b, file).await.context("through the SFU")?;
+    let drops = udp_receive_buffer_drops().saturating_sub(drops_before);
+    a.close().await?;
+    b.close().await?;
+    Ok((secs, drops, server.data_queue_peak()))
+}
+
+/// Chooses `file` in the sender's file chooser (`#file-input`; everyone else is the default
+/// recipient, and choosing starts the transfer) and waits until the receiver has verified it.
+/// Returns the seconds that took; if it does not verify, says both pages' transfers.
+async fn send_file(a: &Client, b: &Client, file: &std::path::Path) -> anyhow::Result<f64> {
+    let chooser = a.find(Locator::Id("file-input")).await?;
     let start = Instant::now();
     chooser.send_keys(&file.display().to_string()).await?;
     if let Err(e) = wait_until(
-        &b,
+        b,
         "return window.switchyard.transfers().some(t => t.direction === 'receive' && t.state === 'verified')",
         Duration::from_secs(600),
     )
@@ -263,15 +275,11 @@ async fn through_sfu(
     {
         let states = "return JSON.stringify(window.switchyard.transfers().map(t => \
              ({direction: t.direction, state: t.state, bytes: t.bytes, error: t.error})))";
-        let sent = eval(&a, states).await.unwrap_or_default();
-        let received = eval(&b, states).await.unwrap_or_default();
-        bail!("the transfer through the SFU did not verify ({e}); sender: {sent}, receiver: {received}");
+        let sent = eval(a, states).await.unwrap_or_default();
+        let received = eval(b, states).await.unwrap_or_default();
+        bail!("the file transfer did not verify ({e}); sender: {sent}, receiver: {received}");
     }
-    let secs = start.elapsed().as_secs_f64();
-    let drops = udp_receive_buffer_drops().saturating_sub(drops_before);
-    a.close().await?;
-    b.close().await?;
-    Ok((secs, drops, server.data_queue_peak()))
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// Two fresh pages of the server's origin (for its modules), joined by a direct peer connection
@@ -331,29 +339,11 @@ async fn direct_file_transfer(
     let (a, b) = connect_direct(driver, port, pair, size, media).await?;
     wait_until(
         &a,
-        "return window.__files.client.dataReady",
+        "return window.switchyard.dataReady()",
         Duration::from_secs(30),
     )
     .await?;
-    let chooser = a.find(Locator::Id("direct-file")).await?;
-    let start = Instant::now();
-    chooser.send_keys(&file.display().to_string()).await?;
-    if let Err(e) = wait_until(
-        &b,
-        "return window.__files.list().some(t => t.state === 'verified')",
-        Duration::from_secs(600),
-    )
-    .await
-    {
-        let states = "return JSON.stringify({error: window.__sendError || null, transfers: \
-             window.__files.list().map(t => ({direction: t.direction, state: t.state, bytes: t.bytes, error: t.error}))})";
-        let sent = eval(&a, states).await.unwrap_or_default();
-        let received = eval(&b, states).await.unwrap_or_default();
-        bail!(
-            "the direct file transfer did not verify ({e}); sender: {sent}, receiver: {received}"
-        );
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let secs = send_file(&a, &b, file).await.context("directly")?;
     a.close().await?;
     b.close().await?;
     Ok(secs)

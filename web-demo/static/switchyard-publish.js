@@ -73,7 +73,10 @@ export class Publisher {
     this._endWatch = null; // interval that notices the shared track ending
   }
 
-  /** Adds the local camera and microphone of `stream` and the current screen share to a new PC. */
+  /**
+   * Adds the local camera and microphone of `stream` and the current screen share to a new PC,
+   * and an empty recvonly video section when none of them is video.
+   */
   addAll(pc, stream) {
     const live = (kind) => stream?.getTracks().find((t) => t.kind === kind && t.readyState === 'live');
     for (const track of [live('audio'), live('video')].filter(Boolean)) {
