@@ -90,7 +90,8 @@ export class Publisher {
     // Without a video section Chromium keeps the connection's UDP receive buffer at 64 KiB, and
     // a file arriving over the data channel overflows it (each drop an SCTP loss, which halves
     // the transfer rate). A video section, even one that never carries media, makes it ask for
-    // 256 KiB. (Recvonly: `rtc` 0.21 answers a first offer's inactive section wrongly.)
+    // 1 MiB (up to net.core.rmem_max). (Recvonly: `rtc` 0.21 answers a first offer's inactive
+    // section wrongly.)
     if (!pc.getTransceivers().some((t) => t.receiver.track.kind === 'video')) {
       pc.addTransceiver('video', { direction: 'recvonly' });
     }
