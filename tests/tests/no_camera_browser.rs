@@ -7,9 +7,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_tests::browser::{
-    Driver, eval, max_video_frames, wait_for_script, wait_until_data_flows,
-};
+use switchyard_tests::browser::{Driver, eval, wait_for_script, wait_until_data_flows};
 use switchyard_tests::start_server;
 
 /// Sends a 4 MiB file made in the page (bytes `i % 251`) to the room.
@@ -87,7 +85,6 @@ async fn a_participant_without_camera_sees_the_others_and_exchanges_files() {
         "return window.switchyard.stats().then((all) => all.some((s) => s.kind === 'video' && s.framesDecoded > 10))",
     )
     .await;
-    assert!(max_video_frames(&bob).await > 10);
 
     // A file each way, verified on arrival.
     for (from, to, name) in [
