@@ -25,7 +25,12 @@ pub(crate) struct KeyframeRequestsToApplication {
 impl KeyframeRequestsToApplication {
     /// The interceptor, counting into `counters`.
     pub(crate) fn interceptor(counters: Arc<MediaCounters>) -> ReadSide<Self> {
-        ReadSide::new(KeyframeRequestsToApplication { counters })
+        ReadSide::new(Self::new(counters))
+    }
+
+    /// The hook alone, to share one interceptor with another hook (see [`ReadSide`]).
+    pub(crate) fn new(counters: Arc<MediaCounters>) -> Self {
+        KeyframeRequestsToApplication { counters }
     }
 }
 

@@ -3,22 +3,23 @@
 //!
 //! The codecs are the ones every browser we support can both send and receive (Opus; VP8, VP9,
 //! H.264 with packetization-mode 1), without RTX or FEC so that a retransmission arrives on the
-//! media SSRC the forwarder already knows. Default interceptors add NACK, receiver/sender
-//! reports and transport-wide congestion feedback towards publishers. It never opens a socket: the
-//! caller passes `now` and carries every datagram.
+//! media SSRC the forwarder already knows. A publisher connection's interceptors ask for
+//! missing packets and send transport-wide congestion feedback; a subscriber connection's answer
+//! NACKs, send sender reports and estimate the downlink, and nothing more, since each one costs
+//! every forwarded packet. It never opens a socket: the caller passes `now` and carries every
+//! datagram.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    CongestionControlBuilder, NackGeneratorBuilder, Registry, SenderReportBuilder, Slot,
-    TwccSenderBuilder,
+    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, Registry,
+    SenderReportBuilder, Slot,
 };
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_simulcast_extension_headers, configure_twcc_receiver_only,
-    register_default_interceptors,
+    configure_simulcast_extension_headers, configure_twcc_receiver_only, configure_twcc_sender_only,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9, MediaEngine,
@@ -38,6 +39,7 @@ use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use crate::downlink_estimator::{DownlinkEstimator, SharedEstimate};
 use crate::error::SfuError;
 use crate::feedback::KeyframeRequestsToApplication;
+use crate::read_hook::ReadSide;
 use crate::retransmission_budget::RetransmissionBudget;
 
 /// No answer on the media path this long: `disconnected`.
@@ -161,6 +163,41 @@ fn publisher_interceptors(media_engine: &mut MediaEngine) -> Result<Registry, Sf
     Ok(registry.with(Slot::SenderReport, SenderReportBuilder::new().build()))
 }
 
+/// The interceptors of a subscriber connection, which carries only what we send: the NACK
+/// responder, sender reports, transport-wide sequence numbers and the downlink estimator fed
+/// by the browser's feedback. No pacer: forwarded packets go out as they come (the allocator
+/// keeps the rate within the estimate by choosing layers). Nothing that only reads what a
+/// browser sends on it (a NACK generator, transport-wide feedback, receiver reports): every
+/// interceptor in the chain costs each forwarded packet a move in and out of its queues, so the
+/// two hooks on what arrives (resends budgeted before the NACK responder sees what is asked,
+/// and keyframe requests let through to the room) share one interceptor.
+fn subscriber_interceptors(
+    media_engine: &mut MediaEngine,
+    counters: &std::sync::Arc<crate::counters::MediaCounters>,
+    estimate: SharedEstimate,
+) -> Result<Registry, SfuError> {
+    let engine = |e: rtc::shared::error::Error| SfuError::Engine(e.to_string());
+    // The codecs carry `nack` and `nack pli` already (`video_feedback`); the simulcast header
+    // extensions keep the SDP as it was (Chromium ignores them on what it receives).
+    configure_simulcast_extension_headers(media_engine).map_err(engine)?;
+    let registry = configure_twcc_sender_only(Registry::new(), media_engine).map_err(engine)?;
+    let hooks = (
+        RetransmissionBudget::new(std::sync::Arc::clone(counters), estimate.clone()),
+        KeyframeRequestsToApplication::new(std::sync::Arc::clone(counters)),
+    );
+    Ok(registry
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(Slot::SenderReport, SenderReportBuilder::new().build())
+        .with(
+            Slot::Custom(RETRANSMISSION_BUDGET_SLOT),
+            ReadSide::new(hooks),
+        )
+        .with(
+            Slot::CongestionControl,
+            CongestionControlBuilder::new(DownlinkEstimator::new(estimate)).build(),
+        ))
+}
+
 /// A server-side peer connection and our host candidates.
 pub(crate) struct ServerPeer {
     pub pc: RTCPeerConnection,
@@ -224,34 +261,13 @@ impl ServerPeer {
                 None,
             )
             .map_err(|e| SfuError::Engine(e.to_string()))?;
-        let mut registry = if downlink.is_some() {
-            register_default_interceptors(Registry::new(), &mut media_engine)
-                .map_err(|e| SfuError::Engine(e.to_string()))?
-        } else {
-            publisher_interceptors(&mut media_engine)?
-        }
-        .with(
-            Slot::Custom(KEYFRAME_REQUEST_SLOT),
-            KeyframeRequestsToApplication::interceptor(std::sync::Arc::clone(counters)),
-        );
-        if let Some(estimate) = downlink {
-            // No pacer: forwarded packets go out as they come (the allocator keeps the rate
-            // within the estimate by choosing layers); resends are budgeted before the NACK
-            // responder sees what is asked.
-            registry = registry
-                .with(
-                    Slot::Custom(RETRANSMISSION_BUDGET_SLOT),
-                    RetransmissionBudget::interceptor(
-                        std::sync::Arc::clone(counters),
-                        estimate.clone(),
-                    ),
-                )
-                .with(
-                    Slot::CongestionControl,
-                    CongestionControlBuilder::new(DownlinkEstimator::new(estimate)).build(),
-                )
-                .with(Slot::TwccSender, TwccSenderBuilder::new().build());
-        }
+        let registry = match downlink {
+            Some(estimate) => subscriber_interceptors(&mut media_engine, counters, estimate)?,
+            None => publisher_interceptors(&mut media_engine)?.with(
+                Slot::Custom(KEYFRAME_REQUEST_SLOT),
+                KeyframeRequestsToApplication::interceptor(std::sync::Arc::clone(counters)),
+            ),
+        };
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_setting_engine(setting_engine)

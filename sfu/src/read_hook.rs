@@ -17,6 +17,20 @@ pub(crate) trait ReadHook: Send + Sync {
     fn forget_local(&mut self, _ssrc: u32) {}
 }
 
+/// Two hooks in one interceptor: the first sees each packet, then the second sees what the
+/// first passed on. Every interceptor costs each packet written through the chain a move in and
+/// out of its queues, whatever it does with reads, so read-only hooks share one.
+impl<A: ReadHook, B: ReadHook> ReadHook for (A, B) {
+    fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
+        self.0.on_read(msg).and_then(|msg| self.1.on_read(msg))
+    }
+
+    fn forget_local(&mut self, ssrc: u32) {
+        self.0.forget_local(ssrc);
+        self.1.forget_local(ssrc);
+    }
+}
+
 /// A [`ReadHook`] as an interceptor.
 pub(crate) struct ReadSide<H> {
     hook: H,
@@ -69,4 +83,61 @@ impl<H: ReadHook> Interceptor for ReadSide<H> {
     }
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::interceptor::{AttributedPacket, Packet};
+    use rtc::shared::TransportContext;
+
+    /// Counts what it sees and what it is told to forget; drops packets when `drop` is set.
+    #[derive(Default)]
+    struct Probe {
+        seen: usize,
+        forgotten: Vec<u32>,
+        drop: bool,
+    }
+
+    impl ReadHook for Probe {
+        fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
+            self.seen += 1;
+            (!self.drop).then_some(msg)
+        }
+        fn forget_local(&mut self, ssrc: u32) {
+            self.forgotten.push(ssrc);
+        }
+    }
+
+    fn packet() -> TaggedPacket {
+        TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtp(rtc::rtp::Packet::default())),
+        }
+    }
+
+    #[test]
+    fn a_pair_of_hooks_reads_in_order_and_stops_where_the_first_drops() {
+        let mut side = ReadSide::new((Probe::default(), Probe::default()));
+        side.handle_read(packet()).unwrap();
+        assert!(side.poll_read().is_some(), "both hooks passed it on");
+        assert_eq!((side.hook.0.seen, side.hook.1.seen), (1, 1));
+
+        side.hook.0.drop = true;
+        side.handle_read(packet()).unwrap();
+        assert!(side.poll_read().is_none(), "the first hook dropped it");
+        assert_eq!(
+            (side.hook.0.seen, side.hook.1.seen),
+            (2, 1),
+            "the second never saw it"
+        );
+
+        side.handle_write(packet()).unwrap();
+        assert!(side.poll_write().is_some(), "writes pass through untouched");
+
+        side.hook.forget_local(7);
+        assert_eq!(side.hook.0.forgotten, [7]);
+        assert_eq!(side.hook.1.forgotten, [7]);
+    }
 }

@@ -21,7 +21,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 
 use crate::counters::MediaCounters;
 use crate::downlink_estimator::SharedEstimate;
-use crate::read_hook::{ReadHook, ReadSide};
+use crate::read_hook::ReadHook;
 
 /// Share of the receiver's estimate resends may take while its link loses more than
 /// `LOSING` of the packets of the latest feedback, and once it does not; the least rate they
@@ -161,17 +161,14 @@ pub(crate) struct RetransmissionBudget {
 }
 
 impl RetransmissionBudget {
-    /// The interceptor, counting refusals into `counters`, reading the receiver's loss from
-    /// `link`.
-    pub(crate) fn interceptor(
-        counters: Arc<MediaCounters>,
-        link: SharedEstimate,
-    ) -> ReadSide<Self> {
-        ReadSide::new(RetransmissionBudget {
+    /// The hook (made an interceptor by [`crate::read_hook::ReadSide`]), counting refusals into `counters`,
+    /// reading the receiver's loss from `link`.
+    pub(crate) fn new(counters: Arc<MediaCounters>, link: SharedEstimate) -> Self {
+        RetransmissionBudget {
             budget: NackBudget::new(),
             counters,
             link,
-        })
+        }
     }
 
     /// The NACK with only the packets that may be resent; `None` when none may.
