@@ -125,20 +125,20 @@ pub(crate) fn forward(
 fn forward_share(p: &Packet<'_>, share: &mut [(&mut Subscription, &mut Participant)]) -> Share {
     let mut out = Share::default();
     for (subscription, sub) in share.iter_mut() {
-        forward_one(p, subscription, sub, &mut out.tally, &mut out.outgoing);
+        forward_one(p, subscription, sub, &mut out.tally);
+        sub.subscriber.flush_if_written(&mut out.outgoing);
     }
     out
 }
 
-/// The packet to one subscription of a connected subscriber: written to its connection and
-/// what that produced added to `outgoing`, or dropped; counted in `tally` either way. The step
-/// both the room's own loop and each share take.
+/// The packet to one subscription of a connected subscriber: written to its connection (which
+/// is flushed later: at the end of the share, or of the room's turn) or dropped; counted in
+/// `tally` either way. The step both the room's own loop and each share take.
 pub(crate) fn forward_one(
     p: &Packet<'_>,
     subscription: &mut Subscription,
     sub: &mut Participant,
     tally: &mut Tally,
-    outgoing: &mut Outgoing,
 ) {
     match subscription.forward(p.packet, p.layer, p.keyframe, sub.subscriber.pc(), p.now) {
         Forwarded::Sent { first } => {
@@ -147,7 +147,7 @@ pub(crate) fn forward_one(
             }
             tally.packets_out += 1;
             tally.bytes_out += p.packet.payload.len() as u64;
-            sub.subscriber.flush_and_reschedule(outgoing);
+            sub.subscriber.wrote();
         }
         Forwarded::NotReady => {}
         Forwarded::Dropped => tally.packets_dropped += 1,

@@ -249,7 +249,7 @@ impl Router {
                     if let Some(sub) = room.participants.get_mut(&subscription.subscriber)
                         && sub.subscriber.connected
                     {
-                        fanout::forward_one(&shared, subscription, sub, &mut tally, room.outgoing);
+                        fanout::forward_one(&shared, subscription, sub, &mut tally);
                     }
                 }
                 tally

@@ -36,6 +36,8 @@ pub(crate) struct Transport {
     /// Every local ICE ufrag this connection has had (a new one per ICE restart): the socket
     /// routes datagrams to it by these.
     ufrags: Vec<String>,
+    /// Packets were written to it since it was last flushed (see [`Transport::wrote`]).
+    unflushed: bool,
 }
 
 /// What became of a remote candidate.
@@ -56,6 +58,7 @@ impl Transport {
             restarted_at: None,
             trickled: false,
             remote: None,
+            unflushed: false,
             ufrags: Vec::new(),
         }
     }
@@ -101,12 +104,27 @@ impl Transport {
     /// Queues every datagram the connection wants to send; the room sends the queue when it
     /// has finished with the current input.
     pub fn flush(&mut self, outgoing: &mut Outgoing) {
+        self.unflushed = false;
         while let Some(out) = self.inner.pc.poll_write() {
             outgoing.push(
                 out.transport.local_addr,
                 out.transport.peer_addr,
                 out.message,
             );
+        }
+    }
+
+    /// Notes that packets were written to the connection and are to be flushed later, once
+    /// for all that a turn writes ([`Transport::flush_if_written`]): a burst (a keyframe's
+    /// packets) then passes the engine's pipeline in one sweep instead of one sweep a packet.
+    pub fn wrote(&mut self) {
+        self.unflushed = true;
+    }
+
+    /// [`Transport::flush_and_reschedule`] if anything was written since the last flush.
+    pub fn flush_if_written(&mut self, outgoing: &mut Outgoing) {
+        if self.unflushed {
+            self.flush_and_reschedule(outgoing);
         }
     }
 

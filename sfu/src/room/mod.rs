@@ -33,7 +33,7 @@ use crate::data_relay::DataRelay;
 use crate::events::EventBus;
 use crate::ids::{RoomId, TrackId};
 use crate::io::{Datagram, Outgoing, PcKey, RoomInput};
-use crate::participant::kind_index;
+use crate::participant::{Participant, kind_index};
 use crate::router::{Participants, Router, Wiring};
 use crate::session::SignalCommand;
 use crate::socket::MediaSockets;
@@ -136,10 +136,23 @@ impl Room {
                 "panic while handling an input; removing the participant it came from"
             );
             if let Some(p) = self.participants.get_mut(&participant) {
-                p.doomed.get_or_insert(LeaveReason::Disconnected);
-                // Its connections are in an unknown state: stop timing them.
-                p.publisher.stop_timers();
-                p.subscriber.stop_timers();
+                doom_after_panic(p);
+            }
+        }
+    }
+
+    /// Sweeps each subscriber connection the turn forwarded packets to, once for all of them.
+    /// A panic in one connection's engine removes that subscriber only.
+    fn flush_forwarded(&mut self) {
+        for p in self.participants.values_mut() {
+            let outgoing = &mut self.outgoing;
+            let subscriber = &mut p.subscriber;
+            let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                subscriber.flush_if_written(outgoing)
+            }));
+            if swept.is_err() {
+                tracing::error!(room = %self.id, participant = %p.id, "panic while sending to a subscriber; removing them");
+                doom_after_panic(p);
             }
         }
     }
@@ -203,10 +216,12 @@ impl Room {
             .is_some_and(|since| now >= since + self.config.empty_room_timeout)
     }
 
-    /// Ends one turn of the room task (one input handled): removes the participants marked for
-    /// removal and sends the datagrams the turn produced.
+    /// Ends one turn of the room task (one input handled): flushes the connections it forwarded
+    /// to, removes the participants marked for removal and sends the datagrams the turn
+    /// produced.
     pub(crate) fn finish_turn(&mut self) {
         self.flush_state_changes();
+        self.flush_forwarded();
         self.reap();
         self.sockets.send_all(&mut self.outgoing);
     }
@@ -340,4 +355,12 @@ impl Room {
             );
         }
     }
+}
+
+/// A participant whose connection's engine panicked: removed at the end of the turn, its
+/// connections (in an unknown state) no longer timed.
+fn doom_after_panic(p: &mut Participant) {
+    p.doomed.get_or_insert(LeaveReason::Disconnected);
+    p.publisher.stop_timers();
+    p.subscriber.stop_timers();
 }
