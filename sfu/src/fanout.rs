@@ -1,16 +1,19 @@
-//! Fan-out over cores: one publisher packet written to many subscribers' connections at once,
-//! each core taking a share of the subscriptions (its connections' engines, SRTP and the
-//! datagrams they produce), so that a big room (a webinar, 1 → 300) is not held to one core.
+//! Fan-out over cores, in two steps, so that a big room (a webinar, 1 → 300) is not held to
+//! one core. [`forward`]: one publisher packet handed to many subscriptions at once, each core
+//! taking a share of them (the forwarder's decision, the rewritten header, the packet queued
+//! on the subscriber's connection). [`flush`], at the end of the room's turn: each connection
+//! written to swept once for every packet the turn queued on it (SRTP, the engine's
+//! interceptors, the datagrams out), again each core taking a share; this is most of the work.
 //! Below `SfuConfig::parallel_fanout` subscriptions (128 by default), or on a one-core machine,
-//! the router forwards in its own loop instead: handing work to other threads costs a few
-//! microseconds a packet, which only a big fan-out repays.
+//! the room does both in its own loop instead: handing work to other threads costs a few
+//! microseconds, which only a big fan-out repays.
 //!
 //! Per packet it pairs each subscription with its subscriber in one pass over the room (a table
 //! and a list for the whole fan-out, nothing per subscriber), then waits for the shares.
 //!
 //! It never decides what a subscriber gets (that is [`Subscription::forward`]), never sends on a
-//! socket (each share fills its own batch, which the room sends with the rest), takes no lock of
-//! ours and never blocks beyond waiting for its shares.
+//! socket (the sweep fills a batch, which the room sends with the rest), takes no lock of ours
+//! and never blocks beyond waiting for its shares.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -54,23 +57,12 @@ pub(crate) struct Tally {
     pub need_keyframe: [bool; 3],
 }
 
-/// What one share of a fan-out produced: its datagrams and its tally.
-#[derive(Default)]
-pub(crate) struct Share {
-    pub outgoing: Outgoing,
-    pub tally: Tally,
-}
-
-impl Share {
-    fn merge(mut self, mut other: Share) -> Share {
-        self.outgoing
-            .datagrams
-            .append(&mut other.outgoing.datagrams);
-        let (mine, theirs) = (&mut self.tally, other.tally);
-        mine.packets_out += theirs.packets_out;
-        mine.bytes_out += theirs.bytes_out;
-        mine.packets_dropped += theirs.packets_dropped;
-        for (m, t) in mine.need_keyframe.iter_mut().zip(theirs.need_keyframe) {
+impl Tally {
+    fn merge(mut self, other: Tally) -> Tally {
+        self.packets_out += other.packets_out;
+        self.bytes_out += other.bytes_out;
+        self.packets_dropped += other.packets_dropped;
+        for (m, t) in self.need_keyframe.iter_mut().zip(other.need_keyframe) {
             *m |= t;
         }
         self
@@ -93,7 +85,7 @@ pub(crate) fn forward(
     subscriptions: &mut [Subscription],
     participants: &mut HashMap<u64, Participant>,
     from: usize,
-) -> Option<Share> {
+) -> Option<Tally> {
     if subscriptions.len() < from {
         return None;
     }
@@ -118,21 +110,20 @@ pub(crate) fn forward(
         pairs
             .par_chunks_mut(share_len)
             .map(|share| forward_share(packet, share))
-            .reduce(Share::default, Share::merge)
+            .reduce(Tally::default, Tally::merge)
     }))
 }
 
-fn forward_share(p: &Packet<'_>, share: &mut [(&mut Subscription, &mut Participant)]) -> Share {
-    let mut out = Share::default();
+fn forward_share(p: &Packet<'_>, share: &mut [(&mut Subscription, &mut Participant)]) -> Tally {
+    let mut tally = Tally::default();
     for (subscription, sub) in share.iter_mut() {
-        forward_one(p, subscription, sub, &mut out.tally);
-        sub.subscriber.flush_if_written(&mut out.outgoing);
+        forward_one(p, subscription, sub, &mut tally);
     }
-    out
+    tally
 }
 
 /// The packet to one subscription of a connected subscriber: written to its connection (which
-/// is flushed later: at the end of the share, or of the room's turn) or dropped; counted in
+/// is swept at the end of the room's turn, see [`flush`]) or dropped; counted in
 /// `tally` either way. The step both the room's own loop and each share take.
 pub(crate) fn forward_one(
     p: &Packet<'_>,
@@ -155,5 +146,46 @@ pub(crate) fn forward_one(
             tally.packets_dropped += 1;
             tally.need_keyframe[wanted.index()] = true;
         }
+    }
+}
+
+/// Sweeps the subscriber connections a turn wrote to (each once, for every packet the turn
+/// wrote to it: SRTP, the engine's interceptors, the datagrams out) and returns what they
+/// produced. From `from` connections on, on every core: this sweep is most of what forwarding
+/// costs. A panic in one connection's engine marks that subscriber for removal and spares the
+/// others.
+pub(crate) fn flush(subscribers: &mut [&mut Participant], from: usize) -> Outgoing {
+    let sweep = |share: &mut [&mut Participant]| {
+        let mut out = Outgoing::default();
+        for sub in share.iter_mut() {
+            let outgoing = &mut out;
+            let transport = &mut sub.subscriber;
+            let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                transport.flush_if_written(outgoing)
+            }));
+            if swept.is_err() {
+                tracing::error!(participant = %sub.id, "panic while sending to a subscriber; removing them");
+                sub.doom_after_panic();
+            }
+        }
+        out
+    };
+    match pool() {
+        Some(pool) if subscribers.len() >= from => {
+            let share_len = subscribers
+                .len()
+                .div_ceil(pool.current_num_threads())
+                .max(1);
+            pool.install(|| {
+                subscribers.par_chunks_mut(share_len).map(sweep).reduce(
+                    Outgoing::default,
+                    |mut a, mut b| {
+                        a.datagrams.append(&mut b.datagrams);
+                        a
+                    },
+                )
+            })
+        }
+        _ => sweep(subscribers),
     }
 }

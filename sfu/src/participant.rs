@@ -98,6 +98,14 @@ impl Participant {
         (participant, events_rx)
     }
 
+    /// Marks the participant for removal at the end of the turn after a panic in one of its
+    /// connections' engines, and stops timing its connections (their state is unknown).
+    pub fn doom_after_panic(&mut self) {
+        self.doomed.get_or_insert(LeaveReason::Disconnected);
+        self.publisher.stop_timers();
+        self.subscriber.stop_timers();
+    }
+
     pub fn transport(&mut self, subscriber: bool) -> &mut Transport {
         if subscriber {
             &mut self.subscriber

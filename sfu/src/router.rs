@@ -239,10 +239,7 @@ impl Router {
             room.participants,
             parallel_fanout,
         ) {
-            Some(share) => {
-                room.outgoing.datagrams.extend(share.outgoing.datagrams);
-                share.tally
-            }
+            Some(tally) => tally,
             None => {
                 let mut tally = Tally::default();
                 for subscription in publication.subscriptions.iter_mut() {

@@ -121,6 +121,11 @@ impl Transport {
         self.unflushed = true;
     }
 
+    /// Whether packets were written since the last flush.
+    pub fn has_unflushed(&self) -> bool {
+        self.unflushed
+    }
+
     /// [`Transport::flush_and_reschedule`] if anything was written since the last flush.
     pub fn flush_if_written(&mut self, outgoing: &mut Outgoing) {
         if self.unflushed {

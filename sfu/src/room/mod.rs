@@ -136,25 +136,24 @@ impl Room {
                 "panic while handling an input; removing the participant it came from"
             );
             if let Some(p) = self.participants.get_mut(&participant) {
-                doom_after_panic(p);
+                p.doom_after_panic();
             }
         }
     }
 
-    /// Sweeps each subscriber connection the turn forwarded packets to, once for all of them.
-    /// A panic in one connection's engine removes that subscriber only.
+    /// Sweeps each subscriber connection the turn forwarded packets to, once for all of them,
+    /// on every core when there are many (see [`crate::fanout::flush`]).
     fn flush_forwarded(&mut self) {
-        for p in self.participants.values_mut() {
-            let outgoing = &mut self.outgoing;
-            let subscriber = &mut p.subscriber;
-            let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                subscriber.flush_if_written(outgoing)
-            }));
-            if swept.is_err() {
-                tracing::error!(room = %self.id, participant = %p.id, "panic while sending to a subscriber; removing them");
-                doom_after_panic(p);
-            }
+        let mut written: Vec<&mut Participant> = self
+            .participants
+            .values_mut()
+            .filter(|p| p.subscriber.has_unflushed())
+            .collect();
+        if written.is_empty() {
+            return;
         }
+        let out = crate::fanout::flush(&mut written, self.config.parallel_fanout);
+        self.outgoing.datagrams.extend(out.datagrams);
     }
 
     /// One datagram from the media sockets, as the room task handles it (the per-packet path
@@ -355,12 +354,4 @@ impl Room {
             );
         }
     }
-}
-
-/// A participant whose connection's engine panicked: removed at the end of the turn, its
-/// connections (in an unknown state) no longer timed.
-fn doom_after_panic(p: &mut Participant) {
-    p.doomed.get_or_insert(LeaveReason::Disconnected);
-    p.publisher.stop_timers();
-    p.subscriber.stop_timers();
 }
