@@ -47,12 +47,14 @@ const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
 /// Still no path this long after `disconnected`, whatever ICE restarts were tried: `failed`.
 pub(crate) const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Application-most position in the interceptor chain, after every built-in interceptor.
+/// Application-most position in a publisher connection's interceptor chain, after every
+/// built-in interceptor.
 const KEYFRAME_REQUEST_SLOT: usize = 1_000_000;
 /// How often a packet missing from a publisher's stream is asked for at most.
 const MAX_NACKS_PER_PACKET: u16 = 10;
 /// Between the pacer (3,000) and the NACK responder (4,000): NACKs are trimmed before they are
-/// answered, after the congestion controller has attached its estimate.
+/// answered, after the congestion controller has attached its estimate. A subscriber
+/// connection's keyframe-request hook shares this interceptor (see `subscriber_interceptors`).
 const RETRANSMISSION_BUDGET_SLOT: usize = 3_500;
 
 fn video_feedback() -> Vec<RTCPFeedback> {
