@@ -150,42 +150,58 @@ pub(crate) fn forward_one(
 }
 
 /// Sweeps the subscriber connections a turn wrote to (each once, for every packet the turn
-/// wrote to it: SRTP, the engine's interceptors, the datagrams out) and returns what they
-/// produced. From `from` connections on, on every core: this sweep is most of what forwarding
-/// costs. A panic in one connection's engine marks that subscriber for removal and spares the
-/// others.
-pub(crate) fn flush(subscribers: &mut [&mut Participant], from: usize) -> Outgoing {
-    let sweep = |share: &mut [&mut Participant]| {
-        let mut out = Outgoing::default();
-        for sub in share.iter_mut() {
-            let outgoing = &mut out;
-            let transport = &mut sub.subscriber;
-            let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                transport.flush_if_written(outgoing)
-            }));
-            if swept.is_err() {
-                tracing::error!(participant = %sub.id, "panic while sending to a subscriber; removing them");
-                sub.doom_after_panic();
-            }
-        }
-        out
-    };
+/// wrote to it: SRTP, the engine's interceptors, the datagrams out) into `outgoing`.
+/// `written` is how many of `participants` have a connection to sweep; from `from` on, on
+/// every core: this sweep is most of what forwarding costs. Below that it allocates nothing.
+/// A panic in one connection's engine marks that subscriber for removal and spares the others.
+pub(crate) fn flush<'a>(
+    participants: impl Iterator<Item = &'a mut Participant>,
+    written: usize,
+    from: usize,
+    outgoing: &mut Outgoing,
+) {
+    let written_to = participants.filter(|p| p.subscriber.has_unflushed());
     match pool() {
-        Some(pool) if subscribers.len() >= from => {
+        Some(pool) if written >= from => {
+            let mut subscribers: Vec<&mut Participant> = written_to.collect();
             let share_len = subscribers
                 .len()
                 .div_ceil(pool.current_num_threads())
                 .max(1);
-            pool.install(|| {
-                subscribers.par_chunks_mut(share_len).map(sweep).reduce(
-                    Outgoing::default,
-                    |mut a, mut b| {
+            let mut swept = pool.install(|| {
+                subscribers
+                    .par_chunks_mut(share_len)
+                    .map(|share| {
+                        let mut out = Outgoing::default();
+                        for sub in share.iter_mut() {
+                            sweep(sub, &mut out);
+                        }
+                        out
+                    })
+                    .reduce(Outgoing::default, |mut a, mut b| {
                         a.datagrams.append(&mut b.datagrams);
                         a
-                    },
-                )
-            })
+                    })
+            });
+            outgoing.datagrams.append(&mut swept.datagrams);
         }
-        _ => sweep(subscribers),
+        _ => {
+            for sub in written_to {
+                sweep(sub, outgoing);
+            }
+        }
+    }
+}
+
+/// One subscriber connection swept into `outgoing`, its participant marked for removal if its
+/// engine panics.
+fn sweep(sub: &mut Participant, outgoing: &mut Outgoing) {
+    let transport = &mut sub.subscriber;
+    let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        transport.flush_if_written(outgoing)
+    }));
+    if swept.is_err() {
+        tracing::error!(participant = %sub.id, "panic while sending to a subscriber; removing them");
+        sub.doom_after_panic();
     }
 }

@@ -33,7 +33,7 @@ use crate::data_relay::DataRelay;
 use crate::events::EventBus;
 use crate::ids::{RoomId, TrackId};
 use crate::io::{Datagram, Outgoing, PcKey, RoomInput};
-use crate::participant::{Participant, kind_index};
+use crate::participant::kind_index;
 use crate::router::{Participants, Router, Wiring};
 use crate::session::SignalCommand;
 use crate::socket::MediaSockets;
@@ -144,16 +144,19 @@ impl Room {
     /// Sweeps each subscriber connection the turn forwarded packets to, once for all of them,
     /// on every core when there are many (see [`crate::fanout::flush`]).
     fn flush_forwarded(&mut self) {
-        let mut written: Vec<&mut Participant> = self
+        let written = self
             .participants
-            .values_mut()
+            .values()
             .filter(|p| p.subscriber.has_unflushed())
-            .collect();
-        if written.is_empty() {
-            return;
+            .count();
+        if written > 0 {
+            crate::fanout::flush(
+                self.participants.values_mut(),
+                written,
+                self.config.parallel_fanout,
+                &mut self.outgoing,
+            );
         }
-        let out = crate::fanout::flush(&mut written, self.config.parallel_fanout);
-        self.outgoing.datagrams.extend(out.datagrams);
     }
 
     /// One datagram from the media sockets, as the room task handles it (the per-packet path
