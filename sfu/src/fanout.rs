@@ -150,17 +150,25 @@ pub(crate) fn forward_one(
 }
 
 /// Sweeps the subscriber connections a turn wrote to (each once, for every packet the turn
-/// wrote to it: SRTP, the engine's interceptors, the datagrams out) into `outgoing`.
-/// `written` is how many of `participants` have a connection to sweep; from `from` on, on
-/// every core: this sweep is most of what forwarding costs. Below that it allocates nothing.
-/// A panic in one connection's engine marks that subscriber for removal and spares the others.
-pub(crate) fn flush<'a>(
-    participants: impl Iterator<Item = &'a mut Participant>,
-    written: usize,
+/// wrote to it: SRTP, the engine's interceptors, the datagrams out) into `outgoing`. From
+/// `from` such connections on, on every core: this sweep is most of what forwarding costs.
+/// Below that it allocates nothing. A panic in one connection's engine marks that subscriber
+/// for removal and spares the others.
+pub(crate) fn flush(
+    participants: &mut HashMap<u64, Participant>,
     from: usize,
     outgoing: &mut Outgoing,
 ) {
-    let written_to = participants.filter(|p| p.subscriber.has_unflushed());
+    let written = participants
+        .values()
+        .filter(|p| p.subscriber.has_unflushed())
+        .count();
+    if written == 0 {
+        return;
+    }
+    let written_to = participants
+        .values_mut()
+        .filter(|p| p.subscriber.has_unflushed());
     match pool() {
         Some(pool) if written >= from => {
             let mut subscribers: Vec<&mut Participant> = written_to.collect();

@@ -144,19 +144,11 @@ impl Room {
     /// Sweeps each subscriber connection the turn forwarded packets to, once for all of them,
     /// on every core when there are many (see [`crate::fanout::flush`]).
     fn flush_forwarded(&mut self) {
-        let written = self
-            .participants
-            .values()
-            .filter(|p| p.subscriber.has_unflushed())
-            .count();
-        if written > 0 {
-            crate::fanout::flush(
-                self.participants.values_mut(),
-                written,
-                self.config.parallel_fanout,
-                &mut self.outgoing,
-            );
-        }
+        crate::fanout::flush(
+            &mut self.participants,
+            self.config.parallel_fanout,
+            &mut self.outgoing,
+        );
     }
 
     /// One datagram from the media sockets, as the room task handles it (the per-packet path
