@@ -1,8 +1,8 @@
 //! The media sockets: one UDP port shared by every peer connection of every room.
 //!
 //! One socket is bound per announced address (all on the same port), and one task reads each
-//! socket, in batches (`receive.rs`). It routes a datagram by its remote address to the room
-//! that owns the peer connection; an unknown address is learned from the USERNAME of an ICE
+//! socket, in batches (`receive.rs`); rooms send through them (`send.rs`). The reader routes a
+//! datagram by its remote address to the room that owns the peer connection; an unknown address is learned from the USERNAME of an ICE
 //! connectivity check, whose first half is the local ufrag we gave that peer connection.
 //! Routing tables belong to the reading task alone (no lock per packet); rooms register and
 //! unregister ufrags through a channel. Datagrams go to rooms with `try_send`: a busy room
@@ -20,15 +20,26 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::io::{Datagram, Outbox, Outgoing, OutgoingDatagram, RoomInput, Route, RouteUpdate};
+use crate::io::{Datagram, Outbox, Outgoing, RoomInput, Route, RouteUpdate};
 
 mod receive;
+mod send;
+
+use send::{Gso, send_batch};
+
+/// One bound media socket.
+struct Bound {
+    /// The address announced in candidates and used as the ICE local address.
+    announced: SocketAddr,
+    socket: Arc<UdpSocket>,
+    /// Whether it sends runs of equal datagrams to one peer as one GSO message.
+    gso: Gso,
+}
 
 /// The bound sockets, shared by rooms for sending. Cloning is cheap.
 #[derive(Clone)]
 pub(crate) struct MediaSockets {
-    /// (address announced in candidates and used as the ICE local address, socket)
-    sockets: Arc<Vec<(SocketAddr, Arc<UdpSocket>)>>,
+    sockets: Arc<Vec<Bound>>,
     updates: Arc<Vec<mpsc::UnboundedSender<RouteUpdate>>>,
     /// Set instead of sockets for a room driven by hand (the in-memory driver): the address it
     /// announces, and where what it sends is kept.
@@ -71,7 +82,12 @@ impl MediaSockets {
             } else {
                 announced
             };
-            bound.push((announced, Arc::new(socket)));
+            let gso = Gso::probe(&socket);
+            bound.push(Bound {
+                announced,
+                socket: Arc::new(socket),
+                gso,
+            });
         }
         if bound.is_empty() {
             return Err(io::Error::other(
@@ -79,10 +95,10 @@ impl MediaSockets {
             ));
         }
         let mut updates = Vec::new();
-        for (announced, socket) in &bound {
+        for b in &bound {
             let (tx, rx) = mpsc::unbounded_channel();
             updates.push(tx);
-            tokio::spawn(read_loop(socket.clone(), *announced, rx, cancel.clone()));
+            tokio::spawn(read_loop(b.socket.clone(), b.announced, rx, cancel.clone()));
         }
         Ok(MediaSockets {
             sockets: Arc::new(bound),
@@ -105,13 +121,14 @@ impl MediaSockets {
     pub fn announced(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.sockets
             .iter()
-            .map(|(a, _)| *a)
+            .map(|b| b.announced)
             .chain(self.memory.iter().map(|(a, _)| *a))
     }
 
     /// Sends what a room queued, without waiting: consecutive datagrams from the same address
-    /// go out in batches, one system call each where the platform allows it. A full socket
-    /// buffer drops a datagram like the network would.
+    /// go out in batches, one system call each where the platform allows it, and a run of
+    /// equal datagrams to one peer as one GSO message (`send.rs`). A full socket buffer drops a
+    /// datagram like the network would.
     pub fn send_all(&self, outgoing: &mut Outgoing) {
         if outgoing.datagrams.is_empty() {
             return;
@@ -129,14 +146,13 @@ impl MediaSockets {
         let mut rest = &outgoing.datagrams[..];
         while let Some(first) = rest.first() {
             let run = rest.iter().take_while(|d| d.local == first.local).count();
-            let socket = self
+            let bound = self
                 .sockets
                 .iter()
-                .find(|(a, _)| *a == first.local)
-                .or_else(|| self.sockets.first())
-                .map(|(_, s)| s);
-            if let Some(socket) = socket {
-                send_batch(socket, &rest[..run]);
+                .find(|b| b.announced == first.local)
+                .or_else(|| self.sockets.first());
+            if let Some(b) = bound {
+                send_batch(&b.socket, &b.gso, &rest[..run]);
             }
             rest = &rest[run..];
         }
@@ -160,10 +176,6 @@ impl MediaSockets {
         }
     }
 }
-
-/// How many datagrams one `sendmmsg` call takes at most.
-#[cfg(target_os = "linux")]
-const BATCH: usize = 32;
 
 /// What the media socket asks the kernel to buffer each way (the kernel caps it at
 /// `net.core.wmem_max` / `rmem_max`). Every peer's datagrams share one socket, and a datagram
@@ -196,77 +208,6 @@ fn bind_media(addr: SocketAddr) -> io::Result<UdpSocket> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     UdpSocket::from_std(socket.into())
-}
-
-/// Sends `datagrams` on `socket` with `sendmmsg(2)`, up to `BATCH` per call. A datagram the
-/// kernel refuses (full buffer, unreachable) is dropped, as the network would, and the rest
-/// still go.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // The one system call neither std nor tokio offers; see SAFETY below.
-fn send_batch(socket: &UdpSocket, datagrams: &[OutgoingDatagram]) {
-    use std::os::fd::AsRawFd;
-
-    for chunk in datagrams.chunks(BATCH) {
-        let addresses: [Option<socket2::SockAddr>; BATCH] =
-            std::array::from_fn(|i| chunk.get(i).map(|d| socket2::SockAddr::from(d.peer)));
-        let mut buffers: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
-            iov_base: chunk
-                .get(i)
-                .map_or(std::ptr::null_mut(), |d| d.data.as_ptr().cast_mut().cast()),
-            iov_len: chunk.get(i).map_or(0, |d| d.data.len()),
-        });
-        let mut headers: [libc::mmsghdr; BATCH] = std::array::from_fn(|i| {
-            // SAFETY: msghdr and mmsghdr are plain C structs of integers and pointers, for which
-            // all zeroes is a valid (empty) value.
-            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            if let Some(address) = &addresses[i] {
-                header.msg_hdr.msg_name = address.as_ptr().cast_mut().cast();
-                header.msg_hdr.msg_namelen = address.len();
-                header.msg_hdr.msg_iov = &mut buffers[i];
-                header.msg_hdr.msg_iovlen = 1;
-            }
-            header
-        });
-        let mut sent = 0;
-        while sent < chunk.len() {
-            // SAFETY: the first `chunk.len()` headers point at addresses, iovecs and payloads
-            // that live until the end of this loop body and are not moved; the kernel reads them
-            // and writes only each header's `msg_len`.
-            let result = unsafe {
-                libc::sendmmsg(
-                    socket.as_raw_fd(),
-                    headers[sent..].as_mut_ptr(),
-                    (chunk.len() - sent) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if result > 0 {
-                sent += result as usize;
-                continue;
-            }
-            let error = io::Error::last_os_error();
-            match error.kind() {
-                io::ErrorKind::Interrupted => continue,
-                // The socket's buffer is full: the rest of this batch would be refused too,
-                // one failing call each. Drop it, as a congested network would.
-                io::ErrorKind::WouldBlock => return,
-                _ => debug!(peer = %chunk[sent].peer, %error, "media send failed"),
-            }
-            sent += 1;
-        }
-    }
-}
-
-/// Sends `datagrams` on `socket` one by one.
-#[cfg(not(target_os = "linux"))]
-fn send_batch(socket: &UdpSocket, datagrams: &[OutgoingDatagram]) {
-    for d in datagrams {
-        if let Err(e) = socket.try_send_to(&d.data, d.peer)
-            && e.kind() != io::ErrorKind::WouldBlock
-        {
-            debug!(peer = %d.peer, error = %e, "media send failed");
-        }
-    }
 }
 
 /// Every IPv4 address of this machine's interfaces, loopback included (browsers on the same
@@ -444,19 +385,6 @@ mod tests {
         p
     }
 
-    async fn receive_all(socket: &UdpSocket, count: usize) -> Vec<Vec<u8>> {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 64];
-        while got.len() < count {
-            let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.recv(&mut buf))
-                .await
-                .expect("every datagram arrives")
-                .unwrap();
-            got.push(buf[..n].to_vec());
-        }
-        got
-    }
-
     #[tokio::test]
     async fn the_media_socket_asks_for_large_buffers() {
         let socket = bind_media("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -470,45 +398,6 @@ mod tests {
         assert!(
             granted >= SOCKET_BUFFER_BYTES.min(cap),
             "send buffer {granted} (cap {cap})"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_batch_larger_than_one_call_arrives_whole_and_in_order() {
-        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let local = sender.local_addr().unwrap();
-        let mut outgoing = Outgoing::default();
-        for i in 0..100u8 {
-            let to = if i % 2 == 0 { &a } else { &b };
-            outgoing.push(local, to.local_addr().unwrap(), BytesMut::from(&[i][..]));
-        }
-        send_batch(&sender, &outgoing.datagrams);
-        let expect_a: Vec<Vec<u8>> = (0..100u8).step_by(2).map(|i| vec![i]).collect();
-        let expect_b: Vec<Vec<u8>> = (1..100u8).step_by(2).map(|i| vec![i]).collect();
-        assert_eq!(receive_all(&a, 50).await, expect_a);
-        assert_eq!(receive_all(&b, 50).await, expect_b);
-    }
-
-    #[tokio::test]
-    async fn a_datagram_the_kernel_refuses_is_dropped_and_the_rest_still_go() {
-        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let local = sender.local_addr().unwrap();
-        let good = receiver.local_addr().unwrap();
-        // Port 0 is no destination: sendmmsg stops there with an error.
-        let refused: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mut outgoing = Outgoing::default();
-        outgoing.push(local, good, BytesMut::from(&b"1"[..]));
-        outgoing.push(local, refused, BytesMut::from(&b"x"[..]));
-        outgoing.push(local, good, BytesMut::from(&b"2"[..]));
-        outgoing.push(local, refused, BytesMut::from(&b"y"[..]));
-        outgoing.push(local, good, BytesMut::from(&b"3"[..]));
-        send_batch(&sender, &outgoing.datagrams);
-        assert_eq!(
-            receive_all(&receiver, 3).await,
-            vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]
         );
     }
 
