@@ -124,14 +124,29 @@ fn forward_share(p: &Packet<'_>, share: &mut [(&mut Subscription, &mut Participa
 
 /// The packet to one subscription of a connected subscriber: written to its connection (which
 /// is swept at the end of the room's turn, see [`flush`]) or dropped; counted in
-/// `tally` either way. The step both the room's own loop and each share take.
+/// `tally` either way. The step both the room's own loop and each share take. A panic in the
+/// subscriber's engine marks that subscriber for removal (not the publisher whose packet it
+/// was), and a subscriber so marked gets nothing more.
 pub(crate) fn forward_one(
     p: &Packet<'_>,
     subscription: &mut Subscription,
     sub: &mut Participant,
     tally: &mut Tally,
 ) {
-    match subscription.forward(p.packet, p.layer, p.keyframe, sub.subscriber.pc(), p.now) {
+    if sub.doomed.is_some() {
+        tally.packets_dropped += 1;
+        return;
+    }
+    let forwarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        subscription.forward(p.packet, p.layer, p.keyframe, sub.subscriber.pc(), p.now)
+    }));
+    let Ok(forwarded) = forwarded else {
+        tracing::error!(participant = %sub.id, track = %p.track, "panic while forwarding to a subscriber; removing them");
+        sub.doom_after_panic();
+        tally.packets_dropped += 1;
+        return;
+    };
+    match forwarded {
         Forwarded::Sent { first } => {
             if first {
                 debug!(participant = %sub.id, track = %p.track, keyframe = p.keyframe, "down-track started");
