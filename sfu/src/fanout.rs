@@ -11,9 +11,12 @@
 //! Per packet it pairs each subscription with its subscriber in one pass over the room (a table
 //! and a list for the whole fan-out, nothing per subscriber), then waits for the shares.
 //!
-//! It never decides what a subscriber gets (that is [`Subscription::forward`]), never sends on a
-//! socket (the sweep fills a batch, which the room sends with the rest), takes no lock of ours
-//! and never blocks beyond waiting for its shares.
+//! The sweep sends as it goes: each time its batch would fill one `sendmmsg` call it leaves
+//! ([`Sending`]), so the first subscribers of a big burst (a keyframe to a hundred receivers) are
+//! not kept waiting for the last ones to be encrypted.
+//!
+//! It never decides what a subscriber gets (that is [`Subscription::forward`]), takes no lock of
+//! ours and never blocks beyond waiting for its shares (sends drop on a full socket buffer).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -26,7 +29,32 @@ use tracing::debug;
 use crate::ids::TrackId;
 use crate::io::Outgoing;
 use crate::participant::Participant;
+use crate::socket::MediaSockets;
 use crate::subscription::{Forwarded, Subscription};
+
+/// Datagrams the sweep gathers before it sends them: as many as one `sendmmsg` call takes
+/// (`socket/send.rs`). A turn that produces fewer (a few packets to a few dozen receivers) still
+/// leaves in one go at its end; only a long one (a burst to many) is sent in parts.
+const SEND_EVERY: usize = 128;
+
+/// A sweep's batch, sent each time it holds [`SEND_EVERY`] datagrams.
+struct Sending<'a> {
+    out: &'a mut Outgoing,
+    sockets: &'a MediaSockets,
+}
+
+impl Sending<'_> {
+    /// One more connection swept into the batch.
+    fn swept(&mut self) {
+        if self.out.datagrams.len() >= SEND_EVERY {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
+        self.sockets.send_all(self.out);
+    }
+}
 
 /// The threads the fan-out runs on (one per core), or `None` on a one-core machine or when no
 /// thread could be started (then the router's own loop does all the work).
@@ -165,14 +193,16 @@ pub(crate) fn forward_one(
 }
 
 /// Sweeps the subscriber connections a turn wrote to (each once, for every packet the turn
-/// wrote to it: SRTP, the engine's interceptors, the datagrams out) into `outgoing`. From
-/// `from` such connections on, on every core: this sweep is most of what forwarding costs.
-/// Below that it allocates nothing. A panic in one connection's engine marks that subscriber
-/// for removal and spares the others.
+/// wrote to it: SRTP, the engine's interceptors, the datagrams out) and sends what they produce
+/// through `sockets` as it goes, with whatever `outgoing` held before. From `from` such
+/// connections on, on every core: this sweep is most of what forwarding costs. Below that it
+/// allocates nothing. A panic in one connection's engine marks that subscriber for removal and
+/// spares the others.
 pub(crate) fn flush(
     participants: &mut HashMap<u64, Participant>,
     from: usize,
     outgoing: &mut Outgoing,
+    sockets: &MediaSockets,
 ) {
     let written = participants
         .values()
@@ -186,45 +216,48 @@ pub(crate) fn flush(
         .filter(|p| p.subscriber.has_unflushed());
     match pool() {
         Some(pool) if written >= from => {
+            sockets.send_all(outgoing);
             let mut subscribers: Vec<&mut Participant> = written_to.collect();
             let share_len = subscribers
                 .len()
                 .div_ceil(pool.current_num_threads())
                 .max(1);
-            let mut swept = pool.install(|| {
-                subscribers
-                    .par_chunks_mut(share_len)
-                    .map(|share| {
-                        let mut out = Outgoing::default();
-                        for sub in share.iter_mut() {
-                            sweep(sub, &mut out);
-                        }
-                        out
-                    })
-                    .reduce(Outgoing::default, |mut a, mut b| {
-                        a.datagrams.append(&mut b.datagrams);
-                        a
-                    })
+            pool.install(|| {
+                subscribers.par_chunks_mut(share_len).for_each(|share| {
+                    let mut out = Outgoing::default();
+                    let mut sending = Sending {
+                        out: &mut out,
+                        sockets,
+                    };
+                    for sub in share.iter_mut() {
+                        sweep(sub, &mut sending);
+                    }
+                    sending.send();
+                })
             });
-            outgoing.datagrams.append(&mut swept.datagrams);
         }
         _ => {
+            let mut sending = Sending {
+                out: outgoing,
+                sockets,
+            };
             for sub in written_to {
-                sweep(sub, outgoing);
+                sweep(sub, &mut sending);
             }
         }
     }
 }
 
-/// One subscriber connection swept into `outgoing`, its participant marked for removal if its
+/// One subscriber connection swept into the batch, its participant marked for removal if its
 /// engine panics.
-fn sweep(sub: &mut Participant, outgoing: &mut Outgoing) {
+fn sweep(sub: &mut Participant, sending: &mut Sending<'_>) {
     let transport = &mut sub.subscriber;
     let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        transport.flush_if_written(outgoing)
+        transport.flush_if_written(sending.out)
     }));
     if swept.is_err() {
         tracing::error!(participant = %sub.id, "panic while sending to a subscriber; removing them");
         sub.doom_after_panic();
     }
+    sending.swept();
 }

@@ -142,12 +142,13 @@ impl Room {
     }
 
     /// Sweeps each subscriber connection the turn forwarded packets to, once for all of them,
-    /// on every core when there are many (see [`crate::fanout::flush`]).
+    /// on every core when there are many, sending as it goes (see [`crate::fanout::flush`]).
     fn flush_forwarded(&mut self) {
         crate::fanout::flush(
             &mut self.participants,
             self.config.parallel_fanout,
             &mut self.outgoing,
+            &self.sockets,
         );
     }
 
