@@ -1,9 +1,11 @@
 //! The media sockets: one UDP port shared by every peer connection of every room.
 //!
 //! One socket is bound per announced address (all on the same port), and one task reads each
-//! socket, in batches (`receive.rs`); rooms send through them (`send.rs`). The reader routes a
-//! datagram by its remote address to the room that owns the peer connection; an unknown address is learned from the USERNAME of an ICE
-//! connectivity check, whose first half is the local ufrag we gave that peer connection.
+//! socket, in batches, with UDP GRO where the kernel has it (`receive.rs`); rooms send through
+//! them, with UDP GSO where the kernel has it (`send.rs`). The reader routes a datagram by its
+//! remote address to the room that owns the peer connection; an unknown address is learned
+//! from the USERNAME of an ICE connectivity check, whose first half is the local ufrag we gave
+//! that peer connection.
 //! Routing tables belong to the reading task alone (no lock per packet); rooms register and
 //! unregister ufrags through a channel. Datagrams go to rooms with `try_send`: a busy room
 //! loses a datagram (UDP semantics), the socket task never blocks.
@@ -240,7 +242,7 @@ async fn read_loop(
     cancel: CancellationToken,
 ) {
     let mut routes = Routes::default();
-    let mut batch = receive::Batch::new();
+    let mut batch = receive::Batch::new(receive::enable_gro(&socket));
     loop {
         tokio::select! {
             biased;

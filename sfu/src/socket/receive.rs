@@ -1,6 +1,9 @@
 //! Receiving media datagrams in batches: on Linux one `recvmmsg(2)` call fills up to
 //! [`BATCH`] reused buffers with whatever the socket holds, so a busy socket costs one system
-//! call and one wake-up per batch instead of per datagram. Elsewhere, one `recv_from` a call.
+//! call and one wake-up per batch instead of per datagram. Where the kernel offers UDP GRO
+//! (Linux 5.0 and later), it may join a run of equal datagrams from one sender (a video frame's
+//! packets sent with GSO, or a burst a network card coalesced) into one read, which the batch
+//! hands on as the datagrams they were. Elsewhere, one `recv_from` a call.
 //! It only receives: routing the datagrams is the reader's job, and it never blocks (the
 //! socket is non-blocking and readiness comes from tokio).
 
@@ -10,38 +13,93 @@ use std::net::SocketAddr;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-/// Datagrams one call takes at most.
+/// Reads one call takes at most.
 pub(super) const BATCH: usize = 32;
 /// Room for the largest datagram we accept (WebRTC keeps datagrams under the path MTU); a
 /// longer one is dropped.
 const DATAGRAM_BYTES: usize = 2048;
+/// Room for one read with GRO: the kernel joins datagrams up to one UDP payload (65,535 bytes).
+/// The buffers are only touched as far as the kernel writes.
+const GRO_BYTES: usize = 65_536;
+
+/// Asks the kernel to join runs of equal datagrams from one sender on `socket` (`UDP_GRO`);
+/// whether it will. A socket that says yes must be read with a batch made with `gro` set, whose
+/// buffers hold a joined read.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // setsockopt: see SAFETY below.
+pub(super) fn enable_gro(socket: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: the option value is a live c_int and the length says so; the kernel reads it.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "no UDP GRO on the media socket");
+    }
+    result == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn enable_gro(_socket: &UdpSocket) -> bool {
+    false
+}
+
+/// One read of the last call: where it came from, its length, and the size of the datagrams
+/// the kernel joined in it (0: one datagram).
+#[derive(Clone, Copy)]
+struct Read {
+    len: usize,
+    peer: SocketAddr,
+    segment: usize,
+}
 
 /// Reused receive buffers and what the last call put in them.
 pub(super) struct Batch {
-    buffers: Vec<[u8; DATAGRAM_BYTES]>,
-    received: Vec<(usize, SocketAddr)>,
+    /// [`BATCH`] buffers of `slot` bytes each, one after the other.
+    buffers: Vec<u8>,
+    slot: usize,
+    reads: Vec<Read>,
 }
 
 impl Batch {
-    pub(super) fn new() -> Self {
+    /// Buffers for a socket without GRO (`gro` false: one datagram a read) or with it.
+    pub(super) fn new(gro: bool) -> Self {
+        let slot = if gro { GRO_BYTES } else { DATAGRAM_BYTES };
         Batch {
-            buffers: vec![[0; DATAGRAM_BYTES]; BATCH],
-            received: Vec::with_capacity(BATCH),
+            buffers: vec![0; slot * BATCH],
+            slot,
+            reads: Vec::with_capacity(BATCH),
         }
     }
 
-    /// The datagrams of the last [`Batch::receive`]: payload and sender.
+    /// The datagrams of the last [`Batch::receive`], a joined read taken apart: payload and
+    /// sender.
     pub(super) fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
-        self.received
+        self.reads
             .iter()
-            .zip(&self.buffers)
-            .map(|(&(len, peer), buffer)| (&buffer[..len], peer))
+            .zip(self.buffers.chunks(self.slot))
+            .flat_map(|(read, buffer)| {
+                let piece = if read.segment == 0 {
+                    read.len.max(1)
+                } else {
+                    read.segment
+                };
+                buffer[..read.len].chunks(piece).map(|d| (d, read.peer))
+            })
     }
 
-    /// Takes what the socket holds now, up to [`BATCH`] datagrams; `Ok(0)` when it holds
-    /// nothing (tokio's readiness is cleared then, so the next `readable()` waits).
+    /// Takes what the socket holds now, up to [`BATCH`] reads; `Ok(0)` when it holds nothing
+    /// (tokio's readiness is cleared then, so the next `readable()` waits). The count is of
+    /// reads, each one datagram or, with GRO, several.
     pub(super) fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        self.received.clear();
+        self.reads.clear();
         match socket.try_io(Interest::READABLE, || self.receive_now(socket)) {
             Ok(n) => Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
@@ -57,9 +115,14 @@ impl Batch {
         // SAFETY: sockaddr_storage is a plain C struct for which all zeroes is valid.
         let mut addresses: [libc::sockaddr_storage; BATCH] =
             std::array::from_fn(|_| unsafe { std::mem::zeroed() });
-        let mut iovecs: [libc::iovec; BATCH] = std::array::from_fn(|i| libc::iovec {
-            iov_base: self.buffers[i].as_mut_ptr().cast(),
-            iov_len: DATAGRAM_BYTES,
+        let mut controls = [Control([0; CONTROL_BYTES]); BATCH];
+        let slot = self.slot;
+        let mut buffers = self.buffers.chunks_mut(slot);
+        let mut iovecs: [libc::iovec; BATCH] = std::array::from_fn(|_| libc::iovec {
+            iov_base: buffers
+                .next()
+                .map_or(std::ptr::null_mut(), |b| b.as_mut_ptr().cast()),
+            iov_len: slot,
         });
         let mut headers: [libc::mmsghdr; BATCH] = std::array::from_fn(|i| {
             // SAFETY: as above, mmsghdr is plain data; all zeroes is an empty header.
@@ -68,11 +131,14 @@ impl Batch {
             header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
             header.msg_hdr.msg_iov = &mut iovecs[i];
             header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = controls[i].0.as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = CONTROL_BYTES as _;
             header
         });
-        // SAFETY: every header points at an address slot, an iovec and a buffer of
-        // DATAGRAM_BYTES that outlive the call and are not moved during it; the kernel writes
-        // at most that much into each and sets msg_len and msg_namelen.
+        // SAFETY: every header points at an address slot, a control buffer of CONTROL_BYTES,
+        // an iovec and a buffer of `slot` bytes (BATCH of them in `self.buffers`), all of which
+        // outlive the call and are not moved during it; the kernel writes at most that much
+        // into each and sets msg_len, msg_namelen, msg_controllen and msg_flags.
         let count = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
@@ -86,25 +152,72 @@ impl Batch {
             return Err(io::Error::last_os_error());
         }
         for (header, address) in headers.iter().zip(&addresses).take(count as usize) {
-            // A datagram without an IP sender (cannot happen on a UDP/IP socket) is skipped
-            // by giving it no bytes.
-            // So is a datagram cut short (longer than our buffer: not WebRTC's).
+            let segment = gro_segment(&header.msg_hdr);
+            let len = header.msg_len as usize;
+            // A read without an IP sender (cannot happen on a UDP/IP socket) is skipped by
+            // giving it no bytes. So is one cut short (longer than the buffer), and one whose
+            // datagrams are longer than we accept (not WebRTC's).
             let truncated = header.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            let (len, peer) = match ip_address(address) {
-                Some(peer) if !truncated => (header.msg_len as usize, peer),
-                _ => (0, SocketAddr::from(([0, 0, 0, 0], 0))),
+            let longest = if segment == 0 { len } else { segment };
+            let read = match ip_address(address) {
+                Some(peer) if !truncated && longest <= DATAGRAM_BYTES => Read {
+                    len: len.min(slot),
+                    peer,
+                    segment,
+                },
+                _ => Read {
+                    len: 0,
+                    peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+                    segment: 0,
+                },
             };
-            self.received.push((len.min(DATAGRAM_BYTES), peer));
+            self.reads.push(read);
         }
-        Ok(self.received.len())
+        Ok(self.reads.len())
     }
 
     #[cfg(not(target_os = "linux"))]
     fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        let (len, peer) = socket.try_recv_from(&mut self.buffers[0])?;
-        self.received.push((len, peer));
+        let (len, peer) = socket.try_recv_from(&mut self.buffers[..self.slot])?;
+        self.reads.push(Read {
+            len,
+            peer,
+            segment: 0,
+        });
         Ok(1)
     }
+}
+
+/// Room for a read's control messages: the one we ask for (`UDP_GRO`, an int) takes 24 bytes
+/// on 64-bit Linux; anything more is cut off by the kernel, not written past.
+#[cfg(target_os = "linux")]
+const CONTROL_BYTES: usize = 64;
+
+/// A read's control-message buffer, aligned as `cmsghdr` needs.
+#[cfg(target_os = "linux")]
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; CONTROL_BYTES]);
+
+/// The size of the datagrams the kernel joined into this read (its `UDP_GRO` control message),
+/// or 0 when it holds one datagram.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // Walking the control messages the kernel wrote.
+fn gro_segment(message: &libc::msghdr) -> usize {
+    // SAFETY: msg_control points at this read's control buffer and msg_controllen says how
+    // much of it the kernel filled; CMSG_FIRSTHDR and CMSG_NXTHDR stay within that length and
+    // return null past it, and CMSG_DATA of a UDP_GRO message points at the int it carries.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(message);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                return usize::try_from(size).unwrap_or(0);
+            }
+            cmsg = libc::CMSG_NXTHDR(message, cmsg);
+        }
+    }
+    0
 }
 
 /// The IPv4 or IPv6 address the kernel wrote into `storage`.
@@ -153,7 +266,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let mut batch = Batch::new();
+        let mut batch = Batch::new(false);
         let mut got = Vec::new();
         while got.len() < 40 {
             receiver.readable().await.unwrap();
@@ -173,5 +286,83 @@ mod tests {
         }
         // Nothing left: no datagram, and no error.
         assert_eq!(batch.receive(&receiver).unwrap(), 0);
+    }
+
+    async fn receive_until(
+        batch: &mut Batch,
+        socket: &UdpSocket,
+        count: usize,
+    ) -> (usize, Vec<(Vec<u8>, SocketAddr)>) {
+        let mut reads = 0;
+        let mut got = Vec::new();
+        while got.len() < count {
+            tokio::time::timeout(std::time::Duration::from_secs(5), socket.readable())
+                .await
+                .expect("every datagram arrives")
+                .unwrap();
+            reads += batch.receive(socket).unwrap();
+            got.extend(batch.datagrams().map(|(d, peer)| (d.to_vec(), peer)));
+        }
+        (reads, got)
+    }
+
+    /// A video frame sent with GSO (our own send path: ten equal packets and a shorter last
+    /// one), and a datagram from another sender: with GRO the kernel hands the frame over in
+    /// fewer reads than datagrams, and the batch gives back each datagram as it was sent.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_joined_read_comes_apart_into_the_datagrams_sent() {
+        use crate::io::Outgoing;
+        use crate::socket::send::{Gso, send_batch};
+
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert!(enable_gro(&receiver), "UDP_GRO is in every Linux since 5.0");
+        let frame_sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = receiver.local_addr().unwrap();
+        let from = frame_sender.local_addr().unwrap();
+        let mut out = Outgoing::default();
+        let mut expected = Vec::new();
+        for i in 0..11u8 {
+            let size = if i == 10 { 500 } else { 1200 };
+            out.push(from, to, bytes::BytesMut::from(&vec![i; size][..]));
+            expected.push((vec![i; size], from));
+        }
+        send_batch(&frame_sender, &Gso::probe(&frame_sender), &out.datagrams);
+        other.send_to(&[99; 300], to).await.unwrap();
+        expected.push((vec![99; 300], other.local_addr().unwrap()));
+
+        let mut batch = Batch::new(true);
+        let (reads, got) = receive_until(&mut batch, &receiver, expected.len()).await;
+        assert_eq!(got, expected);
+        assert!(
+            reads < got.len(),
+            "the kernel joined the frame: {reads} reads for {} datagrams",
+            got.len()
+        );
+    }
+
+    /// Joined datagrams longer than we accept are dropped as a longer single one would be,
+    /// and the reads after them still arrive.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn joined_datagrams_longer_than_we_accept_are_dropped() {
+        use crate::io::Outgoing;
+        use crate::socket::send::{Gso, send_batch};
+
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        assert!(enable_gro(&receiver));
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (from, to) = (sender.local_addr().unwrap(), receiver.local_addr().unwrap());
+        let mut out = Outgoing::default();
+        for i in 0..3u8 {
+            out.push(from, to, bytes::BytesMut::from(&vec![i; 3000][..]));
+        }
+        send_batch(&sender, &Gso::probe(&sender), &out.datagrams);
+        sender.send_to(&[7; 100], to).await.unwrap();
+
+        let mut batch = Batch::new(true);
+        let (_, got) = receive_until(&mut batch, &receiver, 1).await;
+        assert_eq!(got, vec![(vec![7; 100], from)]);
     }
 }
