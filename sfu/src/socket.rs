@@ -212,28 +212,6 @@ fn bind_media(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Sets one `SOL_UDP` option of `socket` to `value` (`UDP_SEGMENT`, `UDP_GRO`): whether the
-/// kernel took it, with its error logged at debug level as `what` when it did not.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // setsockopt: see SAFETY below.
-fn set_udp_option(socket: &UdpSocket, option: libc::c_int, value: libc::c_int, what: &str) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the option value is a live c_int and the length says so; the kernel reads it.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            option,
-            std::ptr::from_ref(&value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result != 0 {
-        debug!(error = %io::Error::last_os_error(), "no {what} on the media socket");
-    }
-    result == 0
-}
-
 /// Every IPv4 address of this machine's interfaces, loopback included (browsers on the same
 /// machine use it, other machines use the others).
 pub(crate) fn local_ipv4s() -> Vec<IpAddr> {
