@@ -26,6 +26,8 @@ use crate::io::{Datagram, Outbox, Outgoing, RoomInput, Route, RouteUpdate};
 
 mod receive;
 mod send;
+#[cfg(target_os = "linux")]
+mod udp_option;
 
 use send::{Gso, send_batch};
 

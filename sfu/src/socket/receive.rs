@@ -26,24 +26,8 @@ const GRO_BYTES: usize = 65_536;
 /// whether it will. A socket that says yes must be read with a batch made with `gro` set, whose
 /// buffers hold a joined read.
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // setsockopt: see SAFETY below.
 pub(super) fn enable_gro(socket: &UdpSocket) -> bool {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: the option value is a live c_int and the length says so; the kernel reads it.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_GRO,
-            std::ptr::from_ref(&on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(), "no UDP GRO on the media socket");
-    }
-    result == 0
+    super::udp_option::set(socket, libc::UDP_GRO, 1, "UDP GRO")
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -25,26 +25,15 @@ pub(super) struct Gso(AtomicBool);
 impl Gso {
     /// Asks the kernel whether `socket` takes `UDP_SEGMENT` (Linux 4.18 and later).
     #[cfg(target_os = "linux")]
-    #[allow(unsafe_code)] // setsockopt: see SAFETY below.
     pub(super) fn probe(socket: &UdpSocket) -> Gso {
-        use std::os::fd::AsRawFd;
         // A per-socket segment size of 0 leaves every message whole unless it says otherwise;
         // the call only succeeds where the option exists.
-        let none: libc::c_int = 0;
-        // SAFETY: the option value is a live c_int and the length says so; the kernel reads it.
-        let result = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_UDP,
-                libc::UDP_SEGMENT,
-                std::ptr::from_ref(&none).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if result != 0 {
-            debug!(error = %io::Error::last_os_error(), "no UDP GSO on the media socket");
-        }
-        Gso(AtomicBool::new(result == 0))
+        Gso(AtomicBool::new(super::udp_option::set(
+            socket,
+            libc::UDP_SEGMENT,
+            0,
+            "UDP GSO",
+        )))
     }
 
     #[cfg(not(target_os = "linux"))]
