@@ -108,6 +108,22 @@ pub async fn downlink(page: &Client) -> String {
     }
 }
 
+/// What the page's camera sends, layer by layer (`outbound-rtp` of the publisher connection:
+/// rid, picture width, frames per second, what limits its quality), as text for failure
+/// messages: a layer the sender scaled down or stopped explains a receiver that never gets it.
+pub async fn sending_layers(page: &Client) -> String {
+    let script = "const pc = window.switchyard.client.publisherPc; if (!pc) return null; \
+                  const out = []; (await pc.getStats()).forEach((s) => { \
+                    if (s.type === 'outbound-rtp' && s.kind === 'video') out.push({ \
+                      rid: s.rid ?? null, width: s.frameWidth ?? 0, fps: s.framesPerSecond ?? 0, \
+                      limit: s.qualityLimitationReason ?? null, active: s.active ?? null }); }); \
+                  return out;";
+    match run(page, script, vec![]).await {
+        Ok(layers) => format!("sending {layers}"),
+        Err(e) => format!("sending unknown: {e:#}"),
+    }
+}
+
 /// Records the client's events `names` in the page from now on, each as
 /// `{type, at: Date.now(), detail}` (wall-clock ms: comparable between pages of one machine).
 pub async fn record_events(page: &Client, names: &[&str]) {

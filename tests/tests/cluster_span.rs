@@ -12,7 +12,8 @@ use switchyard_tests::browser::{Driver, eval, wait_for_script, wait_until_data_f
 use switchyard_tests::cluster_node::{ClusterNode, dev_admin_token};
 use switchyard_tests::cluster_pages::{page_node, wait_all_decoding};
 use switchyard_tests::media::{
-    num, record_events, recorded, run, track_stats, wait_connected, wait_video_track,
+    downlink, num, record_events, recorded, run, sending_layers, track_stats, wait_connected,
+    wait_video_track,
 };
 use switchyard_tests::redis::RedisServer;
 use switchyard_tests::wait_for;
@@ -162,15 +163,20 @@ async fn four_pages_on_two_nodes_share_one_room() {
                 {
                     Ok(s)
                 }
-                other => Err(format!("stats now {other:?}")),
+                other => Err(format!(
+                    "stats now {other:?}; Cat's {}; Ann's camera {}",
+                    downlink(cat).await,
+                    sending_layers(&pages[0].1).await
+                )),
             },
         )
         .await;
         println!(
-            "Cat capped Ann's camera at {layer}: receives {}x{}, {} frames",
+            "Cat capped Ann's camera at {layer}: receives {}x{}, {} frames; Ann's camera {}",
             num(&stats, "frameWidth"),
             num(&stats, "frameHeight"),
-            num(&stats, "framesDecoded")
+            num(&stats, "framesDecoded"),
+            sending_layers(&pages[0].1).await
         );
     }
 
